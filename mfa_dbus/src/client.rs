@@ -1,0 +1,226 @@
+//! The client side of a login: connect to mfad, then relay its steps to a
+//! [`Conversation`] until it allows or denies. The PAM module and the tests'
+//! drivers share this loop; only the conversation differs.
+
+use crate::error::MfaError;
+use crate::proxy::LoginProxy;
+use crate::types::{DenyReason, LoginRequest, Step, StepKind};
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+use zbus::Connection;
+
+/// A daemon that keeps sending steps is broken; stop relaying after this many.
+const MAX_STEPS: usize = 256;
+
+/// What the user typed. Wiped when dropped, never printed.
+pub struct Answer(String);
+
+impl Answer {
+    pub fn new(text: String) -> Self {
+        Answer(text)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        let mut bytes = std::mem::take(&mut self.0).into_bytes();
+        for b in bytes.iter_mut() {
+            // SAFETY: `b` is a valid, exclusive reference into `bytes`; the
+            // volatile write keeps the compiler from dropping a dead store.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
+impl fmt::Debug for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Answer(<redacted>)")
+    }
+}
+
+/// The conversation could not show a message or get an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationAborted;
+
+/// The user-facing side of a login: PAM's conversation function, or a script.
+pub trait Conversation {
+    fn info(&mut self, text: &str) -> Result<(), ConversationAborted>;
+    fn error(&mut self, text: &str) -> Result<(), ConversationAborted>;
+    fn prompt(&mut self, text: &str, echo: bool) -> Result<Answer, ConversationAborted>;
+}
+
+/// How a login ended when mfad made a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allowed,
+    Denied(DenyReason),
+}
+
+/// Why a login ended without a decision from mfad.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach mfad at {address}: {source}")]
+    Unreachable { address: String, source: zbus::Error },
+    #[error("mfad did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the conversation with the user was aborted")]
+    ConversationAborted,
+    #[error("mfad refused the call: {0}")]
+    Daemon(MfaError),
+    #[error("mfad sent more than {MAX_STEPS} steps")]
+    TooManySteps,
+}
+
+impl From<ConversationAborted> for ClientError {
+    fn from(_: ConversationAborted) -> Self {
+        ClientError::ConversationAborted
+    }
+}
+
+/// Connect to the bus at `address` (never read from the environment).
+pub async fn connect(address: &str, timeout: Duration) -> Result<Connection, ClientError> {
+    let unreachable = |source| ClientError::Unreachable { address: address.to_string(), source };
+    let build = async {
+        zbus::connection::Builder::address(address)
+            .map_err(unreachable)?
+            .build()
+            .await
+            .map_err(unreachable)
+    };
+    within(timeout, build).await?
+}
+
+/// Drive one login to its end. Each call to mfad must answer within
+/// `call_timeout`; the time the user takes to type is not limited here (mfad
+/// enforces its own login time limit).
+pub async fn run_login(
+    connection: &Connection,
+    request: &LoginRequest,
+    conversation: &mut dyn Conversation,
+    call_timeout: Duration,
+) -> Result<Outcome, ClientError> {
+    let proxy = within(call_timeout, async {
+        LoginProxy::builder(connection)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| ClientError::Daemon(MfaError::ZBus(e)))
+    })
+    .await??;
+    let (handle, mut step) =
+        within(call_timeout, proxy.start(request)).await?.map_err(ClientError::Daemon)?;
+    for _ in 0..MAX_STEPS {
+        let answer = match relay(&step, conversation) {
+            Ok(Relayed::Done(outcome)) => return Ok(outcome),
+            Ok(Relayed::Answer(answer)) => answer,
+            Err(aborted) => {
+                // Best effort: the handle expires on its own anyway.
+                let _ = within(call_timeout, proxy.cancel(&handle)).await;
+                return Err(aborted.into());
+            }
+        };
+        step = within(call_timeout, proxy.answer(&handle, answer.expose()))
+            .await?
+            .map_err(ClientError::Daemon)?;
+    }
+    Err(ClientError::TooManySteps)
+}
+
+enum Relayed {
+    Done(Outcome),
+    Answer(Answer),
+}
+
+fn relay(step: &Step, conversation: &mut dyn Conversation) -> Result<Relayed, ConversationAborted> {
+    match step.kind {
+        StepKind::Info => {
+            conversation.info(&step.text)?;
+            Ok(Relayed::Answer(Answer::new(String::new())))
+        }
+        StepKind::PromptEchoOff | StepKind::PromptEchoOn => {
+            let echo = step.kind == StepKind::PromptEchoOn;
+            Ok(Relayed::Answer(conversation.prompt(&step.text, echo)?))
+        }
+        StepKind::Allow => {
+            if !step.text.is_empty() {
+                conversation.info(&step.text)?;
+            }
+            Ok(Relayed::Done(Outcome::Allowed))
+        }
+        StepKind::Deny => {
+            if !step.text.is_empty() {
+                // The decision stands even if the message cannot be shown.
+                let _ = conversation.error(&step.text);
+            }
+            let reason = match step.reason {
+                // A deny without a reason is still a deny.
+                DenyReason::None => DenyReason::Internal,
+                other => other,
+            };
+            Ok(Relayed::Done(Outcome::Denied(reason)))
+        }
+    }
+}
+
+async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, ClientError> {
+    tokio::time::timeout(limit, fut).await.map_err(|_| ClientError::Timeout(limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Script {
+        shown: Vec<String>,
+        answers: Vec<&'static str>,
+    }
+
+    impl Conversation for Script {
+        fn info(&mut self, text: &str) -> Result<(), ConversationAborted> {
+            self.shown.push(format!("info:{text}"));
+            Ok(())
+        }
+        fn error(&mut self, text: &str) -> Result<(), ConversationAborted> {
+            self.shown.push(format!("error:{text}"));
+            Ok(())
+        }
+        fn prompt(&mut self, text: &str, _echo: bool) -> Result<Answer, ConversationAborted> {
+            self.shown.push(format!("prompt:{text}"));
+            if self.answers.is_empty() {
+                return Err(ConversationAborted);
+            }
+            Ok(Answer::new(self.answers.remove(0).to_string()))
+        }
+    }
+
+    #[test]
+    fn deny_without_reason_is_internal_and_shows_text() {
+        let mut script = Script::default();
+        let step = Step { kind: StepKind::Deny, reason: DenyReason::None, text: "no".into() };
+        match relay(&step, &mut script) {
+            Ok(Relayed::Done(Outcome::Denied(DenyReason::Internal))) => {}
+            _ => panic!("a reasonless deny must map to Internal"),
+        }
+        assert_eq!(script.shown, vec!["error:no".to_string()]);
+    }
+
+    #[test]
+    fn prompt_answers_and_aborts() {
+        let mut script = Script { answers: vec!["123456"], ..Default::default() };
+        match relay(&Step::prompt("Code: ", false), &mut script) {
+            Ok(Relayed::Answer(a)) => assert_eq!(a.expose(), "123456"),
+            _ => panic!("prompt must yield the answer"),
+        }
+        assert!(relay(&Step::prompt("Code: ", false), &mut script).is_err());
+    }
+
+    #[test]
+    fn answer_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Answer::new("123456".into())), "Answer(<redacted>)");
+    }
+}

@@ -1,0 +1,42 @@
+//! Errors mfad returns over the bus. Each variant is one D-Bus error name
+//! (`org.pam_mfa.Error.<Variant>`); the message says what was wrong.
+
+use zbus::DBusError;
+
+#[derive(Debug, DBusError, PartialEq)]
+#[zbus(prefix = "org.pam_mfa.Error")]
+pub enum MfaError {
+    /// Transport-level failure (not sent by mfad itself).
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The caller's uid may not make this call.
+    AccessDenied(String),
+    /// An argument is malformed or out of range; nothing was changed.
+    InvalidArgument(String),
+    /// The user, factor or enrolment does not exist.
+    NotFound(String),
+    /// The login handle is unknown, expired, or belongs to another connection.
+    UnknownHandle(String),
+    /// The confirmation code did not match; the enrolment stays pending.
+    WrongCode(String),
+    /// The store could not be read or written; nothing was changed.
+    Store(String),
+    /// Anything else; details are in mfad's log.
+    Internal(String),
+}
+
+impl MfaError {
+    /// The human-readable part, without the D-Bus error name.
+    pub fn message(&self) -> String {
+        match self {
+            MfaError::ZBus(e) => e.to_string(),
+            MfaError::AccessDenied(m)
+            | MfaError::InvalidArgument(m)
+            | MfaError::NotFound(m)
+            | MfaError::UnknownHandle(m)
+            | MfaError::WrongCode(m)
+            | MfaError::Store(m)
+            | MfaError::Internal(m) => m.clone(),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Values exchanged over the bus. Field order is the wire order: changing it
+//! changes the D-Bus signature, which means a new interface version.
+
+use serde::{Deserialize, Serialize};
+use serde_repr::{Deserialize_repr, Serialize_repr};
+use std::fmt;
+use zbus::zvariant::Type;
+
+/// What the PAM module knows about a login, taken from PAM items only.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Type)]
+pub struct LoginRequest {
+    /// `PAM_USER`.
+    pub user: String,
+    /// `PAM_SERVICE` (sshd, sudo, login, …).
+    pub service: String,
+    /// `PAM_RHOST`, empty for local logins.
+    pub rhost: String,
+    /// `PAM_RUSER`, empty when unset.
+    pub ruser: String,
+    /// `PAM_TTY`, empty when unset.
+    pub tty: String,
+    /// `SSH_AUTH_INFO_0` from the PAM environment (sshd `ExposeAuthInfo`),
+    /// empty when unset.
+    pub auth_info: String,
+}
+
+/// What the module must do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize_repr, Deserialize_repr, Type)]
+#[repr(u32)]
+pub enum StepKind {
+    /// Show `text`, then answer with an empty string.
+    Info = 0,
+    /// Ask `text` without echo; answer with what the user typed.
+    PromptEchoOff = 1,
+    /// Ask `text` with echo; answer with what the user typed.
+    PromptEchoOn = 2,
+    /// The second factor is satisfied. Terminal.
+    Allow = 3,
+    /// Refused for `reason`; `text` is shown to the user. Terminal.
+    Deny = 4,
+}
+
+/// Why a login was refused; the module maps each to one PAM code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize_repr, Deserialize_repr, Type)]
+#[repr(u32)]
+pub enum DenyReason {
+    /// Not a denial (the step is not `Deny`).
+    None = 0,
+    /// The last answer was wrong (or replayed) and no tries are left for
+    /// another reason than the try limit.
+    WrongCode = 1,
+    /// The per-login try limit was reached.
+    MaxTries = 2,
+    /// The user has no usable factor and policy requires one.
+    NotEnrolled = 3,
+    /// The user is locked out.
+    Locked = 4,
+    /// The login took longer than the configured time limit.
+    Expired = 5,
+    /// mfad could not decide (store error, …); fail closed.
+    Internal = 6,
+}
+
+/// One step of the login conversation.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct Step {
+    pub kind: StepKind,
+    pub reason: DenyReason,
+    pub text: String,
+}
+
+impl Step {
+    pub fn info(text: impl Into<String>) -> Self {
+        Step { kind: StepKind::Info, reason: DenyReason::None, text: text.into() }
+    }
+    pub fn prompt(text: impl Into<String>, echo: bool) -> Self {
+        let kind = if echo { StepKind::PromptEchoOn } else { StepKind::PromptEchoOff };
+        Step { kind, reason: DenyReason::None, text: text.into() }
+    }
+    pub fn allow() -> Self {
+        Step { kind: StepKind::Allow, reason: DenyReason::None, text: String::new() }
+    }
+    pub fn deny(reason: DenyReason, text: impl Into<String>) -> Self {
+        Step { kind: StepKind::Deny, reason, text: text.into() }
+    }
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.kind, StepKind::Allow | StepKind::Deny)
+    }
+}
+
+impl fmt::Debug for Step {
+    // Prompt and info texts never carry codes, but a QR code or a secret shown
+    // during enrolment at login would: keep them out of debug output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Step")
+            .field("kind", &self.kind)
+            .field("reason", &self.reason)
+            .field("text_len", &self.text.len())
+            .finish()
+    }
+}
+
+/// Parameters of a new OTP factor; empty or zero fields take mfad's defaults.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, Type)]
+pub struct EnrolOptions {
+    /// `SHA1`, `SHA256` or `SHA512`; empty for the default.
+    pub algorithm: String,
+    /// 6, 7 or 8; 0 for the default.
+    pub digits: u32,
+    /// TOTP period in seconds; 0 for the default.
+    pub period: u32,
+    /// An existing secret in base32 to import; empty to let mfad generate one.
+    pub secret_base32: String,
+}
+
+impl fmt::Debug for EnrolOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnrolOptions")
+            .field("algorithm", &self.algorithm)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .field("secret_base32", &redacted(&self.secret_base32))
+            .finish()
+    }
+}
+
+/// What a user needs to set up their authenticator. Sent once, to the user
+/// enrolling; mfad never sends the secret again.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct EnrolmentOffer {
+    /// Id of the pending factor, used to confirm it.
+    pub id: String,
+    /// `totp` or `hotp`.
+    pub kind: String,
+    pub label: String,
+    pub issuer: String,
+    pub algorithm: String,
+    pub digits: u32,
+    /// TOTP period in seconds (0 for HOTP).
+    pub period: u32,
+    /// HOTP start counter (0 for TOTP).
+    pub counter: u64,
+    pub secret_base32: String,
+    /// `otpauth://` URI for QR codes and password managers.
+    pub uri: String,
+    /// Seconds since the epoch after which the pending enrolment is dropped.
+    pub expires: u64,
+}
+
+impl fmt::Debug for EnrolmentOffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnrolmentOffer")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("label", &self.label)
+            .field("algorithm", &self.algorithm)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .field("secret_base32", &redacted(&self.secret_base32))
+            .field("uri", &redacted(&self.uri))
+            .finish()
+    }
+}
+
+/// A factor as shown to its owner or an admin: never the secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
+pub struct FactorInfo {
+    pub id: String,
+    pub kind: String,
+    pub label: String,
+    /// False while the enrolment waits for its confirmation code.
+    pub confirmed: bool,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// Seconds since the epoch of the last successful use; 0 = never.
+    pub last_used: u64,
+}
+
+/// One row of the admin users table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
+pub struct UserSummary {
+    pub user: String,
+    /// Kinds of the user's confirmed factors, sorted, without duplicates.
+    pub methods: Vec<String>,
+    /// Number of confirmed factors.
+    pub factors: u32,
+    /// Number of enrolments waiting for confirmation.
+    pub pending: u32,
+    /// Seconds since the epoch of the last successful use; 0 = never.
+    pub last_used: u64,
+}
+
+fn redacted(s: &str) -> &'static str {
+    if s.is_empty() {
+        ""
+    } else {
+        "<redacted>"
+    }
+}
