@@ -1,0 +1,69 @@
+//! org.pam_mfa.Factors1: every call acts on the caller's own account.
+
+use super::{blocking, Shared};
+use mfa_dbus::{EnrolOptions, EnrolmentOffer, FactorInfo, MfaError};
+use std::sync::Arc;
+use zbus::message::Header;
+
+pub struct FactorsInterface(pub Shared);
+
+#[zbus::interface(name = "org.pam_mfa.Factors1")]
+impl FactorsInterface {
+    async fn begin_enrolment(
+        &self,
+        kind: String,
+        label: String,
+        options: EnrolOptions,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<EnrolmentOffer, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            let user = access.own_user(caller.uid)?;
+            service.begin_enrolment(caller.uid, &user, &kind, &label, &options)
+        })
+        .await
+    }
+
+    async fn confirm_enrolment(
+        &self,
+        id: String,
+        code: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<FactorInfo, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            let user = access.own_user(caller.uid)?;
+            service.confirm_enrolment(caller.uid, &user, &id, &code)
+        })
+        .await
+    }
+
+    async fn list_factors(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<FactorInfo>, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            let user = access.own_user(caller.uid)?;
+            service.list_factors(&user)
+        })
+        .await
+    }
+
+    async fn remove_factor(
+        &self,
+        id: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            let user = access.own_user(caller.uid)?;
+            service.remove_factor(caller.uid, &user, &id)
+        })
+        .await
+    }
+}

@@ -1,0 +1,63 @@
+//! mfad on the bus: the three interfaces of the contract in `mfa_dbus`,
+//! each method identifying its caller through the bus before any work.
+
+mod access;
+mod admin;
+mod caller;
+mod factors;
+mod login;
+
+pub use access::Access;
+pub use caller::{Caller, Callers};
+
+use crate::service::Service;
+use mfa_dbus::{MfaError, BUS_NAME, OBJECT_PATH};
+use std::sync::Arc;
+use zbus::Connection;
+
+/// What every interface needs.
+#[derive(Clone)]
+pub struct Shared {
+    pub service: Arc<Service>,
+    pub callers: Arc<Callers>,
+    pub access: Arc<Access>,
+}
+
+/// Connect to the bus at `address`, serve the interfaces, then take the
+/// well-known name (so clients never see the name before it works).
+pub async fn serve(address: &str, service: Arc<Service>) -> Result<Connection, zbus::Error> {
+    let connection = zbus::connection::Builder::address(address)?.build().await?;
+    let callers = Arc::new(Callers::new(&connection).await?);
+    let access = Arc::new(Access::new(service.config().daemon.admin_group.clone()));
+    let shared = Shared {
+        service,
+        callers,
+        access,
+    };
+    let server = connection.object_server();
+    server
+        .at(OBJECT_PATH, login::LoginInterface(shared.clone()))
+        .await?;
+    server
+        .at(OBJECT_PATH, factors::FactorsInterface(shared.clone()))
+        .await?;
+    server
+        .at(OBJECT_PATH, admin::AdminInterface(shared))
+        .await?;
+    connection
+        .request_name_with_flags(BUS_NAME, zbus::fdo::RequestNameFlags::DoNotQueue.into())
+        .await?;
+    Ok(connection)
+}
+
+/// Run a service call on a blocking thread (the store does disk I/O).
+async fn blocking<T: Send + 'static>(
+    shared: &Shared,
+    call: impl FnOnce(&Service) -> Result<T, crate::error::DaemonError> + Send + 'static,
+) -> Result<T, MfaError> {
+    let service = Arc::clone(&shared.service);
+    match tokio::task::spawn_blocking(move || call(&service)).await {
+        Ok(result) => result.map_err(MfaError::from),
+        Err(e) => Err(MfaError::Internal(format!("call failed: {e}"))),
+    }
+}

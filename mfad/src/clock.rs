@@ -1,0 +1,41 @@
+//! Time is a parameter: the daemon reads the system clock, tests pin it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub trait Clock: Send + Sync {
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> u64;
+}
+
+/// The system's real-time clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        // A clock before 1970 is a broken host; treat it as the epoch so
+        // every code check fails rather than panicking.
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that only moves when told to, for tests.
+pub struct FixedClock(AtomicU64);
+
+impl FixedClock {
+    pub fn new(now: u64) -> Self {
+        FixedClock(AtomicU64::new(now))
+    }
+    pub fn set(&self, now: u64) {
+        self.0.store(now, Ordering::SeqCst);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}

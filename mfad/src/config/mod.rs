@@ -1,0 +1,165 @@
+//! `mfad.toml`: parsed strictly into a raw form that remembers where each
+//! value stood, then validated once into [`Config`], which the rest of the
+//! daemon uses. Every error names the key and the line.
+
+mod raw;
+
+use crate::mechanism::Algorithm;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_PATH: &str = "/etc/mfa/mfad.toml";
+/// The only config format version this mfad reads.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub daemon: DaemonConfig,
+    pub login: LoginConfig,
+    pub enrolment: EnrolmentConfig,
+    pub totp: TotpConfig,
+    pub hotp: HotpConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonConfig {
+    pub state_dir: PathBuf,
+    /// Members of this group may use the admin interface besides root.
+    pub admin_group: Option<String>,
+    pub log: LogTarget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    Syslog,
+    Stderr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginConfig {
+    /// Seconds from the start of a login to its last answer.
+    pub timeout: u64,
+    pub max_tries: u32,
+    pub unenrolled: Unenrolled,
+}
+
+/// What happens at login to a user who has no confirmed factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unenrolled {
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrolmentConfig {
+    pub issuer: String,
+    /// Seconds an unconfirmed enrolment is kept.
+    pub pending_expiry: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TotpConfig {
+    pub algorithm: Algorithm,
+    pub digits: u32,
+    pub period: u32,
+    /// Time steps accepted on either side of the current one.
+    pub skew: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HotpConfig {
+    pub digits: u32,
+    /// How many counter values ahead of the stored one are accepted.
+    pub window: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            daemon: DaemonConfig {
+                state_dir: PathBuf::from("/var/lib/mfa"),
+                admin_group: None,
+                log: LogTarget::Syslog,
+            },
+            login: LoginConfig {
+                timeout: 180,
+                max_tries: 3,
+                unenrolled: Unenrolled::Deny,
+            },
+            enrolment: EnrolmentConfig {
+                issuer: "pam_mfa".into(),
+                pending_expiry: 600,
+            },
+            totp: TotpConfig {
+                algorithm: Algorithm::Sha1,
+                digits: 6,
+                period: 30,
+                skew: 1,
+            },
+            hotp: HotpConfig {
+                digits: 6,
+                window: 10,
+            },
+        }
+    }
+}
+
+/// A config that could not be used, with where and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line of the offending value, when known.
+    pub line: Option<usize>,
+    /// Dotted key, e.g. `totp.digits`, when known.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parse and validate `text`; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        raw::parse(text).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: e.offset.map(|o| line_of(text, o)),
+            key: e.key,
+            message: e.message,
+        })
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()
+        .iter()
+        .take(offset)
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests;

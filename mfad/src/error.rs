@@ -1,0 +1,43 @@
+//! The daemon's error type, and its one mapping to D-Bus errors.
+
+use crate::store::StoreError;
+use mfa_dbus::MfaError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("unknown or expired login handle")]
+    UnknownHandle,
+    #[error("the code is wrong")]
+    WrongCode,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DaemonError> for MfaError {
+    fn from(e: DaemonError) -> MfaError {
+        match e {
+            DaemonError::AccessDenied(m) => MfaError::AccessDenied(m),
+            DaemonError::InvalidArgument(m) => MfaError::InvalidArgument(m),
+            DaemonError::NotFound(m) => MfaError::NotFound(m),
+            DaemonError::UnknownHandle => {
+                MfaError::UnknownHandle("unknown or expired login handle".into())
+            }
+            DaemonError::WrongCode => {
+                MfaError::WrongCode("the code is wrong; the enrolment is still pending".into())
+            }
+            // Details go to mfad's log, not to the caller.
+            DaemonError::Store(_) => MfaError::Store(
+                "the store could not be read or written; nothing was changed".into(),
+            ),
+            DaemonError::Internal(_) => MfaError::Internal("internal error; see mfad's log".into()),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! mfad: the pam_mfa daemon.
+//!
+//! - `config`: strict, versioned `mfad.toml`
+//! - `mechanism`: second-factor mechanisms (TOTP, HOTP) behind one trait
+//! - `store`: the embedded, transactional store of factors and their counters
+//! - `login`: the login conversation state machine
+//! - `service`: what each D-Bus call does, free of D-Bus
+//! - `bus`: the D-Bus interfaces and caller identification
+//! - `audit`: every decision with its reason, never a code or a secret
+
+pub mod audit;
+pub mod bus;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod login;
+pub mod mechanism;
+pub mod service;
+pub mod store;

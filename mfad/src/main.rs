@@ -1,0 +1,119 @@
+//! mfad: the pam_mfa daemon. See mfad(8).
+
+use clap::Parser;
+use mfad::audit::{Audit, Severity};
+use mfad::clock::SystemClock;
+use mfad::config::{Config, LogTarget, DEFAULT_PATH};
+use mfad::service::Service;
+use mfad::store::Store;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "pam_mfa daemon: holds second-factor secrets and decides logins over D-Bus"
+)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, default_value = DEFAULT_PATH)]
+    config: PathBuf,
+    /// D-Bus address to serve on (default: $DBUS_SYSTEM_BUS_ADDRESS, else the system bus).
+    #[arg(long)]
+    bus_address: Option<String>,
+    /// Validate the configuration, print the result and exit (0 = valid).
+    #[arg(long)]
+    check_config: bool,
+    /// Log to stderr instead of syslog, whatever the configuration says.
+    #[arg(long)]
+    log_stderr: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mfad: invalid configuration: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.check_config {
+        println!("{}: ok", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    if args.log_stderr {
+        config.daemon.log = LogTarget::Stderr;
+    }
+    // Everything mfad creates is private to it.
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe { libc::umask(0o077) };
+    let audit = Audit::new(config.daemon.log);
+    let store = match Store::open(&config.daemon.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            audit.message(Severity::Error, &format!("cannot open the store: {e}"));
+            eprintln!("mfad: cannot open the store: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let address = args
+        .bus_address
+        .or_else(|| std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
+        .unwrap_or_else(|| mfa_dbus::SYSTEM_BUS_ADDRESS.to_string());
+    let service = Arc::new(Service::new(config, store, Arc::new(SystemClock), audit));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mfad: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(address, service))
+}
+
+async fn run(address: String, service: Arc<Service>) -> ExitCode {
+    let connection = match mfad::bus::serve(&address, Arc::clone(&service)).await {
+        Ok(c) => c,
+        Err(e) => {
+            let text = format!("cannot serve {} on {address}: {e}", mfa_dbus::BUS_NAME);
+            service.audit().message(Severity::Error, &text);
+            eprintln!("mfad: {text}");
+            return ExitCode::from(1);
+        }
+    };
+    service.audit().message(
+        Severity::Info,
+        &format!("serving {} on {address}", mfa_dbus::BUS_NAME),
+    );
+    let sweeper = {
+        let service = Arc::clone(&service);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                service.sweep();
+            }
+        })
+    };
+    let (Ok(mut term), Ok(mut int)) = (
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
+    ) else {
+        eprintln!("mfad: cannot install signal handlers");
+        return ExitCode::from(1);
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    sweeper.abort();
+    service.audit().message(Severity::Info, "stopping");
+    drop(connection);
+    ExitCode::SUCCESS
+}

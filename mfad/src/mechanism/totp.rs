@@ -1,0 +1,144 @@
+//! TOTP, RFC 6238.
+
+use super::otp::{codes_equal, hotp};
+use super::{normalise_code, FactorKind, Mechanism, OtpParams};
+
+pub struct Totp {
+    /// Time steps accepted on either side of the current one.
+    pub skew: u32,
+}
+
+impl Mechanism for Totp {
+    fn kind(&self) -> FactorKind {
+        FactorKind::Totp
+    }
+
+    fn verify(&self, params: &OtpParams, answer: &str, now: u64) -> Option<u64> {
+        let code = normalise_code(answer, params.digits)?;
+        if params.period == 0 {
+            return None;
+        }
+        let current = now / u64::from(params.period);
+        let first = current
+            .saturating_sub(u64::from(self.skew))
+            .max(params.counter);
+        let last = current.saturating_add(u64::from(self.skew));
+        // Check every candidate step, so the time taken does not depend on
+        // which one matched.
+        let mut matched = None;
+        for step in first..=last {
+            let candidate = hotp(&params.secret, step, params.digits, params.algorithm);
+            if codes_equal(&candidate, &code) && matched.is_none() {
+                matched = Some(step + 1);
+            }
+        }
+        matched
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mechanism::Algorithm;
+
+    fn params(secret: &[u8], algorithm: Algorithm, digits: u32) -> OtpParams {
+        OtpParams {
+            secret: secret.to_vec(),
+            algorithm,
+            digits,
+            period: 30,
+            counter: 0,
+        }
+    }
+
+    const SHA1_KEY: &[u8] = b"12345678901234567890";
+    const SHA256_KEY: &[u8] = b"12345678901234567890123456789012";
+    const SHA512_KEY: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
+
+    /// RFC 6238 Appendix B, all rows, all three hashes, 8 digits.
+    #[test]
+    fn rfc6238_appendix_b() {
+        let rows: [(u64, &str, &str, &str); 6] = [
+            (59, "94287082", "46119246", "90693936"),
+            (1111111109, "07081804", "68084774", "25091201"),
+            (1111111111, "14050471", "67062674", "99943326"),
+            (1234567890, "89005924", "91819424", "93441116"),
+            (2000000000, "69279037", "90698825", "38618901"),
+            (20000000000, "65353130", "77737706", "47863826"),
+        ];
+        for (t, sha1, sha256, sha512) in rows {
+            for (key, algorithm, code) in [
+                (SHA1_KEY, Algorithm::Sha1, sha1),
+                (SHA256_KEY, Algorithm::Sha256, sha256),
+                (SHA512_KEY, Algorithm::Sha512, sha512),
+            ] {
+                assert_eq!(
+                    hotp(key, t / 30, 8, algorithm),
+                    code,
+                    "{algorithm:?} at t={t}"
+                );
+                let totp = Totp { skew: 0 };
+                assert_eq!(
+                    totp.verify(&params(key, algorithm, 8), code, t),
+                    Some(t / 30 + 1),
+                    "{algorithm:?} at t={t} must verify"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn skew_one_step_accepted_two_refused() {
+        let p = params(SHA1_KEY, Algorithm::Sha1, 6);
+        let now = 1_700_000_010;
+        let step = now / 30;
+        let totp = Totp { skew: 1 };
+        for (offset, accepted) in [(-2i64, false), (-1, true), (0, true), (1, true), (2, false)] {
+            let s = (step as i64 + offset) as u64;
+            let code = hotp(SHA1_KEY, s, 6, Algorithm::Sha1);
+            assert_eq!(
+                totp.verify(&p, &code, now).is_some(),
+                accepted,
+                "offset {offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn used_steps_and_older_ones_are_refused() {
+        let now = 1_700_000_010;
+        let step = now / 30;
+        let mut p = params(SHA1_KEY, Algorithm::Sha1, 6);
+        let totp = Totp { skew: 1 };
+        let code = hotp(SHA1_KEY, step, 6, Algorithm::Sha1);
+        let next = totp.verify(&p, &code, now).expect("fresh code");
+        p.counter = next;
+        assert_eq!(totp.verify(&p, &code, now), None, "replay");
+        let older = hotp(SHA1_KEY, step - 1, 6, Algorithm::Sha1);
+        assert_eq!(
+            totp.verify(&p, &older, now),
+            None,
+            "older than an accepted code"
+        );
+    }
+
+    #[test]
+    fn malformed_answers_are_refused() {
+        let p = params(SHA1_KEY, Algorithm::Sha1, 6);
+        let totp = Totp { skew: 1 };
+        for answer in [
+            "",
+            "12345",
+            "1234567",
+            "12345a",
+            "１２３４５６",
+            "123\u{0}56",
+            "\u{7f}",
+        ] {
+            assert_eq!(totp.verify(&p, answer, 59), None, "{answer:?}");
+        }
+        let code = hotp(SHA1_KEY, 1, 6, Algorithm::Sha1);
+        let spaced = format!("{} {}", &code[..3], &code[3..]);
+        assert!(totp.verify(&p, &spaced, 59).is_some(), "spaces are allowed");
+    }
+}

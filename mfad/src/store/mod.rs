@@ -1,0 +1,377 @@
+//! The embedded store: one SQLite database in the state directory, WAL
+//! journal, `synchronous = FULL`. Every change is one transaction that is on
+//! disk before the caller hears about it, so a kill -9 or a power cut never
+//! moves a counter back. Lookups go through the `user` index.
+
+mod record;
+mod schema;
+
+pub use record::FactorRecord;
+
+use crate::mechanism::{Algorithm, FactorKind, OtpParams};
+use rusqlite::{params, Connection, Row, TransactionBehavior};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+pub const DB_FILE: &str = "mfa.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state directory {path}: {message}")]
+    StateDir { path: PathBuf, message: String },
+    #[error("store {path} is not usable: {message}")]
+    Unusable { path: PathBuf, message: String },
+    #[error("store holds a value this mfad cannot have written: {0}")]
+    Corrupt(String),
+    #[error("store: {context}: {source}")]
+    Sql {
+        context: &'static str,
+        source: rusqlite::Error,
+    },
+}
+
+fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Sql { context, source }
+}
+
+/// Result of confirming a pending enrolment.
+#[derive(Debug)]
+pub enum Confirmation {
+    Confirmed(FactorRecord),
+    WrongCode,
+    /// No such pending enrolment for this user (or it expired).
+    NotFound,
+}
+
+/// One user's row in the admin table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub user: String,
+    pub methods: Vec<FactorKind>,
+    pub factors: u32,
+    pub pending: u32,
+    pub last_used: u64,
+}
+
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Open the store in `state_dir`, creating both if missing. An existing
+    /// database that fails its integrity check is refused, never replaced.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        prepare_state_dir(state_dir)?;
+        let path = state_dir.join(DB_FILE);
+        let unusable = |message: String| StoreError::Unusable {
+            path: path.clone(),
+            message,
+        };
+        // SQLite gives the -wal and -shm files the mode of the database file.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| unusable(format!("cannot open: {e}")))?;
+        let conn = Connection::open(&path).map_err(|e| unusable(e.to_string()))?;
+        schema::prepare(&conn).map_err(unusable)?;
+        Ok(Store {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-done change:
+        // the transaction rolls back when dropped. Keep going.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The confirmed factors of `user`.
+    pub fn confirmed_factors(&self, user: &str) -> Result<Vec<FactorRecord>, StoreError> {
+        let conn = self.conn();
+        query_factors(
+            &conn,
+            "SELECT * FROM factors WHERE user = ?1 AND confirmed = 1 ORDER BY created, id",
+            params![user],
+        )
+    }
+
+    /// Every factor of `user`, with pending ones that have not expired.
+    pub fn factors(&self, user: &str, now: u64) -> Result<Vec<FactorRecord>, StoreError> {
+        let conn = self.conn();
+        query_factors(
+            &conn,
+            "SELECT * FROM factors WHERE user = ?1 AND (confirmed = 1 OR expires > ?2) ORDER BY created, id",
+            params![user, now as i64],
+        )
+    }
+
+    /// Check an answer against the user's confirmed factors and record the
+    /// use, as one transaction: two logins racing with the same code cannot
+    /// both see the old counter. `verify` returns the new counter of the
+    /// factor it accepts.
+    pub fn use_code(
+        &self,
+        user: &str,
+        now: u64,
+        mut verify: impl FnMut(&FactorRecord) -> Option<u64>,
+    ) -> Result<Option<FactorRecord>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        let factors = query_factors(
+            &tx,
+            "SELECT * FROM factors WHERE user = ?1 AND confirmed = 1 ORDER BY created, id",
+            params![user],
+        )?;
+        let Some((mut factor, counter)) =
+            factors.into_iter().find_map(|f| verify(&f).map(|c| (f, c)))
+        else {
+            return Ok(None);
+        };
+        tx.execute(
+            "UPDATE factors SET counter = ?1, last_used = ?2 WHERE id = ?3",
+            params![counter_to_sql(counter), now as i64, factor.id],
+        )
+        .map_err(sql("record use"))?;
+        tx.commit().map_err(sql("commit use"))?;
+        factor.params.counter = counter;
+        factor.last_used = now;
+        Ok(Some(factor))
+    }
+
+    /// Add an unconfirmed factor; it cannot be used until confirmed.
+    pub fn insert_pending(&self, factor: &FactorRecord) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        tx.execute(
+            "DELETE FROM factors WHERE user = ?1 AND confirmed = 0 AND expires <= ?2",
+            params![factor.user, factor.created as i64],
+        )
+        .map_err(sql("drop expired enrolments"))?;
+        tx.execute(
+            "INSERT INTO factors (id, user, kind, label, secret, algorithm, digits, period, counter, confirmed, created, last_used, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, 0, ?11)",
+            params![
+                factor.id,
+                factor.user,
+                factor.kind.name(),
+                factor.label,
+                factor.params.secret,
+                factor.params.algorithm.name(),
+                factor.params.digits,
+                factor.params.period,
+                counter_to_sql(factor.params.counter),
+                factor.created as i64,
+                factor.expires as i64,
+            ],
+        )
+        .map_err(sql("insert enrolment"))?;
+        tx.commit().map_err(sql("commit enrolment"))
+    }
+
+    /// Confirm a pending factor of `user` with a code, in one transaction.
+    pub fn confirm(
+        &self,
+        user: &str,
+        id: &str,
+        now: u64,
+        verify: impl FnOnce(&FactorRecord) -> Option<u64>,
+    ) -> Result<Confirmation, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        let found = query_factors(
+            &tx,
+            "SELECT * FROM factors WHERE id = ?1 AND user = ?2 AND confirmed = 0 AND expires > ?3",
+            params![id, user, now as i64],
+        )?;
+        let Some(mut factor) = found.into_iter().next() else {
+            return Ok(Confirmation::NotFound);
+        };
+        let Some(counter) = verify(&factor) else {
+            return Ok(Confirmation::WrongCode);
+        };
+        tx.execute(
+            "UPDATE factors SET confirmed = 1, counter = ?1, last_used = ?2, expires = 0 WHERE id = ?3",
+            params![counter_to_sql(counter), now as i64, id],
+        )
+        .map_err(sql("confirm"))?;
+        tx.commit().map_err(sql("commit confirmation"))?;
+        factor.confirmed = true;
+        factor.params.counter = counter;
+        factor.last_used = now;
+        factor.expires = 0;
+        Ok(Confirmation::Confirmed(factor))
+    }
+
+    /// Remove one factor of `user`; false if there was none with that id.
+    pub fn remove_factor(&self, user: &str, id: &str) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let n = conn
+            .execute(
+                "DELETE FROM factors WHERE id = ?1 AND user = ?2",
+                params![id, user],
+            )
+            .map_err(sql("remove factor"))?;
+        Ok(n > 0)
+    }
+
+    /// Remove every factor of `user`; returns how many.
+    pub fn remove_user(&self, user: &str) -> Result<u32, StoreError> {
+        let conn = self.conn();
+        let n = conn
+            .execute("DELETE FROM factors WHERE user = ?1", params![user])
+            .map_err(sql("reset user"))?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Every user with a factor (pending ones count only until they expire).
+    pub fn users(&self, now: u64) -> Result<Vec<UserRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT user, kind, confirmed, last_used FROM factors
+                 WHERE confirmed = 1 OR expires > ?1 ORDER BY user",
+            )
+            .map_err(sql("list users"))?;
+        let rows = stmt
+            .query_map(params![now as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(sql("list users"))?;
+        let mut users: Vec<UserRow> = Vec::new();
+        for row in rows {
+            let (user, kind, confirmed, last_used) = row.map_err(sql("list users"))?;
+            if users.last().map(|u| u.user != user).unwrap_or(true) {
+                users.push(UserRow {
+                    user,
+                    methods: Vec::new(),
+                    factors: 0,
+                    pending: 0,
+                    last_used: 0,
+                });
+            }
+            let Some(entry) = users.last_mut() else {
+                continue;
+            };
+            if confirmed {
+                entry.factors += 1;
+                if let Some(kind) = FactorKind::from_name(&kind) {
+                    if !entry.methods.contains(&kind) {
+                        entry.methods.push(kind);
+                        entry.methods.sort();
+                    }
+                }
+            } else {
+                entry.pending += 1;
+            }
+            entry.last_used = entry.last_used.max(last_used.max(0) as u64);
+        }
+        Ok(users)
+    }
+}
+
+fn prepare_state_dir(dir: &Path) -> Result<(), StoreError> {
+    let err = |message: String| StoreError::StateDir {
+        path: dir.to_path_buf(),
+        message,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| err(format!("cannot create: {e}")))?;
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| err(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(err("is not a directory".into()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(err(format!(
+            "has mode {mode:04o}; group and others must have no access (chmod 0700)"
+        )));
+    }
+    Ok(())
+}
+
+/// Counters are u64 on the wire and i64 in SQLite; mfad never stores one
+/// above i64::MAX (enrolment refuses such a start counter).
+fn counter_to_sql(counter: u64) -> i64 {
+    i64::try_from(counter).unwrap_or(i64::MAX)
+}
+
+fn query_factors(
+    conn: &Connection,
+    query: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<FactorRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(query).map_err(sql("prepare"))?;
+    let rows = stmt
+        .query_map(params, row_to_factor)
+        .map_err(sql("read factors"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        match row.map_err(sql("read factor"))? {
+            Ok(factor) => out.push(factor),
+            Err(message) => return Err(StoreError::Corrupt(message)),
+        }
+    }
+    Ok(out)
+}
+
+/// A row, or what is wrong with it (a value this mfad cannot have written).
+fn row_to_factor(r: &Row<'_>) -> rusqlite::Result<Result<FactorRecord, String>> {
+    let kind: String = r.get("kind")?;
+    let algorithm: String = r.get("algorithm")?;
+    let (Some(kind), Some(algorithm)) = (
+        FactorKind::from_name(&kind),
+        Algorithm::from_name(&algorithm),
+    ) else {
+        return Ok(Err(format!(
+            "unknown kind {kind:?} or algorithm {algorithm:?}"
+        )));
+    };
+    let nonneg = |v: i64| v.max(0) as u64;
+    Ok(Ok(FactorRecord {
+        id: r.get("id")?,
+        user: r.get("user")?,
+        kind,
+        label: r.get("label")?,
+        params: OtpParams {
+            secret: r.get("secret")?,
+            algorithm,
+            digits: r.get("digits")?,
+            period: r.get("period")?,
+            counter: nonneg(r.get("counter")?),
+        },
+        confirmed: r.get("confirmed")?,
+        created: nonneg(r.get("created")?),
+        last_used: nonneg(r.get("last_used")?),
+        expires: nonneg(r.get("expires")?),
+    }))
+}
+
+#[cfg(test)]
+mod tests;
