@@ -183,6 +183,40 @@ impl Store {
         tx.commit().map_err(sql("commit enrolment"))
     }
 
+    /// Add already-confirmed factors in one transaction (imports, and
+    /// seeding large stores for benchmarks). All or nothing.
+    pub fn insert_confirmed(&self, factors: &[FactorRecord]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO factors (id, user, kind, label, secret, algorithm, digits, period, counter, confirmed, created, last_used, expires)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?11, 0)",
+                )
+                .map_err(sql("prepare import"))?;
+            for f in factors {
+                stmt.execute(params![
+                    f.id,
+                    f.user,
+                    f.kind.name(),
+                    f.label,
+                    f.params.secret,
+                    f.params.algorithm.name(),
+                    f.params.digits,
+                    f.params.period,
+                    counter_to_sql(f.params.counter),
+                    f.created as i64,
+                    f.last_used as i64,
+                ])
+                .map_err(sql("import factor"))?;
+            }
+        }
+        tx.commit().map_err(sql("commit import"))
+    }
+
     /// Confirm a pending factor of `user` with a code, in one transaction.
     pub fn confirm(
         &self,

@@ -203,3 +203,26 @@ fn users_table_and_reset() {
     );
     assert!(store.remove_factor("bob", "bob-f1").expect("remove"));
 }
+
+#[test]
+fn confirmed_import_is_all_or_nothing() {
+    let (_tmp, dir) = state();
+    let store = Store::open(&dir).expect("open");
+    let mut a = pending("alice", "a1");
+    a.confirmed = true;
+    let b = FactorRecord {
+        id: "a1".into(),
+        user: "bob".into(),
+        ..a.clone()
+    };
+    assert!(
+        store.insert_confirmed(&[a.clone(), b]).is_err(),
+        "duplicate id"
+    );
+    assert!(
+        store.users(NOW).expect("users").is_empty(),
+        "nothing imported"
+    );
+    store.insert_confirmed(&[a]).expect("import");
+    assert_eq!(store.confirmed_factors("alice").expect("list").len(), 1);
+}

@@ -423,3 +423,6 @@ fn new_factor_id() -> Result<String, DaemonError> {
         .map_err(|e| DaemonError::Internal(format!("no randomness: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+//! The service with a fixed clock: login flow, tries, expiry, enrolment.
+
+use super::*;
+use crate::clock::FixedClock;
+use crate::config::LogTarget;
+use crate::mechanism::otp::hotp;
+use mfa_dbus::StepKind;
+
+const NOW: u64 = 1_700_000_010;
+const OWNER: &str = ":1.42";
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    clock: Arc<FixedClock>,
+    service: Service,
+}
+
+fn fixture(edit: impl FnOnce(&mut Config)) -> Fixture {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut config = Config::default();
+    config.daemon.state_dir = tmp.path().join("state");
+    config.daemon.log = LogTarget::Stderr;
+    edit(&mut config);
+    let store = Store::open(&config.daemon.state_dir).expect("store");
+    let clock = Arc::new(FixedClock::new(NOW));
+    let service = Service::new(config, store, clock.clone(), Audit::new(LogTarget::Stderr));
+    Fixture {
+        _tmp: tmp,
+        clock,
+        service,
+    }
+}
+
+fn request(user: &str) -> LoginRequest {
+    LoginRequest {
+        user: user.into(),
+        service: "sshd".into(),
+        ..Default::default()
+    }
+}
+
+/// Enrol and confirm a TOTP factor with the RFC test key; returns the key.
+fn enrol_totp(f: &Fixture, user: &str) -> Vec<u8> {
+    let key = b"12345678901234567890".to_vec();
+    let options = EnrolOptions {
+        secret_base32: otpauth::encode_base32(&key),
+        ..Default::default()
+    };
+    let offer = f
+        .service
+        .begin_enrolment(0, user, "totp", "phone", &options)
+        .expect("begin");
+    let code = hotp(&key, NOW / 30 - 1, 6, Algorithm::Sha1);
+    f.service
+        .confirm_enrolment(0, user, &offer.id, &code)
+        .expect("confirm");
+    key
+}
+
+fn totp_code(key: &[u8], now: u64) -> String {
+    hotp(key, now / 30, 6, Algorithm::Sha1)
+}
+
+#[test]
+fn right_code_allows_once() {
+    let f = fixture(|_| {});
+    let key = enrol_totp(&f, "alice");
+    let (handle, step) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    assert_eq!(step, Step::prompt(login::PROMPT, false));
+    assert_eq!(
+        f.service
+            .answer(OWNER, &handle, &totp_code(&key, NOW))
+            .expect("answer"),
+        Step::allow()
+    );
+    assert!(
+        matches!(
+            f.service.answer(OWNER, &handle, "000000"),
+            Err(DaemonError::UnknownHandle)
+        ),
+        "finished"
+    );
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    let replay = f
+        .service
+        .answer(OWNER, &handle, &totp_code(&key, NOW))
+        .expect("answer");
+    assert_eq!(
+        replay,
+        Step::prompt(login::RETRY_PROMPT, false),
+        "a used code is a wrong code"
+    );
+}
+
+#[test]
+fn wrong_codes_until_max_tries() {
+    let f = fixture(|c| c.login.max_tries = 2);
+    enrol_totp(&f, "alice");
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    assert_eq!(
+        f.service.answer(OWNER, &handle, "000000").expect("1"),
+        Step::prompt(login::RETRY_PROMPT, false)
+    );
+    let last = f.service.answer(OWNER, &handle, "000000").expect("2");
+    assert_eq!(
+        last,
+        Step::deny(DenyReason::MaxTries, login::MAX_TRIES_TEXT)
+    );
+    assert!(matches!(
+        f.service.answer(OWNER, &handle, "000000"),
+        Err(DaemonError::UnknownHandle)
+    ));
+}
+
+#[test]
+fn handle_is_bound_to_its_connection() {
+    let f = fixture(|_| {});
+    let key = enrol_totp(&f, "alice");
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    let other = f.service.answer(":1.99", &handle, &totp_code(&key, NOW));
+    assert!(matches!(other, Err(DaemonError::UnknownHandle)));
+    assert_eq!(
+        f.service
+            .answer(OWNER, &handle, &totp_code(&key, NOW))
+            .expect("owner"),
+        Step::allow()
+    );
+}
+
+#[test]
+fn slow_login_expires() {
+    let f = fixture(|c| c.login.timeout = 60);
+    let key = enrol_totp(&f, "alice");
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    f.clock.set(NOW + 60);
+    let step = f
+        .service
+        .answer(OWNER, &handle, &totp_code(&key, NOW + 60))
+        .expect("answer");
+    assert_eq!(step, Step::deny(DenyReason::Expired, login::EXPIRED_TEXT));
+}
+
+#[test]
+fn unenrolled_users_follow_config() {
+    let f = fixture(|_| {});
+    let (_, step) = f
+        .service
+        .start_login(OWNER, request("nobody-here"))
+        .expect("start");
+    assert_eq!(step.kind, StepKind::Deny);
+    assert_eq!(step.reason, DenyReason::NotEnrolled);
+    let f = fixture(|c| c.login.unenrolled = Unenrolled::Allow);
+    let (_, step) = f
+        .service
+        .start_login(OWNER, request("nobody-here"))
+        .expect("start");
+    assert_eq!(step, Step::allow());
+}
+
+#[test]
+fn pending_enrolment_is_not_a_factor() {
+    let f = fixture(|_| {});
+    let offer = f
+        .service
+        .begin_enrolment(0, "bob", "totp", "", &EnrolOptions::default())
+        .expect("begin");
+    assert_eq!(offer.label, "totp");
+    assert_eq!(offer.secret_base32.len(), 32, "160-bit SHA1 secret");
+    assert!(
+        offer.uri.starts_with("otpauth://totp/pam_mfa:bob%40"),
+        "{}",
+        offer.uri
+    );
+    let (_, step) = f.service.start_login(OWNER, request("bob")).expect("start");
+    assert_eq!(step.reason, DenyReason::NotEnrolled);
+    let err = f.service.confirm_enrolment(0, "bob", &offer.id, "000000");
+    assert!(matches!(err, Err(DaemonError::WrongCode)));
+    let listed = f.service.list_factors("bob").expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(!listed[0].confirmed);
+}
+
+#[test]
+fn bad_enrolment_arguments_change_nothing() {
+    let f = fixture(|_| {});
+    let cases: [(&str, &str, EnrolOptions); 6] = [
+        ("sms", "x", EnrolOptions::default()),
+        (
+            "totp",
+            "x",
+            EnrolOptions {
+                digits: 9,
+                ..Default::default()
+            },
+        ),
+        (
+            "totp",
+            "x",
+            EnrolOptions {
+                algorithm: "MD5".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "totp",
+            "x",
+            EnrolOptions {
+                period: 5,
+                ..Default::default()
+            },
+        ),
+        (
+            "totp",
+            "x",
+            EnrolOptions {
+                secret_base32: "!!".into(),
+                ..Default::default()
+            },
+        ),
+        ("totp", "bad\nlabel", EnrolOptions::default()),
+    ];
+    for (kind, label, options) in cases {
+        let err = f.service.begin_enrolment(0, "bob", kind, label, &options);
+        assert!(
+            matches!(err, Err(DaemonError::InvalidArgument(_))),
+            "{kind} {label:?} {options:?}"
+        );
+    }
+    assert!(f.service.list_factors("bob").expect("list").is_empty());
+}
+
+#[test]
+fn hotp_login_moves_the_counter() {
+    let f = fixture(|_| {});
+    let key = b"12345678901234567890".to_vec();
+    let options = EnrolOptions {
+        secret_base32: otpauth::encode_base32(&key),
+        ..Default::default()
+    };
+    let offer = f
+        .service
+        .begin_enrolment(0, "carol", "hotp", "token", &options)
+        .expect("begin");
+    f.service
+        .confirm_enrolment(0, "carol", &offer.id, "755224")
+        .expect("counter 0");
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("carol"))
+        .expect("start");
+    // counter 3, inside the window
+    assert_eq!(
+        f.service.answer(OWNER, &handle, "969429").expect("answer"),
+        Step::allow()
+    );
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("carol"))
+        .expect("start");
+    let behind = f
+        .service
+        .answer(OWNER, &handle, "359152")
+        .expect("counter 2 is behind now");
+    assert_eq!(behind.kind, StepKind::PromptEchoOff);
+}
