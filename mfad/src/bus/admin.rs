@@ -9,6 +9,7 @@ pub struct AdminInterface(pub Shared);
 
 #[zbus::interface(name = "org.pam_mfa.Admin1")]
 impl AdminInterface {
+    #[zbus(out_args("users"))]
     async fn list_users(
         &self,
         #[zbus(header)] header: Header<'_>,
@@ -22,6 +23,7 @@ impl AdminInterface {
         .await
     }
 
+    #[zbus(out_args("factors"))]
     async fn list_user_factors(
         &self,
         user: String,
@@ -37,6 +39,7 @@ impl AdminInterface {
         .await
     }
 
+    #[zbus(out_args("removed"))]
     async fn reset_user(
         &self,
         user: String,

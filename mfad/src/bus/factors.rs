@@ -9,6 +9,7 @@ pub struct FactorsInterface(pub Shared);
 
 #[zbus::interface(name = "org.pam_mfa.Factors1")]
 impl FactorsInterface {
+    #[zbus(out_args("offer"))]
     async fn begin_enrolment(
         &self,
         kind: String,
@@ -25,6 +26,7 @@ impl FactorsInterface {
         .await
     }
 
+    #[zbus(out_args("factor"))]
     async fn confirm_enrolment(
         &self,
         id: String,
@@ -40,6 +42,7 @@ impl FactorsInterface {
         .await
     }
 
+    #[zbus(out_args("factors"))]
     async fn list_factors(
         &self,
         #[zbus(header)] header: Header<'_>,

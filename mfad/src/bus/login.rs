@@ -24,6 +24,7 @@ impl LoginInterface {
         .await
     }
 
+    #[zbus(out_args("step"))]
     async fn answer(
         &self,
         handle: String,
