@@ -1,0 +1,116 @@
+//! A login leaves the host process (sshd, sudo, su) with the threads and file
+//! descriptors it had: the per-call runtime and its helper threads are gone
+//! when the call returns. One test in this binary, so no other test's
+//! threads are counted.
+
+use mfa_dbus::{Answer, ClientError, Conversation, ConversationAborted, LoginRequest};
+use pam_mfa::bus::BusMfad;
+use pam_mfa::options::Options;
+use pam_mfa::relay::{LoginError, Mfad};
+use std::collections::BTreeSet;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::Duration;
+
+struct NoUser;
+
+impl Conversation for NoUser {
+    fn info(&mut self, _: &str) -> Result<(), ConversationAborted> {
+        panic!("mfad is not there to send a step")
+    }
+    fn error(&mut self, _: &str) -> Result<(), ConversationAborted> {
+        panic!("mfad is not there to send a step")
+    }
+    fn prompt(&mut self, _: &str, _: bool) -> Result<Answer, ConversationAborted> {
+        panic!("mfad is not there to send a step")
+    }
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("procfs")
+        .count()
+}
+
+fn fds() -> BTreeSet<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("procfs")
+        .filter_map(|entry| {
+            entry
+                .ok()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+/// Whether descriptor `fd` is closed on exec (never reaches a user's shell).
+fn cloexec(fd: &str) -> bool {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .map(str::trim);
+    flags
+        .and_then(|f| u32::from_str_radix(f, 8).ok())
+        .is_some_and(|f| f & 0o2000000 != 0)
+}
+
+fn login(socket: &Path) -> Result<mfa_dbus::Outcome, LoginError> {
+    let options = Options {
+        bus: format!("unix:path={}", socket.display()),
+        timeout: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let request = LoginRequest {
+        user: "alice".into(),
+        service: "sshd".into(),
+        ..Default::default()
+    };
+    BusMfad::new(&options).login(&request, &mut NoUser)
+}
+
+fn timed_out_and_unreachable(silent: &Path, missing: &Path) {
+    match login(silent) {
+        Err(LoginError::Client(e)) if matches!(*e, ClientError::Timeout(_)) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    match login(missing) {
+        Err(LoginError::Client(e)) if matches!(*e, ClientError::Unreachable { .. }) => {}
+        other => panic!("expected an unreachable bus, got {other:?}"),
+    }
+}
+
+#[test]
+fn no_thread_or_descriptor_left_after_failed_logins() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // A socket that accepts connections (into its backlog) but never
+    // answers: zbus connects, starts the handshake and times out.
+    let silent = dir.path().join("silent.sock");
+    let _listener = UnixListener::bind(&silent).expect("bind a unix socket");
+    let missing = dir.path().join("missing.sock");
+
+    let threads_before = threads();
+    let fds_before = fds();
+    timed_out_and_unreachable(&silent, &missing);
+    assert_eq!(threads(), threads_before, "threads after the first logins");
+
+    // tokio's signal driver (pulled in by zbus's tokio feature) opens one
+    // process-wide socket pair the first time a runtime is built, and keeps
+    // it; it is close-on-exec. Nothing else may stay open.
+    let fds_after_first = fds();
+    let added: Vec<&String> = fds_after_first.difference(&fds_before).collect();
+    assert!(
+        added.len() <= 2,
+        "descriptors left by the first logins: {added:?}"
+    );
+    assert!(
+        added.iter().all(|fd| cloexec(fd)),
+        "descriptors not close-on-exec: {added:?}"
+    );
+
+    for _ in 0..3 {
+        timed_out_and_unreachable(&silent, &missing);
+        assert_eq!(threads(), threads_before, "threads after more logins");
+        assert_eq!(fds(), fds_after_first, "descriptors after more logins");
+    }
+}
