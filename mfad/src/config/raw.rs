@@ -129,10 +129,9 @@ fn one_of<T: Copy>(
 }
 
 pub(super) fn parse(text: &str) -> Result<Config, RawError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| RawError {
-        offset: e.span().map(|s| s.start),
-        key: None,
-        message: e.message().to_string(),
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start);
+        RawError { offset, key: offset.and_then(|o| key_at(text, o)), message: e.message().to_string() }
     })?;
     let defaults = Config::default();
 
@@ -285,4 +284,32 @@ fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
+}
+
+/// The dotted key whose value sits at `offset`, for errors the TOML parser
+/// reports with a position only (a value of the wrong type). mfad.toml is
+/// flat: `[table]` headers and `key = value` lines.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let mut table: Option<String> = None;
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let end = start + line.len();
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            table = trimmed.trim_start_matches('[').split(']').next().map(|t| t.trim().to_string());
+        }
+        if (start..end).contains(&offset) {
+            let (key, _) = trimmed.split_once('=')?;
+            let key = key.trim();
+            if key.is_empty() || trimmed.starts_with('[') {
+                return None;
+            }
+            return Some(match table {
+                Some(t) => format!("{t}.{key}"),
+                None => key.to_string(),
+            });
+        }
+        start = end;
+    }
+    None
 }

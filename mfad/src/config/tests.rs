@@ -40,6 +40,9 @@ fn out_of_range_names_line_and_key() {
 fn wrong_type_is_refused_with_line() {
     let err = parse("version = 1\n[login]\nmax_tries = \"three\"\n").expect_err("type");
     assert_eq!(err.line, Some(3));
+    assert_eq!(err.key.as_deref(), Some("login.max_tries"), "{err}");
+    let err = parse("version = 1\n[daemon]\nadmin_group = 0\n").expect_err("type");
+    assert_eq!(err.key.as_deref(), Some("daemon.admin_group"), "{err}");
 }
 
 #[test]

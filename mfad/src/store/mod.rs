@@ -241,14 +241,13 @@ impl Store {
             return Ok(Confirmation::WrongCode);
         };
         tx.execute(
-            "UPDATE factors SET confirmed = 1, counter = ?1, last_used = ?2, expires = 0 WHERE id = ?3",
-            params![counter_to_sql(counter), now as i64, id],
+            "UPDATE factors SET confirmed = 1, counter = ?1, expires = 0 WHERE id = ?2",
+            params![counter_to_sql(counter), id],
         )
         .map_err(sql("confirm"))?;
         tx.commit().map_err(sql("commit confirmation"))?;
         factor.confirmed = true;
         factor.params.counter = counter;
-        factor.last_used = now;
         factor.expires = 0;
         Ok(Confirmation::Confirmed(factor))
     }

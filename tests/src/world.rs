@@ -1,0 +1,59 @@
+//! The usual test setup in one value: a bus with the shipped policy, mfad on
+//! it, and a PAM service directory whose service [`SERVICE`] runs the built
+//! module against that bus.
+
+use crate::bus::Bus;
+use crate::daemon::{Daemon, DaemonConfig};
+use crate::otp::Totp;
+use crate::pam::{Login, PamResult, ServiceDir};
+use crate::probe::{self, Enrolled};
+use crate::users::TestUser;
+
+/// The PAM service every [`World`] writes.
+pub const SERVICE: &str = "mfa-test";
+/// The module options of [`SERVICE`] besides `bus=`.
+pub const OPTIONS: &str = "timeout=10";
+
+pub struct World {
+    // Field order is drop order: mfad goes before its bus.
+    pub pam: ServiceDir,
+    pub daemon: Daemon,
+    pub bus: Bus,
+}
+
+impl World {
+    /// Default mfad configuration.
+    pub fn start() -> World {
+        World::with_config(&DaemonConfig::default())
+    }
+
+    pub fn with_config(config: &DaemonConfig) -> World {
+        let bus = Bus::start();
+        let daemon = Daemon::start_with(&bus, config);
+        let pam = ServiceDir::new();
+        pam.mfa(SERVICE, bus.address(), OPTIONS);
+        World { pam, daemon, bus }
+    }
+
+    pub fn address(&self) -> &str {
+        self.bus.address()
+    }
+
+    /// A login to [`SERVICE`] through real libpam.
+    pub fn login(&self, user: &TestUser, answers: &[&str]) -> PamResult {
+        Login::new(SERVICE, &user.name, answers).run(&self.pam)
+    }
+
+    /// A login prepared but not run (set `sync`, items, …).
+    pub fn prepare(&self, user: &TestUser, answers: &[&str]) -> Login {
+        Login::new(SERVICE, &user.name, answers)
+    }
+
+    pub fn enrol_totp(&self, user: &TestUser, totp: &Totp) -> Enrolled {
+        probe::enrol_totp(self.address(), user, totp)
+    }
+
+    pub fn enrol_hotp(&self, user: &TestUser, digits: u32) -> Enrolled {
+        probe::enrol_hotp(self.address(), user, digits)
+    }
+}

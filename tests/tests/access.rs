@@ -1,0 +1,204 @@
+//! Who may call what: the shipped bus policy is the first gate, mfad's own
+//! check of the caller's uid the second. Clients run as other uids with
+//! setpriv; mfad learns their uid from the bus, never from an argument.
+
+use mfa_dbus::{LoginProxy, LoginRequest, StepKind};
+use mfa_tests::bus::Policy;
+use mfa_tests::daemon::{Daemon, DaemonConfig};
+use mfa_tests::otp::Totp;
+use mfa_tests::probe::{self, call};
+use mfa_tests::users::{self, TestUser, ADMIN_GROUP};
+use mfa_tests::{Bus, World};
+
+const BUS_ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
+const MFA_ACCESS_DENIED: &str = "org.pam_mfa.Error.AccessDenied";
+
+#[test]
+fn only_root_may_start_a_login_under_the_shipped_policy() {
+    let world = World::start();
+    let alice = users::named("alice");
+    world.enrol_totp(&alice, &Totp::default_params());
+    for user in [users::nobody(), alice.clone()] {
+        let reply = call(world.address(), &user, &["login-start", "alice"]);
+        assert_eq!(
+            reply.err_name(),
+            BUS_ACCESS_DENIED,
+            "{} started a login",
+            user.name
+        );
+    }
+    let step = call(world.address(), &users::root(), &["login-start", "alice"]).ok();
+    assert_eq!(step["kind"], StepKind::PromptEchoOff as u32);
+}
+
+#[test]
+fn mfad_itself_refuses_non_root_logins_when_the_bus_lets_them_through() {
+    // A bus without the shipped policy: only mfad's own check is left.
+    let bus = Bus::start_with(Policy::Permissive);
+    let _daemon = Daemon::start(&bus);
+    let alice = users::named("alice");
+    probe::enrol_totp(bus.address(), &alice, &Totp::default_params());
+    for user in [users::nobody(), alice] {
+        let start = call(bus.address(), &user, &["login-start", "alice"]);
+        assert_eq!(
+            start.err_name(),
+            MFA_ACCESS_DENIED,
+            "{} started a login",
+            user.name
+        );
+        let answer = call(
+            bus.address(),
+            &user,
+            &["login-answer", "0123456789abcdef", "123456"],
+        );
+        assert_eq!(
+            answer.err_name(),
+            MFA_ACCESS_DENIED,
+            "{} answered a login",
+            user.name
+        );
+    }
+    for user in [users::nobody(), users::named("bob")] {
+        let admin = call(bus.address(), &user, &["admin-users"]);
+        assert_eq!(
+            admin.err_name(),
+            MFA_ACCESS_DENIED,
+            "{} listed users",
+            user.name
+        );
+    }
+}
+
+#[test]
+fn a_login_handle_works_only_on_the_connection_that_started_it() {
+    let world = World::start();
+    let alice = users::named("alice");
+    let totp = Totp::default_params();
+    world.enrol_totp(&alice, &totp);
+    let conn = world.bus.connect();
+    let (handle, step) = mfa_tests::block_on(async {
+        let login = LoginProxy::new(&conn).await.expect("proxy");
+        let request = LoginRequest {
+            user: "alice".into(),
+            service: "test".into(),
+            ..Default::default()
+        };
+        login.start(&request).await.expect("start as root")
+    });
+    assert_eq!(step.kind, StepKind::PromptEchoOff);
+    // Another root connection, the right code, the stolen handle: refused.
+    let stolen = call(
+        world.address(),
+        &users::root(),
+        &["login-answer", &handle, &totp.code(1)],
+    );
+    assert_eq!(stolen.err_name(), "org.pam_mfa.Error.UnknownHandle");
+    // The owner can still finish it with the same code.
+    let step = mfa_tests::block_on(async {
+        let login = LoginProxy::new(&conn).await.expect("proxy");
+        login
+            .answer(&handle, &totp.code(1))
+            .await
+            .expect("answer as owner")
+    });
+    assert_eq!(step.kind, StepKind::Allow);
+}
+
+fn factor_ids(world: &World, user: &TestUser) -> Vec<String> {
+    probe::list_factors(world.address(), user)
+        .iter()
+        .filter_map(|f| f["id"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn users_see_and_remove_only_their_own_factors() {
+    let world = World::start();
+    let alice = users::named("alice");
+    let bob = users::named("bob");
+    let enrolled = world.enrol_totp(&alice, &Totp::default_params());
+    let ids = |user: &TestUser| factor_ids(&world, user);
+    assert_eq!(ids(&alice), vec![enrolled.id.clone()]);
+    for intruder in [users::nobody(), bob.clone()] {
+        assert!(
+            ids(&intruder).is_empty(),
+            "{} sees alice's factor",
+            intruder.name
+        );
+        let removed = call(world.address(), &intruder, &["remove", &enrolled.id]);
+        assert!(
+            matches!(removed, probe::Reply::Err { .. }),
+            "{} removed alice's factor",
+            intruder.name
+        );
+    }
+    // Root acting through Factors1 acts on root, not on alice.
+    assert!(ids(&users::root()).is_empty());
+    assert!(matches!(
+        call(world.address(), &users::root(), &["remove", &enrolled.id]),
+        probe::Reply::Err { .. }
+    ));
+    assert_eq!(
+        ids(&alice),
+        vec![enrolled.id.clone()],
+        "alice's factor is gone"
+    );
+}
+
+#[test]
+fn admin_calls_need_root_or_the_admin_group() {
+    let world = World::with_config(&DaemonConfig {
+        admin_group: ADMIN_GROUP.into(),
+        ..DaemonConfig::default()
+    });
+    let alice = users::named("alice");
+    world.enrol_totp(&alice, &Totp::default_params());
+    for user in [users::nobody(), alice.clone(), users::named("bob")] {
+        for args in [
+            &["admin-users"][..],
+            &["admin-factors", "alice"],
+            &["admin-reset", "alice"],
+        ] {
+            let reply = call(world.address(), &user, args);
+            assert_eq!(
+                reply.err_name(),
+                MFA_ACCESS_DENIED,
+                "{} may {args:?}",
+                user.name
+            );
+        }
+    }
+    assert_eq!(
+        probe::list_factors(world.address(), &alice).len(),
+        1,
+        "a refused reset removed factors"
+    );
+    // carol is in the admin group; root always may.
+    for admin in [users::named("carol"), users::root()] {
+        let listed = call(world.address(), &admin, &["admin-users"]).ok();
+        let names: Vec<&str> = listed
+            .as_array()
+            .map(|a| a.iter().filter_map(|u| u["user"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, vec!["alice"], "{} listing", admin.name);
+        let factors = call(world.address(), &admin, &["admin-factors", "alice"]).ok();
+        assert_eq!(factors.as_array().map(Vec::len), Some(1));
+    }
+    let removed = call(
+        world.address(),
+        &users::named("carol"),
+        &["admin-reset", "alice"],
+    )
+    .ok();
+    assert_eq!(removed, 1);
+    assert!(probe::list_factors(world.address(), &alice).is_empty());
+}
+
+#[test]
+fn without_an_admin_group_only_root_administers() {
+    let world = World::start();
+    world.enrol_totp(&users::named("alice"), &Totp::default_params());
+    let carol = call(world.address(), &users::named("carol"), &["admin-users"]);
+    assert_eq!(carol.err_name(), MFA_ACCESS_DENIED);
+    call(world.address(), &users::root(), &["admin-users"]).ok();
+}

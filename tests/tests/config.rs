@@ -1,0 +1,193 @@
+//! `mfad --check-config`: the shipped example is valid, every kind of bad
+//! config is refused with the key and the line named.
+
+use mfa_tests::daemon::DaemonConfig;
+use mfa_tests::process::{run, Finished};
+use std::path::Path;
+use std::process::Command;
+
+fn check(path: &Path) -> Finished {
+    let mut cmd = Command::new(mfa_tests::bins::mfad());
+    cmd.arg("--check-config").arg("--config").arg(path);
+    run("mfad --check-config", &mut cmd, "", mfa_tests::QUICK)
+}
+
+/// A valid config with every key, as the other tests use it.
+fn valid(dir: &Path) -> String {
+    DaemonConfig::default().to_toml(&dir.join("state"))
+}
+
+/// `text` with `line` added right after the line `after`; returns the text
+/// and the 1-based number of the added line.
+fn insert_after(text: &str, after: &str, line: &str) -> (String, usize) {
+    let mut lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == after)
+        .unwrap_or_else(|| panic!("no line {after:?}"));
+    lines.insert(at + 1, line);
+    (lines.join("\n") + "\n", at + 2)
+}
+
+/// `text` with the line starting with `prefix` replaced; returns the text
+/// and the 1-based number of that line.
+fn replace_line(text: &str, prefix: &str, line: &str) -> (String, usize) {
+    let mut lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?}"));
+    lines[at] = line;
+    (lines.join("\n") + "\n", at + 1)
+}
+
+#[track_caller]
+fn assert_refused(dir: &Path, name: &str, text: &str, key: &str, line: Option<usize>) {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).expect("write config");
+    let out = check(&path);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(!out.status.success(), "{name}: accepted:\n{text}");
+    assert!(
+        said.contains(key),
+        "{name}: the message does not name {key:?}: {said}"
+    );
+    if let Some(line) = line {
+        let names_line =
+            said.contains(&format!(":{line}:")) || said.contains(&format!("line {line}"));
+        assert!(
+            names_line,
+            "{name}: the message does not name line {line}: {said}"
+        );
+    }
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let example = mfa_tests::workspace_root().join("packaging/mfad.toml");
+    assert!(example.exists(), "{} is missing", example.display());
+    check(&example).assert_success("mfad --check-config packaging/mfad.toml");
+}
+
+#[test]
+fn the_test_config_is_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("mfad.toml");
+    std::fs::write(&path, valid(dir.path())).expect("write");
+    check(&path).assert_success("mfad --check-config on the harness's config");
+    // --check-config only reads: no state directory appears.
+    assert!(
+        !dir.path().join("state").exists(),
+        "--check-config created the state directory"
+    );
+}
+
+#[test]
+fn unknown_keys_and_sections_are_refused_with_their_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = valid(dir.path());
+    let (text, line) = insert_after(&base, "[login]", "colour = \"blue\"");
+    assert_refused(dir.path(), "unknown-key", &text, "colour", Some(line));
+    let (text, line) = insert_after(&base, "version = 1", "frobnicate = 1");
+    assert_refused(
+        dir.path(),
+        "unknown-top-key",
+        &text,
+        "frobnicate",
+        Some(line),
+    );
+    let text = format!("{base}\n[fido2]\nenabled = true\n");
+    assert_refused(dir.path(), "unknown-section", &text, "fido2", None);
+}
+
+#[test]
+fn wrong_types_are_refused_with_key_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = valid(dir.path());
+    let (text, line) = replace_line(&base, "max_tries", "max_tries = \"three\"");
+    assert_refused(dir.path(), "string-for-int", &text, "max_tries", Some(line));
+    let (text, line) = replace_line(&base, "admin_group", "admin_group = 0");
+    assert_refused(
+        dir.path(),
+        "int-for-string",
+        &text,
+        "admin_group",
+        Some(line),
+    );
+    let (text, line) = replace_line(&base, "timeout", "timeout = -5");
+    assert_refused(dir.path(), "negative", &text, "timeout", Some(line));
+}
+
+#[test]
+fn out_of_range_values_are_refused_with_key_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = valid(dir.path());
+    let (text, line) = replace_line(&base, "digits = 6", "digits = 9");
+    assert_refused(dir.path(), "totp-digits-9", &text, "digits", Some(line));
+    let (text, line) = replace_line(&base, "algorithm", "algorithm = \"MD5\"");
+    assert_refused(dir.path(), "md5", &text, "algorithm", Some(line));
+    let (text, line) = replace_line(&base, "unenrolled", "unenrolled = \"maybe\"");
+    assert_refused(dir.path(), "unenrolled", &text, "unenrolled", Some(line));
+    let (text, line) = replace_line(&base, "log", "log = \"journal\"");
+    assert_refused(dir.path(), "log", &text, "log", Some(line));
+    let (text, line) = replace_line(&base, "max_tries", "max_tries = 0");
+    assert_refused(dir.path(), "max-tries-0", &text, "max_tries", Some(line));
+}
+
+#[test]
+fn a_missing_or_wrong_version_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = valid(dir.path());
+    let without: String = base
+        .lines()
+        .filter(|l| !l.starts_with("version"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_refused(dir.path(), "no-version", &without, "version", None);
+    let (text, line) = replace_line(&base, "version", "version = 2");
+    assert_refused(dir.path(), "version-2", &text, "version", Some(line));
+}
+
+#[test]
+fn broken_toml_names_the_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = valid(dir.path());
+    let (text, line) = replace_line(&base, "issuer", "issuer = \"pam_mfa");
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, &text).expect("write");
+    let out = check(&path);
+    assert!(!out.status.success());
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains(&format!(":{line}")) || said.contains(&format!("line {line}")),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_missing_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = check(&dir.path().join("nope.toml"));
+    assert!(!out.status.success());
+    assert!(format!("{}{}", out.stdout, out.stderr).contains("nope.toml"));
+}
+
+#[test]
+fn mfad_refuses_to_start_on_a_bad_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (text, _) = replace_line(&valid(dir.path()), "digits = 6", "digits = 9");
+    let path = dir.path().join("mfad.toml");
+    std::fs::write(&path, text).expect("write");
+    let mut cmd = Command::new(mfa_tests::bins::mfad());
+    cmd.arg("--config")
+        .arg(&path)
+        .arg("--bus-address")
+        .arg(format!("unix:path={}", dir.path().join("no-bus").display()));
+    let out = run("mfad", &mut cmd, "", mfa_tests::QUICK);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("digits"), "{}", out.describe());
+    assert!(
+        !dir.path().join("state").exists(),
+        "the store was created from a bad config"
+    );
+}

@@ -1,0 +1,102 @@
+//! HOTP logins through real libpam: the look-ahead window, a counter that
+//! only moves forward, codes from oathtool.
+
+use mfa_tests::daemon::DaemonConfig;
+use mfa_tests::pam::{PAM_MAXTRIES, PAM_SUCCESS, PROMPT};
+use mfa_tests::users::{self, numbered};
+use mfa_tests::World;
+
+/// Window 3: the expected counter and three after it are accepted.
+const WINDOW: u64 = 3;
+
+fn world() -> World {
+    World::with_config(&DaemonConfig {
+        max_tries: 1,
+        hotp_window: WINDOW as u32,
+        ..DaemonConfig::default()
+    })
+}
+
+#[test]
+fn look_ahead_inside_the_window_is_accepted_and_moves_the_counter() {
+    let world = world();
+    let user = users::named("alice");
+    let hotp = world.enrol_hotp(&user, 6);
+    let next = hotp.next_counter();
+    // The last counter inside the window.
+    let ahead = hotp.hotp_code(next + WINDOW);
+    let result = world.login(&user, &[&ahead]);
+    result.assert_rc(PAM_SUCCESS);
+    assert_eq!(result.prompts(), vec![PROMPT]);
+    // The counter moved past it: the skipped codes and the used one are dead.
+    for counter in next..=next + WINDOW {
+        let code = hotp.hotp_code(counter);
+        let result = world.login(&user, &[&code]);
+        assert_eq!(
+            result.rc,
+            PAM_MAXTRIES,
+            "counter {counter} accepted after {}",
+            next + WINDOW
+        );
+    }
+    // The one after it is the expected one now.
+    world
+        .login(&user, &[&hotp.hotp_code(next + WINDOW + 1)])
+        .assert_rc(PAM_SUCCESS);
+    world.daemon.assert_log_free_of(&[&hotp.secret, &ahead]);
+}
+
+#[test]
+fn a_code_behind_the_counter_is_refused() {
+    let world = world();
+    let user = users::named("bob");
+    let hotp = world.enrol_hotp(&user, 8);
+    let next = hotp.next_counter();
+    // The confirmation's code was the counter before `next`.
+    world
+        .login(&user, &[&hotp.confirm_code])
+        .assert_rc(PAM_MAXTRIES);
+    world
+        .login(&user, &[&hotp.hotp_code(next)])
+        .assert_rc(PAM_SUCCESS);
+    world
+        .login(&user, &[&hotp.hotp_code(next)])
+        .assert_rc(PAM_MAXTRIES);
+    world
+        .login(&user, &[&hotp.hotp_code(next + 1)])
+        .assert_rc(PAM_SUCCESS);
+}
+
+#[test]
+fn a_code_beyond_the_window_is_refused_and_moves_nothing() {
+    let world = world();
+    let user = users::named("carol");
+    let hotp = world.enrol_hotp(&user, 6);
+    let next = hotp.next_counter();
+    let beyond = hotp.hotp_code(next + WINDOW + 1);
+    world.login(&user, &[&beyond]).assert_rc(PAM_MAXTRIES);
+    // Nothing moved: the expected code still works, then the one after it.
+    world
+        .login(&user, &[&hotp.hotp_code(next)])
+        .assert_rc(PAM_SUCCESS);
+    world
+        .login(&user, &[&hotp.hotp_code(next + 1)])
+        .assert_rc(PAM_SUCCESS);
+}
+
+#[test]
+fn any_factor_of_the_user_may_match() {
+    let world = world();
+    let user = numbered(7);
+    let first = world.enrol_hotp(&user, 6);
+    let second = world.enrol_hotp(&user, 6);
+    world
+        .login(&user, &[&second.hotp_code(second.next_counter())])
+        .assert_rc(PAM_SUCCESS);
+    world
+        .login(&user, &[&first.hotp_code(first.next_counter())])
+        .assert_rc(PAM_SUCCESS);
+    let totp = mfa_tests::otp::Totp::default_params();
+    world.enrol_totp(&user, &totp);
+    world.login(&user, &[&totp.code(1)]).assert_rc(PAM_SUCCESS);
+}

@@ -1,0 +1,424 @@
+//! mfactl against a real mfad, run as the test users: enrol with oathtool
+//! codes, list, remove, the admin table, reset, exit codes — and the QR code
+//! it draws, read back by zbarimg.
+
+use mfa_tests::otp::{self, Algorithm, Totp};
+use mfa_tests::pam::PAM_SUCCESS;
+use mfa_tests::process::{run, Finished, Running};
+use mfa_tests::users::{self, command_as, TestUser};
+use mfa_tests::World;
+use serde_json::Value;
+use std::process::Command;
+
+fn mfactl_cmd(world: &World, user: &TestUser, args: &[&str]) -> Command {
+    let mut cmd = command_as(user, &mfa_tests::bins::mfactl());
+    cmd.arg("--bus-address").arg(world.address()).args(args);
+    cmd
+}
+
+fn mfactl(world: &World, user: &TestUser, args: &[&str]) -> Finished {
+    run(
+        "mfactl",
+        &mut mfactl_cmd(world, user, args),
+        "",
+        mfa_tests::QUICK,
+    )
+}
+
+fn json(out: &Finished) -> Value {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", out.describe()))
+}
+
+/// Every JSON document printed one per line.
+fn json_lines(out: &Finished) -> Vec<Value> {
+    out.stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect()
+}
+
+fn own_factors(world: &World, user: &TestUser) -> Vec<Value> {
+    let out = mfactl(world, user, &["list", "--json"]);
+    out.assert_success("mfactl list --json");
+    match json(&out) {
+        Value::Array(items) => items,
+        other => panic!("list --json is not an array: {other}"),
+    }
+}
+
+#[test]
+fn enrol_list_login_remove() {
+    let world = World::start();
+    let alice = users::named("alice");
+    let totp = Totp::new(Algorithm::Sha256, 8, 30);
+    let code = totp.code(0);
+    let out = mfactl(
+        &world,
+        &alice,
+        &[
+            "enrol",
+            "totp",
+            "--label",
+            "phone",
+            "--algorithm",
+            "SHA256",
+            "--digits",
+            "8",
+            "--secret",
+            &totp.secret,
+            "--code",
+            &code,
+            "--no-qr",
+            "--json",
+        ],
+    );
+    out.assert_success("mfactl enrol");
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2, "{}", out.describe());
+    let offer = &lines[0]["offer"];
+    assert_eq!(offer["secret"], Value::from(totp.secret.as_str()));
+    assert_eq!(offer["algorithm"], "SHA256");
+    assert_eq!(offer["digits"], 8);
+    let factor = &lines[1]["factor"];
+    assert_eq!(factor["status"], "active");
+    let id = factor["id"].as_str().expect("factor id").to_string();
+
+    let listed = own_factors(&world, &alice);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], Value::from(id.as_str()));
+    assert_eq!(listed[0]["status"], "active");
+    assert_eq!(listed[0]["label"], "phone");
+    assert_eq!(listed[0]["kind"], "totp");
+
+    // The factor mfactl enrolled is the one PAM asks for.
+    world.login(&alice, &[&totp.code(1)]).assert_rc(PAM_SUCCESS);
+    let used = own_factors(&world, &alice);
+    assert!(
+        !used[0]["last_used"].is_null(),
+        "last_used not set after a login: {used:?}"
+    );
+
+    // Text listing shows it too.
+    let text = mfactl(&world, &alice, &["list"]);
+    text.assert_success("mfactl list");
+    assert!(text.stdout.contains(&id), "{}", text.describe());
+
+    mfactl(&world, &alice, &["remove", &id, "--yes"]).assert_success("mfactl remove");
+    assert!(own_factors(&world, &alice).is_empty());
+    // Removing it again: mfad says not found, exit 1.
+    assert_eq!(
+        mfactl(&world, &alice, &["remove", &id, "--yes"]).code(),
+        Some(1)
+    );
+    world.daemon.assert_log_free_of(&[&totp.secret, &code]);
+}
+
+#[test]
+fn a_wrong_code_exits_4_and_leaves_the_factor_pending() {
+    let world = World::start();
+    let bob = users::named("bob");
+    let totp = Totp::default_params();
+    let wrong = totp.wrong_code(2);
+    let out = mfactl(
+        &world,
+        &bob,
+        &[
+            "enrol",
+            "totp",
+            "--secret",
+            &totp.secret,
+            "--code",
+            &wrong,
+            "--no-qr",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code(), Some(4), "{}", out.describe());
+    let offer = &json_lines(&out)[0]["offer"];
+    let id = offer["id"].as_str().expect("offer id").to_string();
+    assert!(
+        out.stderr.contains(&format!("mfactl confirm {id}")),
+        "{}",
+        out.describe()
+    );
+    let listed = own_factors(&world, &bob);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["status"], "pending");
+    // A pending factor is not asked for at login.
+    let result = world.login(&bob, &[&totp.code(0)]);
+    assert_ne!(result.rc, PAM_SUCCESS);
+    assert!(result.prompts().is_empty(), "{result:#?}");
+
+    // Confirmed later, it becomes active.
+    mfactl(&world, &bob, &["confirm", &id, &totp.code(0)]).assert_success("mfactl confirm");
+    assert_eq!(own_factors(&world, &bob)[0]["status"], "active");
+}
+
+#[test]
+fn hotp_enrolment_reads_the_code_from_stdin() {
+    let world = World::start();
+    let dave = users::named("dave");
+    let secret = otp::random_secret(20);
+    let mut cmd = mfactl_cmd(
+        &world,
+        &dave,
+        &["enrol", "hotp", "--secret", &secret, "--no-qr", "--json"],
+    );
+    let mut running = Running::spawn("mfactl enrol hotp", &mut cmd);
+    let first = running.next_line(mfa_tests::QUICK).expect("no offer line");
+    let offer: Value = serde_json::from_str(&first).expect("offer JSON");
+    let counter = offer["offer"]["counter"]
+        .as_u64()
+        .expect("HOTP offer has a counter");
+    running.send_line(&otp::oath_hotp(&secret, counter, 6));
+    running
+        .finish(mfa_tests::QUICK)
+        .assert_success("mfactl enrol hotp");
+    assert_eq!(own_factors(&world, &dave)[0]["status"], "active");
+    world
+        .login(&dave, &[&otp::oath_hotp(&secret, counter + 1, 6)])
+        .assert_rc(PAM_SUCCESS);
+}
+
+#[test]
+fn admin_table_json_and_reset() {
+    let world = World::start();
+    let root = users::root();
+    let alice = users::named("alice");
+    let bob = users::named("bob");
+    let totp = Totp::default_params();
+    world.enrol_totp(&alice, &totp);
+    world.enrol_hotp(&bob, 6);
+    // A pending one for bob as well.
+    mfa_tests::probe::begin_totp(world.address(), &bob, &Totp::default_params());
+    world.login(&alice, &[&totp.code(1)]).assert_rc(PAM_SUCCESS);
+
+    let out = mfactl(&world, &root, &["users", "--json"]);
+    out.assert_success("mfactl users --json");
+    let table = json(&out);
+    let row = |name: &str| -> Value {
+        table
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["user"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing from {table}"))
+    };
+    assert_eq!(row("alice")["methods"], serde_json::json!(["totp"]));
+    assert!(
+        !row("alice")["last_used"].is_null(),
+        "alice logged in: {table}"
+    );
+    assert_eq!(row("bob")["methods"], serde_json::json!(["hotp"]));
+    assert_eq!(row("bob")["factors"], 1);
+    assert_eq!(row("bob")["pending"], 1);
+
+    let text = mfactl(&world, &root, &["users"]);
+    text.assert_success("mfactl users");
+    assert!(
+        text.stdout.contains("alice") && text.stdout.contains("totp"),
+        "{}",
+        text.describe()
+    );
+
+    let bobs = mfactl(&world, &root, &["user", "bob", "--json"]);
+    bobs.assert_success("mfactl user bob");
+    assert_eq!(json(&bobs).as_array().map(Vec::len), Some(2));
+
+    // A plain user is refused with exit 5 and nothing changes.
+    assert_eq!(mfactl(&world, &bob, &["users", "--json"]).code(), Some(5));
+    assert_eq!(
+        mfactl(&world, &bob, &["reset", "alice", "--yes"]).code(),
+        Some(5)
+    );
+
+    // Reset without --yes and without a terminal is refused.
+    assert_ne!(mfactl(&world, &root, &["reset", "bob"]).code(), Some(0));
+    let reset = mfactl(&world, &root, &["reset", "bob", "--yes", "--json"]);
+    reset.assert_success("mfactl reset");
+    assert_eq!(json_lines(&reset)[0]["removed"], 2);
+    assert!(own_factors(&world, &bob).is_empty());
+    let after = json(&mfactl(&world, &root, &["users", "--json"]));
+    let names: Vec<&str> = after
+        .as_array()
+        .map(|r| r.iter().filter_map(|u| u["user"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["alice"]);
+}
+
+#[test]
+fn an_unreachable_mfad_exits_3() {
+    let world = World::start();
+    let mut cmd = command_as(&users::named("alice"), &mfa_tests::bins::mfactl());
+    let missing = format!("unix:path={}/nothing-here", world.pam.path().display());
+    cmd.arg("--bus-address").arg(&missing).arg("list");
+    let out = run("mfactl", &mut cmd, "", mfa_tests::QUICK);
+    assert_eq!(out.code(), Some(3), "{}", out.describe());
+}
+
+// ---- QR read-back --------------------------------------------------------
+
+/// Remove ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+const BLOCKS: [char; 4] = [' ', '\u{2580}', '\u{2584}', '\u{2588}'];
+
+/// The half-block drawing as rows of cells: true where the glyph is inked.
+fn qr_cells(output: &str) -> Vec<Vec<bool>> {
+    let lines: Vec<Vec<char>> = strip_ansi(output)
+        .lines()
+        .map(|l| l.chars().collect())
+        .collect();
+    let is_block_line = |l: &Vec<char>| l.len() >= 21 && l.iter().all(|c| BLOCKS.contains(c));
+    let start = lines
+        .iter()
+        .position(|l| is_block_line(l) && l.iter().any(|c| *c != ' '))
+        .unwrap_or_else(|| panic!("no QR code in:\n{output}"));
+    let width = lines[start].len();
+    let mut rows = Vec::new();
+    for line in lines[start..]
+        .iter()
+        .take_while(|l| is_block_line(l) && l.len() == width)
+    {
+        let upper: Vec<bool> = line
+            .iter()
+            .map(|c| matches!(c, '\u{2580}' | '\u{2588}'))
+            .collect();
+        let lower: Vec<bool> = line
+            .iter()
+            .map(|c| matches!(c, '\u{2584}' | '\u{2588}'))
+            .collect();
+        rows.push(upper);
+        rows.push(lower);
+    }
+    rows
+}
+
+/// Write the cells as a PBM image (black where `dark`), scaled up and with a
+/// white border, and decode it with zbarimg.
+fn zbar_decode(cells: &[Vec<bool>], ink_is_dark: bool, dir: &std::path::Path) -> Option<String> {
+    const SCALE: usize = 6;
+    const BORDER: usize = 8;
+    let h = cells.len();
+    let w = cells.first().map(Vec::len).unwrap_or(0);
+    let (pw, ph) = ((w + 2 * BORDER) * SCALE, (h + 2 * BORDER) * SCALE);
+    let mut pbm = format!("P1\n{pw} {ph}\n");
+    for py in 0..ph {
+        let y = (py / SCALE).checked_sub(BORDER).filter(|y| *y < h);
+        let row: Vec<&str> = (0..pw)
+            .map(|px| {
+                let x = (px / SCALE).checked_sub(BORDER).filter(|x| *x < w);
+                let black = match (x, y) {
+                    (Some(x), Some(y)) => cells[y][x] == ink_is_dark,
+                    _ => false,
+                };
+                if black {
+                    "1"
+                } else {
+                    "0"
+                }
+            })
+            .collect();
+        pbm.push_str(&row.join(" "));
+        pbm.push('\n');
+    }
+    let path = dir.join(if ink_is_dark {
+        "qr-dark.pbm"
+    } else {
+        "qr-light.pbm"
+    });
+    std::fs::write(&path, pbm).expect("write PBM");
+    let out = Command::new("zbarimg")
+        .arg("--raw")
+        .arg("-q")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run zbarimg (apt-get install zbar-tools): {e}"));
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn printed_uri(output: &str) -> String {
+    strip_ansi(output)
+        .lines()
+        .map(str::trim)
+        .find_map(|l| {
+            l.strip_prefix("URI")
+                .map(str::trim)
+                .filter(|u| u.starts_with("otpauth://"))
+        })
+        .unwrap_or_else(|| panic!("no URI line in:\n{output}"))
+        .to_string()
+}
+
+fn enrol_and_read_qr(no_color: bool) {
+    let world = World::start();
+    let alice = users::named("alice");
+    let totp = Totp::default_params();
+    let mut cmd = mfactl_cmd(
+        &world,
+        &alice,
+        &[
+            "enrol",
+            "totp",
+            "--label",
+            "laptop",
+            "--secret",
+            &totp.secret,
+            "--code",
+            &totp.code(0),
+        ],
+    );
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let out = run("mfactl enrol (QR)", &mut cmd, "", mfa_tests::QUICK);
+    out.assert_success("mfactl enrol with a QR code");
+    let uri = printed_uri(&out.stdout);
+    let cells = qr_cells(&out.stdout);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    // With colours the glyphs are the dark modules; without, the terminal's
+    // text colour draws the light ones.
+    let decoded = zbar_decode(&cells, !no_color, scratch.path()).unwrap_or_else(|| {
+        panic!(
+            "zbarimg could not read the QR code (no_color={no_color}):\n{}",
+            out.stdout
+        )
+    });
+    assert_eq!(decoded, uri, "the QR code does not hold the printed URI");
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    let query = uri.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let secret = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("secret="))
+        .unwrap_or_else(|| panic!("no secret in {uri}"));
+    assert_eq!(secret.trim_end_matches('='), totp.secret);
+    assert!(query.split('&').any(|kv| kv == "issuer=pam_mfa"), "{uri}");
+}
+
+#[test]
+fn the_qr_code_holds_the_printed_uri() {
+    enrol_and_read_qr(false);
+}
+
+#[test]
+fn the_qr_code_without_colours_holds_the_printed_uri() {
+    enrol_and_read_qr(true);
+}
