@@ -64,7 +64,10 @@ pub enum Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach mfad at {address}: {source}")]
-    Unreachable { address: String, source: zbus::Error },
+    Unreachable {
+        address: String,
+        source: zbus::Error,
+    },
     #[error("mfad did not answer within {0:?}")]
     Timeout(Duration),
     #[error("the conversation with the user was aborted")]
@@ -83,7 +86,10 @@ impl From<ConversationAborted> for ClientError {
 
 /// Connect to the bus at `address` (never read from the environment).
 pub async fn connect(address: &str, timeout: Duration) -> Result<Connection, ClientError> {
-    let unreachable = |source| ClientError::Unreachable { address: address.to_string(), source };
+    let unreachable = |source| ClientError::Unreachable {
+        address: address.to_string(),
+        source,
+    };
     let build = async {
         zbus::connection::Builder::address(address)
             .map_err(unreachable)?
@@ -111,8 +117,9 @@ pub async fn run_login(
             .map_err(|e| ClientError::Daemon(MfaError::ZBus(e)))
     })
     .await??;
-    let (handle, mut step) =
-        within(call_timeout, proxy.start(request)).await?.map_err(ClientError::Daemon)?;
+    let (handle, mut step) = within(call_timeout, proxy.start(request))
+        .await?
+        .map_err(ClientError::Daemon)?;
     for _ in 0..MAX_STEPS {
         let answer = match relay(&step, conversation) {
             Ok(Relayed::Done(outcome)) => return Ok(outcome),
@@ -167,7 +174,9 @@ fn relay(step: &Step, conversation: &mut dyn Conversation) -> Result<Relayed, Co
 }
 
 async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, ClientError> {
-    tokio::time::timeout(limit, fut).await.map_err(|_| ClientError::Timeout(limit))
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| ClientError::Timeout(limit))
 }
 
 #[cfg(test)]
@@ -201,7 +210,11 @@ mod tests {
     #[test]
     fn deny_without_reason_is_internal_and_shows_text() {
         let mut script = Script::default();
-        let step = Step { kind: StepKind::Deny, reason: DenyReason::None, text: "no".into() };
+        let step = Step {
+            kind: StepKind::Deny,
+            reason: DenyReason::None,
+            text: "no".into(),
+        };
         match relay(&step, &mut script) {
             Ok(Relayed::Done(Outcome::Denied(DenyReason::Internal))) => {}
             _ => panic!("a reasonless deny must map to Internal"),
@@ -211,7 +224,10 @@ mod tests {
 
     #[test]
     fn prompt_answers_and_aborts() {
-        let mut script = Script { answers: vec!["123456"], ..Default::default() };
+        let mut script = Script {
+            answers: vec!["123456"],
+            ..Default::default()
+        };
         match relay(&Step::prompt("Code: ", false), &mut script) {
             Ok(Relayed::Answer(a)) => assert_eq!(a.expose(), "123456"),
             _ => panic!("prompt must yield the answer"),
@@ -221,6 +237,9 @@ mod tests {
 
     #[test]
     fn answer_debug_is_redacted() {
-        assert_eq!(format!("{:?}", Answer::new("123456".into())), "Answer(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Answer::new("123456".into())),
+            "Answer(<redacted>)"
+        );
     }
 }

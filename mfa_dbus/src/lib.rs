@@ -9,7 +9,9 @@ pub mod names;
 pub mod proxy;
 pub mod types;
 
-pub use client::{connect, run_login, Answer, ClientError, Conversation, ConversationAborted, Outcome};
+pub use client::{
+    connect, run_login, Answer, ClientError, Conversation, ConversationAborted, Outcome,
+};
 pub use error::MfaError;
 pub use names::*;
 pub use proxy::{AdminProxy, FactorsProxy, LoginProxy};

@@ -71,17 +71,37 @@ pub struct Step {
 
 impl Step {
     pub fn info(text: impl Into<String>) -> Self {
-        Step { kind: StepKind::Info, reason: DenyReason::None, text: text.into() }
+        Step {
+            kind: StepKind::Info,
+            reason: DenyReason::None,
+            text: text.into(),
+        }
     }
     pub fn prompt(text: impl Into<String>, echo: bool) -> Self {
-        let kind = if echo { StepKind::PromptEchoOn } else { StepKind::PromptEchoOff };
-        Step { kind, reason: DenyReason::None, text: text.into() }
+        let kind = if echo {
+            StepKind::PromptEchoOn
+        } else {
+            StepKind::PromptEchoOff
+        };
+        Step {
+            kind,
+            reason: DenyReason::None,
+            text: text.into(),
+        }
     }
     pub fn allow() -> Self {
-        Step { kind: StepKind::Allow, reason: DenyReason::None, text: String::new() }
+        Step {
+            kind: StepKind::Allow,
+            reason: DenyReason::None,
+            text: String::new(),
+        }
     }
     pub fn deny(reason: DenyReason, text: impl Into<String>) -> Self {
-        Step { kind: StepKind::Deny, reason, text: text.into() }
+        Step {
+            kind: StepKind::Deny,
+            reason,
+            text: text.into(),
+        }
     }
     pub fn is_terminal(&self) -> bool {
         matches!(self.kind, StepKind::Allow | StepKind::Deny)

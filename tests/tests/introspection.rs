@@ -9,7 +9,9 @@ fn our_interfaces(xml: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut rest = xml;
     while let Some(start) = rest.find("<interface name=\"org.pam_mfa.") {
-        let Some(len) = rest[start..].find("</interface>") else { break };
+        let Some(len) = rest[start..].find("</interface>") else {
+            break;
+        };
         let end = start + len + "</interface>".len();
         found.push(rest[start..end].to_string());
         rest = &rest[end..];
@@ -41,7 +43,14 @@ fn served_interfaces_match_the_shipped_xml() {
         shipped_path.display(),
         served.join("\n")
     );
-    for name in [mfa_dbus::LOGIN_INTERFACE, mfa_dbus::FACTORS_INTERFACE, mfa_dbus::ADMIN_INTERFACE] {
-        assert!(shipped.contains(&format!("<interface name=\"{name}\">")), "{name}");
+    for name in [
+        mfa_dbus::LOGIN_INTERFACE,
+        mfa_dbus::FACTORS_INTERFACE,
+        mfa_dbus::ADMIN_INTERFACE,
+    ] {
+        assert!(
+            shipped.contains(&format!("<interface name=\"{name}\">")),
+            "{name}"
+        );
     }
 }

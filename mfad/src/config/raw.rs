@@ -131,7 +131,11 @@ fn one_of<T: Copy>(
 pub(super) fn parse(text: &str) -> Result<Config, RawError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let offset = e.span().map(|s| s.start);
-        RawError { offset, key: offset.and_then(|o| key_at(text, o)), message: e.message().to_string() }
+        RawError {
+            offset,
+            key: offset.and_then(|o| key_at(text, o)),
+            message: e.message().to_string(),
+        }
     })?;
     let defaults = Config::default();
 
@@ -296,7 +300,11 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         let end = start + line.len();
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
-            table = trimmed.trim_start_matches('[').split(']').next().map(|t| t.trim().to_string());
+            table = trimmed
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .map(|t| t.trim().to_string());
         }
         if (start..end).contains(&offset) {
             let (key, _) = trimmed.split_once('=')?;

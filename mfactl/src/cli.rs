@@ -1,0 +1,352 @@
+//! The command line. Everything clap can check is checked here, before any
+//! call to mfad; `validate` adds the checks that span several options.
+
+use crate::error::{Error, EXIT_CODES_HELP};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mfactl",
+    version,
+    about = "Manage second factors for pam_mfa: enrol your own, or administer users'",
+    long_about = "Manage second factors for pam_mfa.\n\n\
+        Any user can enrol, list and remove their own TOTP and HOTP factors. \
+        Root and members of mfad's admin group can also list users, inspect \
+        a user's factors and reset a user.\n\n\
+        mfactl holds no secrets and decides nothing: every command is one or \
+        two calls to mfad over the D-Bus system bus, which identifies the \
+        caller by uid.",
+    after_help = EXIT_CODES_HELP,
+)]
+pub struct Cli {
+    /// D-Bus address of the bus where mfad runs
+    #[arg(
+        long,
+        global = true,
+        value_name = "ADDR",
+        env = "DBUS_SYSTEM_BUS_ADDRESS",
+        default_value = mfa_dbus::SYSTEM_BUS_ADDRESS,
+    )]
+    pub bus_address: String,
+
+    /// Print JSON instead of text (errors still go to stderr as text)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register a new TOTP or HOTP factor for yourself
+    #[command(
+        visible_alias = "enroll",
+        long_about = "Register a new TOTP or HOTP factor for yourself.\n\n\
+            mfad creates the factor and sends its secret once. mfactl shows it \
+            as a QR code, an otpauth:// URI and a grouped base32 secret, then \
+            asks for a code from your authenticator app to confirm it. Until \
+            it is confirmed the factor is pending: it is not used at login and \
+            is dropped after the time mfad allows. A pending factor can be \
+            confirmed later with `mfactl confirm ID`.\n\n\
+            Where the code comes from: --code if given; else a prompt when \
+            stdin is a terminal (up to three tries; an empty answer keeps the \
+            enrolment pending); else one line read from stdin.\n\n\
+            With --json two JSON objects are printed, one per line: \
+            {\"offer\": …} as soon as mfad answers (it holds the secret), \
+            then {\"factor\": …} once confirmed."
+    )]
+    Enrol(EnrolArgs),
+
+    /// Confirm a pending enrolment with a code from your authenticator
+    #[command(
+        long_about = "Confirm a pending enrolment with a code from your authenticator.\n\n\
+        Without CODE, mfactl prompts for it when stdin is a terminal (up to \
+        three tries), else reads one line from stdin."
+    )]
+    Confirm {
+        /// Id of the pending factor, as printed by `mfactl enrol` or `mfactl list`
+        id: String,
+        /// The current code shown by your authenticator app
+        code: Option<String>,
+    },
+
+    /// List your own factors, active and pending
+    #[command(long_about = "List your own factors, active and pending.\n\n\
+        Times are UTC. LAST USED is the last successful login with the factor.")]
+    List,
+
+    /// Remove one of your own factors
+    #[command(long_about = "Remove one of your own factors.\n\n\
+        Removing your last active factor may lock you out of logins that \
+        require a second factor, so mfactl asks first (on a terminal) or \
+        wants --yes (otherwise).")]
+    Remove {
+        /// Id of the factor, as shown by `mfactl list`
+        id: String,
+        /// Do not ask, even when this is your last active factor
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+
+    /// Admin: list every user that has a factor
+    #[command(
+        long_about = "Admin: list every user that has a factor, active or pending.\n\n\
+        MFA shows the kinds of the user's active factors (\"totp,hotp\") or \
+        \"none\" when only pending ones exist. Needs root or mfad's admin group."
+    )]
+    Users {
+        /// Order of the rows
+        #[arg(long, value_enum, default_value_t = UserSort::User)]
+        sort: UserSort,
+    },
+
+    /// Admin: list one user's factors
+    #[command(long_about = "Admin: list one user's factors, active and pending.\n\n\
+        Needs root or mfad's admin group.")]
+    User {
+        /// Login name of the user
+        user: String,
+    },
+
+    /// Admin: remove all factors of a user
+    #[command(
+        long_about = "Admin: remove all factors of a user, active and pending.\n\n\
+        The user can enrol again afterwards (a new device, a lost phone). \
+        mfactl asks for confirmation on a terminal unless --yes is given; \
+        without a terminal it refuses unless --yes is given. Needs root or \
+        mfad's admin group."
+    )]
+    Reset {
+        /// Login name of the user
+        user: String,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("secret_source").args(["secret", "secret_file", "secret_stdin"])))]
+pub struct EnrolArgs {
+    /// Kind of factor: time-based (totp) or counter-based (hotp)
+    #[arg(value_enum)]
+    pub kind: Kind,
+
+    /// A name for this factor, e.g. the device it lives on (default: mfad's)
+    #[arg(long, value_name = "LABEL")]
+    pub label: Option<String>,
+
+    /// HMAC algorithm (default: mfad's, usually SHA1, which every app supports)
+    #[arg(long, value_enum, ignore_case = true, value_name = "ALG")]
+    pub algorithm: Option<Algorithm>,
+
+    /// Number of digits in a code, 6 to 8 (default: mfad's)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(6..=8))]
+    pub digits: Option<u32>,
+
+    /// TOTP only: seconds each code is valid (default: mfad's, usually 30)
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub period: Option<u32>,
+
+    /// Import this base32 secret instead of letting mfad generate one
+    /// (visible to other users in the process list: prefer --secret-file)
+    #[arg(long, value_name = "BASE32")]
+    pub secret: Option<String>,
+
+    /// Import the base32 secret on the first non-empty line of this file
+    /// (a ~/.google_authenticator file works)
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Import the base32 secret read from the first line of stdin
+    #[arg(long)]
+    pub secret_stdin: bool,
+
+    /// Confirm with this code instead of asking for one
+    #[arg(long, value_name = "CODE")]
+    pub code: Option<String>,
+
+    /// Do not draw the QR code
+    #[arg(long)]
+    pub no_qr: bool,
+
+    /// Show only the secret and its parameters: no QR code, no URI
+    #[arg(long)]
+    pub show_secret_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// Time-based one-time password (RFC 6238)
+    Totp,
+    /// Counter-based one-time password (RFC 4226)
+    Hotp,
+}
+
+impl Kind {
+    /// The name in the D-Bus contract.
+    pub fn wire(self) -> &'static str {
+        match self {
+            Kind::Totp => "totp",
+            Kind::Hotp => "hotp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Algorithm {
+    #[value(name = "SHA1")]
+    Sha1,
+    #[value(name = "SHA256")]
+    Sha256,
+    #[value(name = "SHA512")]
+    Sha512,
+}
+
+impl Algorithm {
+    /// The name in the D-Bus contract.
+    pub fn wire(self) -> &'static str {
+        match self {
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+            Algorithm::Sha512 => "SHA512",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UserSort {
+    /// By login name
+    User,
+    /// Most recent login first; users who never logged in with MFA last
+    LastUsed,
+    /// Users without an active factor first, then by their methods
+    Methods,
+}
+
+impl EnrolArgs {
+    /// Checks clap cannot express.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.kind == Kind::Hotp && self.period.is_some() {
+            return Err(Error::Usage(
+                "--period applies to TOTP only; HOTP codes do not expire".to_string(),
+            ));
+        }
+        if let Some(code) = &self.code {
+            crate::enrol::normalise_code(code).map_err(Error::Usage)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mfactl").chain(args.iter().copied()))
+    }
+
+    fn enrol(args: &[&str]) -> EnrolArgs {
+        match parse(args).expect("parses").command {
+            Command::Enrol(e) => e,
+            other => panic!("not enrol: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn enrol_options_parse() {
+        let e = enrol(&[
+            "enrol",
+            "totp",
+            "--label",
+            "phone",
+            "--algorithm",
+            "sha256",
+            "--digits",
+            "8",
+        ]);
+        assert_eq!(e.kind, Kind::Totp);
+        assert_eq!(e.label.as_deref(), Some("phone"));
+        assert_eq!(e.algorithm, Some(Algorithm::Sha256));
+        assert_eq!(e.digits, Some(8));
+        assert!(e.validate().is_ok());
+        assert_eq!(enrol(&["enroll", "hotp"]).kind, Kind::Hotp);
+    }
+
+    #[test]
+    fn digits_out_of_range_are_rejected_locally() {
+        for bad in ["5", "9", "x"] {
+            let err = parse(&["enrol", "totp", "--digits", bad]).expect_err("rejected");
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{bad}");
+            assert_eq!(err.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn zero_period_and_unknown_algorithm_are_rejected() {
+        let err = parse(&["enrol", "totp", "--period", "0"]).expect_err("rejected");
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        let err = parse(&["enrol", "totp", "--algorithm", "MD5"]).expect_err("rejected");
+        assert_eq!(err.kind(), ErrorKind::InvalidValue);
+    }
+
+    #[test]
+    fn one_secret_source_at_most() {
+        let err =
+            parse(&["enrol", "totp", "--secret", "AAAA", "--secret-stdin"]).expect_err("conflict");
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn period_with_hotp_is_a_usage_error() {
+        let e = enrol(&["enrol", "hotp", "--period", "30"]);
+        assert!(matches!(e.validate(), Err(Error::Usage(m)) if m.contains("TOTP only")));
+    }
+
+    #[test]
+    fn malformed_code_is_a_usage_error() {
+        let e = enrol(&["enrol", "totp", "--code", "12ab56"]);
+        assert!(matches!(e.validate(), Err(Error::Usage(_))));
+        let e = enrol(&["enrol", "totp", "--code", "123 456"]);
+        assert!(e.validate().is_ok());
+    }
+
+    #[test]
+    fn global_options_anywhere() {
+        let cli =
+            parse(&["list", "--json", "--bus-address", "unix:path=/tmp/bus"]).expect("parses");
+        assert!(cli.json);
+        assert_eq!(cli.bus_address, "unix:path=/tmp/bus");
+        assert!(matches!(cli.command, Command::List));
+    }
+
+    #[test]
+    fn admin_commands_parse() {
+        let cli = parse(&["users", "--sort", "last-used"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Users {
+                sort: UserSort::LastUsed
+            }
+        ));
+        let cli = parse(&["reset", "bob", "--yes"]).expect("parses");
+        assert!(matches!(cli.command, Command::Reset { ref user, yes: true } if user == "bob"));
+        assert!(parse(&["reset"]).is_err());
+    }
+
+    #[test]
+    fn help_documents_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Exit status:") && help.contains("5  access denied"));
+    }
+}

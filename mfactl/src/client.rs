@@ -1,0 +1,120 @@
+//! The connection to mfad: the contract's proxies, a time limit on every
+//! call, and every failure turned into an [`Error`].
+
+use crate::error::Error;
+use mfa_dbus::{
+    AdminProxy, ClientError, EnrolOptions, EnrolmentOffer, FactorInfo, FactorsProxy, MfaError,
+    UserSummary,
+};
+use std::future::Future;
+use std::time::Duration;
+use zbus::proxy::CacheProperties;
+use zbus::Connection;
+
+/// Connecting to a local bus socket is instant or broken.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// mfad answers at once; allow for the bus activating it first.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Client {
+    connection: Connection,
+    address: String,
+}
+
+impl Client {
+    pub async fn connect(address: &str) -> Result<Client, Error> {
+        let connection =
+            mfa_dbus::connect(address, CONNECT_TIMEOUT)
+                .await
+                .map_err(|e| match e {
+                    ClientError::Unreachable { source, .. } => Error::from_bus(&source, address),
+                    ClientError::Timeout(limit) => Error::timeout(address, limit),
+                    other => Error::Unreachable {
+                        address: address.to_string(),
+                        detail: other.to_string(),
+                    },
+                })?;
+        Ok(Client {
+            connection,
+            address: address.to_string(),
+        })
+    }
+
+    /// Run one call to mfad within the time limit.
+    async fn call<T>(&self, fut: impl Future<Output = Result<T, MfaError>>) -> Result<T, Error> {
+        match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+            Ok(result) => result.map_err(|e| Error::from_daemon(e, &self.address)),
+            Err(_) => Err(Error::timeout(&self.address, CALL_TIMEOUT)),
+        }
+    }
+
+    async fn factors(&self) -> Result<FactorsProxy<'_>, Error> {
+        let build = FactorsProxy::builder(&self.connection)
+            .cache_properties(CacheProperties::No)
+            .build();
+        self.call(async { build.await.map_err(MfaError::ZBus) })
+            .await
+    }
+
+    async fn admin(&self) -> Result<AdminProxy<'_>, Error> {
+        let build = AdminProxy::builder(&self.connection)
+            .cache_properties(CacheProperties::No)
+            .build();
+        self.call(async { build.await.map_err(MfaError::ZBus) })
+            .await
+    }
+
+    pub async fn list_factors(&self) -> Result<Vec<FactorInfo>, Error> {
+        let proxy = self.factors().await?;
+        self.call(proxy.list_factors()).await
+    }
+
+    pub async fn remove_factor(&self, id: &str) -> Result<(), Error> {
+        let proxy = self.factors().await?;
+        self.call(proxy.remove_factor(id)).await
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserSummary>, Error> {
+        let proxy = self.admin().await?;
+        self.call(proxy.list_users()).await
+    }
+
+    pub async fn list_user_factors(&self, user: &str) -> Result<Vec<FactorInfo>, Error> {
+        let proxy = self.admin().await?;
+        self.call(proxy.list_user_factors(user)).await
+    }
+
+    pub async fn reset_user(&self, user: &str) -> Result<u32, Error> {
+        let proxy = self.admin().await?;
+        self.call(proxy.reset_user(user)).await
+    }
+}
+
+/// The two enrolment calls, as the enrolment flow needs them (a fake in
+/// its tests).
+pub trait Enrolment {
+    async fn begin(
+        &self,
+        kind: &str,
+        label: &str,
+        options: &EnrolOptions,
+    ) -> Result<EnrolmentOffer, Error>;
+    async fn confirm(&self, id: &str, code: &str) -> Result<FactorInfo, Error>;
+}
+
+impl Enrolment for Client {
+    async fn begin(
+        &self,
+        kind: &str,
+        label: &str,
+        options: &EnrolOptions,
+    ) -> Result<EnrolmentOffer, Error> {
+        let proxy = self.factors().await?;
+        self.call(proxy.begin_enrolment(kind, label, options)).await
+    }
+
+    async fn confirm(&self, id: &str, code: &str) -> Result<FactorInfo, Error> {
+        let proxy = self.factors().await?;
+        self.call(proxy.confirm_enrolment(id, code)).await
+    }
+}

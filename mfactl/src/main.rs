@@ -1,0 +1,197 @@
+//! mfactl: the pam_mfa command line. Parses the command, checks what can be
+//! checked locally, then makes its calls to mfad over the bus. Exit codes
+//! are listed in `error.rs` (and in `--help` and mfactl(1)).
+
+mod cli;
+mod client;
+mod dates;
+mod enrol;
+mod error;
+mod output;
+mod prompt;
+mod qr;
+mod table;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use client::Client;
+use error::Error;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // Usage errors exit 2 here, with clap's message.
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return Error::Refused(format!("cannot start the async runtime: {e}")).report(),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::from(error::EXIT_OK),
+        Err(e) => e.report(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
+    let address = cli.bus_address.as_str();
+    let json = cli.json;
+    match cli.command {
+        Command::Enrol(args) => {
+            args.validate()?;
+            // Local input first: a bad secret file changes nothing on mfad.
+            let secret = enrol::secret_to_import(&args)?;
+            let mut source = enrol::code_source(args.code.clone());
+            let client = Client::connect(address).await?;
+            let mut out = std::io::stdout();
+            enrol::enrol(&client, &args, secret, json, source.as_mut(), &mut out).await?;
+        }
+        Command::Confirm { id, code } => {
+            if let Some(c) = &code {
+                enrol::normalise_code(c).map_err(Error::Usage)?;
+            }
+            let mut source = enrol::code_source(code);
+            let client = Client::connect(address).await?;
+            let factor = enrol::confirm_with(&client, &id, None, source.as_mut()).await?;
+            output::emit(&enrol::confirmed_text(&factor, json))?;
+        }
+        Command::List => {
+            let factors = Client::connect(address).await?.list_factors().await?;
+            output::emit(&if json {
+                output::factors_json(&factors)
+            } else if factors.is_empty() {
+                "You have no factors. Add one with `mfactl enrol totp`.\n".to_string()
+            } else {
+                output::factors_table(&factors)
+            })?;
+        }
+        Command::Remove { id, yes } => {
+            let client = Client::connect(address).await?;
+            if !yes {
+                let factors = client.list_factors().await?;
+                if is_last_active(&factors, &id) {
+                    confirm_or_refuse(
+                        &format!(
+                            "Factor {id} is your last active factor; without it, logins that \
+                             need a second factor will refuse you."
+                        ),
+                        "Remove it?",
+                    )?;
+                }
+            }
+            client.remove_factor(&id).await?;
+            output::emit(&if json {
+                output::json_line(&serde_json::json!({ "removed": id }))
+            } else {
+                format!("Removed factor {}.\n", table::printable(&id))
+            })?;
+        }
+        Command::Users { sort } => {
+            let mut users = Client::connect(address).await?.list_users().await?;
+            output::sort_users(&mut users, sort);
+            output::emit(&if json {
+                output::users_json(&users)
+            } else if users.is_empty() {
+                "No user has a factor.\n".to_string()
+            } else {
+                output::users_table(&users)
+            })?;
+        }
+        Command::User { user } => {
+            let factors = Client::connect(address)
+                .await?
+                .list_user_factors(&user)
+                .await?;
+            output::emit(&if json {
+                output::factors_json(&factors)
+            } else if factors.is_empty() {
+                format!("{} has no factors.\n", table::printable(&user))
+            } else {
+                output::factors_table(&factors)
+            })?;
+        }
+        Command::Reset { user, yes } => {
+            // Refuse before any call when nobody can be asked.
+            if !yes && !prompt::stdin_is_terminal() {
+                return Err(needs_yes());
+            }
+            let client = Client::connect(address).await?;
+            if !yes {
+                let factors = client.list_user_factors(&user).await?;
+                let active = factors.iter().filter(|f| f.confirmed).count();
+                confirm_or_refuse(
+                    &format!(
+                        "{} has {active} active and {} pending factor(s); all will be removed.",
+                        table::printable(&user),
+                        factors.len() - active,
+                    ),
+                    "Reset this user?",
+                )?;
+            }
+            let removed = client.reset_user(&user).await?;
+            output::emit(&if json {
+                output::json_line(&serde_json::json!({ "user": user, "removed": removed }))
+            } else {
+                format!(
+                    "Removed {removed} factor(s) of {}.\n",
+                    table::printable(&user)
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether removing `id` leaves no active factor.
+fn is_last_active(factors: &[mfa_dbus::FactorInfo], id: &str) -> bool {
+    let mut active = factors.iter().filter(|f| f.confirmed);
+    active.clone().count() == 1 && active.any(|f| f.id == id)
+}
+
+/// Ask on the terminal; without one, refuse (the caller wants `--yes`).
+fn confirm_or_refuse(warning: &str, question: &str) -> Result<(), Error> {
+    if !prompt::stdin_is_terminal() {
+        return Err(needs_yes());
+    }
+    prompt::say(warning)?;
+    if prompt::ask_yes_no(question)? {
+        Ok(())
+    } else {
+        Err(Error::Declined("nothing changed".to_string()))
+    }
+}
+
+fn needs_yes() -> Error {
+    Error::Usage("not a terminal, so nobody can confirm: add --yes to go ahead".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfa_dbus::FactorInfo;
+
+    fn factor(id: &str, confirmed: bool) -> FactorInfo {
+        FactorInfo {
+            id: id.into(),
+            kind: "totp".into(),
+            label: String::new(),
+            confirmed,
+            created: 1,
+            last_used: 0,
+        }
+    }
+
+    #[test]
+    fn last_active_factor_is_detected() {
+        let one = [factor("a", true), factor("p", false)];
+        assert!(is_last_active(&one, "a"));
+        assert!(
+            !is_last_active(&one, "p"),
+            "a pending one is not the last active"
+        );
+        let two = [factor("a", true), factor("b", true)];
+        assert!(!is_last_active(&two, "a"));
+        assert!(!is_last_active(&[], "a"));
+    }
+}

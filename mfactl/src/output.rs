@@ -1,0 +1,318 @@
+//! What mfactl prints: each value as a text table or as JSON.
+//!
+//! JSON shapes are mfactl's own, not the wire structs, so the bus contract
+//! can evolve without breaking scripts. Times are RFC 3339 UTC strings;
+//! "never used" is `null`.
+
+use crate::cli::UserSort;
+use crate::dates;
+use crate::table::{Align, Table};
+use mfa_dbus::{EnrolmentOffer, FactorInfo, UserSummary};
+use serde::Serialize;
+use std::io::{self, Write};
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct FactorJson<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub label: &'a str,
+    /// `active` or `pending`.
+    pub status: &'static str,
+    pub created: String,
+    pub last_used: Option<String>,
+}
+
+impl<'a> From<&'a FactorInfo> for FactorJson<'a> {
+    fn from(f: &'a FactorInfo) -> Self {
+        FactorJson {
+            id: &f.id,
+            kind: &f.kind,
+            label: &f.label,
+            status: status(f),
+            created: dates::rfc3339(f.created),
+            last_used: (f.last_used != 0).then(|| dates::rfc3339(f.last_used)),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct UserJson<'a> {
+    pub user: &'a str,
+    /// Kinds of the active factors; empty when the user has none.
+    pub methods: &'a [String],
+    pub factors: u32,
+    pub pending: u32,
+    pub last_used: Option<String>,
+}
+
+impl<'a> From<&'a UserSummary> for UserJson<'a> {
+    fn from(u: &'a UserSummary) -> Self {
+        UserJson {
+            user: &u.user,
+            methods: &u.methods,
+            factors: u.factors,
+            pending: u.pending,
+            last_used: (u.last_used != 0).then(|| dates::rfc3339(u.last_used)),
+        }
+    }
+}
+
+/// The enrolment offer, secret included: shown this once.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct OfferJson<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub label: &'a str,
+    pub issuer: &'a str,
+    pub algorithm: &'a str,
+    pub digits: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counter: Option<u64>,
+    pub secret: &'a str,
+    pub uri: &'a str,
+    pub expires: String,
+}
+
+impl<'a> From<&'a EnrolmentOffer> for OfferJson<'a> {
+    fn from(o: &'a EnrolmentOffer) -> Self {
+        let hotp = o.kind == "hotp";
+        OfferJson {
+            id: &o.id,
+            kind: &o.kind,
+            label: &o.label,
+            issuer: &o.issuer,
+            algorithm: &o.algorithm,
+            digits: o.digits,
+            period: (!hotp).then_some(o.period),
+            counter: hotp.then_some(o.counter),
+            secret: &o.secret_base32,
+            uri: &o.uri,
+            expires: dates::rfc3339(o.expires),
+        }
+    }
+}
+
+fn status(f: &FactorInfo) -> &'static str {
+    if f.confirmed {
+        "active"
+    } else {
+        "pending"
+    }
+}
+
+/// One JSON document on one line.
+pub fn json_line(value: &impl Serialize) -> String {
+    let mut s = serde_json::to_string(value).unwrap_or_else(|e| {
+        // Serialising plain structs of strings and numbers cannot fail.
+        unreachable!("JSON serialisation failed: {e}")
+    });
+    s.push('\n');
+    s
+}
+
+/// Pretty JSON for whole listings.
+pub fn json_pretty(value: &impl Serialize) -> String {
+    let mut s = serde_json::to_string_pretty(value)
+        .unwrap_or_else(|e| unreachable!("JSON serialisation failed: {e}"));
+    s.push('\n');
+    s
+}
+
+pub fn factors_json(factors: &[FactorInfo]) -> String {
+    json_pretty(&factors.iter().map(FactorJson::from).collect::<Vec<_>>())
+}
+
+pub fn factors_table(factors: &[FactorInfo]) -> String {
+    let mut t = Table::new(&[
+        ("ID", Align::Left),
+        ("KIND", Align::Left),
+        ("LABEL", Align::Left),
+        ("STATUS", Align::Left),
+        ("CREATED", Align::Left),
+        ("LAST USED", Align::Left),
+    ]);
+    for f in factors {
+        t.push(vec![
+            f.id.clone(),
+            f.kind.clone(),
+            f.label.clone(),
+            status(f).to_string(),
+            dates::human(f.created),
+            dates::human_or_never(f.last_used),
+        ]);
+    }
+    t.render()
+}
+
+/// Sort rows for `mfactl users`; ties are broken by user name.
+pub fn sort_users(users: &mut [UserSummary], by: UserSort) {
+    match by {
+        UserSort::User => users.sort_by(|a, b| a.user.cmp(&b.user)),
+        UserSort::LastUsed => users.sort_by(|a, b| {
+            // Most recent first; 0 (never) sorts last naturally.
+            b.last_used
+                .cmp(&a.last_used)
+                .then_with(|| a.user.cmp(&b.user))
+        }),
+        UserSort::Methods => users.sort_by(|a, b| {
+            (a.methods.len(), &a.methods, &a.user).cmp(&(b.methods.len(), &b.methods, &b.user))
+        }),
+    }
+}
+
+pub fn methods_text(u: &UserSummary) -> String {
+    if u.methods.is_empty() {
+        "none".to_string()
+    } else {
+        u.methods.join(",")
+    }
+}
+
+pub fn users_json(users: &[UserSummary]) -> String {
+    json_pretty(&users.iter().map(UserJson::from).collect::<Vec<_>>())
+}
+
+pub fn users_table(users: &[UserSummary]) -> String {
+    let mut t = Table::new(&[
+        ("USER", Align::Left),
+        ("MFA", Align::Left),
+        ("FACTORS", Align::Right),
+        ("PENDING", Align::Right),
+        ("LAST USED", Align::Left),
+    ]);
+    for u in users {
+        t.push(vec![
+            u.user.clone(),
+            methods_text(u),
+            u.factors.to_string(),
+            u.pending.to_string(),
+            dates::human_or_never(u.last_used),
+        ]);
+    }
+    t.render()
+}
+
+/// Write to stdout and flush, so that a closed pipe or a full disk is an
+/// error rather than a panic in `println!`.
+pub fn emit(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn factor(id: &str, confirmed: bool, last_used: u64) -> FactorInfo {
+        FactorInfo {
+            id: id.into(),
+            kind: "totp".into(),
+            label: "phone".into(),
+            confirmed,
+            created: 1_700_000_000,
+            last_used,
+        }
+    }
+
+    fn user(name: &str, methods: &[&str], last_used: u64) -> UserSummary {
+        UserSummary {
+            user: name.into(),
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            factors: methods.len() as u32,
+            pending: 0,
+            last_used,
+        }
+    }
+
+    #[test]
+    fn factors_table_shows_status_and_dates() {
+        let text = factors_table(&[factor("f1", true, 1_700_000_060), factor("f2", false, 0)]);
+        assert_eq!(
+            text,
+            "ID  KIND  LABEL  STATUS   CREATED           LAST USED\n\
+             f1  totp  phone  active   2023-11-14 22:13  2023-11-14 22:14\n\
+             f2  totp  phone  pending  2023-11-14 22:13  never\n"
+        );
+    }
+
+    #[test]
+    fn factor_json_shape() {
+        let v: Value =
+            serde_json::from_str(&factors_json(&[factor("f2", false, 0)])).expect("json");
+        assert_eq!(
+            v,
+            json!([{
+                "id": "f2", "kind": "totp", "label": "phone", "status": "pending",
+                "created": "2023-11-14T22:13:20Z", "last_used": null
+            }])
+        );
+    }
+
+    #[test]
+    fn users_table_columns() {
+        let mut u = user("bob", &["hotp", "totp"], 1_700_000_000);
+        u.pending = 1;
+        let text = users_table(&[u, user("al", &[], 0)]);
+        assert_eq!(
+            text,
+            "USER  MFA        FACTORS  PENDING  LAST USED\n\
+             bob   hotp,totp        2        1  2023-11-14 22:13\n\
+             al    none             0        0  never\n"
+        );
+    }
+
+    #[test]
+    fn users_sorting() {
+        let base = vec![
+            user("carol", &["totp"], 100),
+            user("alice", &["hotp", "totp"], 0),
+            user("bob", &[], 300),
+            user("dave", &["hotp"], 100),
+        ];
+        let names = |by| {
+            let mut v = base.clone();
+            sort_users(&mut v, by);
+            v.into_iter().map(|u| u.user).collect::<Vec<_>>()
+        };
+        assert_eq!(names(UserSort::User), ["alice", "bob", "carol", "dave"]);
+        assert_eq!(names(UserSort::LastUsed), ["bob", "carol", "dave", "alice"]);
+        assert_eq!(names(UserSort::Methods), ["bob", "dave", "carol", "alice"]);
+    }
+
+    #[test]
+    fn user_json_shape() {
+        let v: Value =
+            serde_json::from_str(&users_json(&[user("al", &["totp"], 0)])).expect("json");
+        assert_eq!(
+            v,
+            json!([{"user": "al", "methods": ["totp"], "factors": 1, "pending": 0, "last_used": null}])
+        );
+    }
+
+    #[test]
+    fn offer_json_carries_secret_and_kind_specific_fields() {
+        let offer = EnrolmentOffer {
+            id: "p1".into(),
+            kind: "hotp".into(),
+            label: "key".into(),
+            issuer: "pam_mfa".into(),
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period: 0,
+            counter: 0,
+            secret_base32: "JBSWY3DPEHPK3PXP".into(),
+            uri: "otpauth://hotp/x".into(),
+            expires: 1_700_000_000,
+        };
+        let v: Value = serde_json::from_str(&json_line(&OfferJson::from(&offer))).expect("json");
+        assert_eq!(v["secret"], "JBSWY3DPEHPK3PXP");
+        assert_eq!(v["counter"], 0);
+        assert!(v.get("period").is_none());
+        assert_eq!(v["expires"], "2023-11-14T22:13:20Z");
+        assert!(json_line(&1).ends_with('\n') && !json_line(&[1, 2]).trim_end().contains('\n'));
+    }
+}

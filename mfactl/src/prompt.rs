@@ -1,0 +1,63 @@
+//! Questions on the terminal. Prompts go to stderr so that stdout stays
+//! data (JSON, tables); answers are read from stdin, echo on: a one-time
+//! code is worthless once used.
+
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+
+/// Longest line mfactl reads from stdin; anything longer is not a code,
+/// a secret or an answer.
+const MAX_LINE: u64 = 4096;
+
+pub fn stdin_is_terminal() -> bool {
+    io::stdin().is_terminal()
+}
+
+/// Show `prompt` on stderr (if any) and read one line from stdin, without
+/// its line ending. `None` at end of input.
+pub fn read_line(prompt: Option<&str>) -> io::Result<Option<String>> {
+    if let Some(p) = prompt {
+        let mut err = io::stderr().lock();
+        err.write_all(p.as_bytes())?;
+        err.flush()?;
+    }
+    let mut line = String::new();
+    let n = io::stdin().lock().take(MAX_LINE).read_line(&mut line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let trimmed = line.trim_end_matches(['\n', '\r']).len();
+    line.truncate(trimmed);
+    Ok(Some(line))
+}
+
+/// Ask a yes/no question on the terminal; anything but y/yes is no.
+pub fn ask_yes_no(question: &str) -> io::Result<bool> {
+    let answer = read_line(Some(&format!("{question} [y/N] ")))?;
+    Ok(is_yes(answer.as_deref().unwrap_or("")))
+}
+
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// A line on stderr between questions.
+pub fn say(text: &str) -> io::Result<()> {
+    let mut err = io::stderr().lock();
+    writeln!(err, "{text}")?;
+    err.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_yes_is_yes() {
+        for yes in ["y", "Y", "yes", " YES "] {
+            assert!(is_yes(yes), "{yes}");
+        }
+        for no in ["", "n", "no", "yep", "oui"] {
+            assert!(!is_yes(no), "{no}");
+        }
+    }
+}
