@@ -85,19 +85,31 @@ impl From<ConversationAborted> for ClientError {
 }
 
 /// Connect to the bus at `address` (never read from the environment).
+///
+/// A `unix:path=` address is connected here with a non-blocking socket:
+/// zbus would otherwise connect on a helper thread, which costs a thread
+/// start and join on every login.
 pub async fn connect(address: &str, timeout: Duration) -> Result<Connection, ClientError> {
-    let unreachable = |source| ClientError::Unreachable {
-        address: address.to_string(),
-        source,
-    };
+    let unreachable = |source| ClientError::Unreachable { address: address.to_string(), source };
     let build = async {
-        zbus::connection::Builder::address(address)
-            .map_err(unreachable)?
-            .build()
-            .await
-            .map_err(unreachable)
+        let builder = match unix_path(address) {
+            Some(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| unreachable(zbus::Error::InputOutput(e.into())))?;
+                zbus::connection::Builder::unix_stream(stream)
+            }
+            None => zbus::connection::Builder::address(address).map_err(unreachable)?,
+        };
+        builder.build().await.map_err(unreachable)
     };
     within(timeout, build).await?
+}
+
+/// The socket path of a plain `unix:path=/abs/path` address.
+fn unix_path(address: &str) -> Option<&str> {
+    let path = address.strip_prefix("unix:path=")?;
+    (path.starts_with('/') && !path.contains([',', ';', '%'])).then_some(path)
 }
 
 /// Drive one login to its end. Each call to mfad must answer within
@@ -233,6 +245,14 @@ mod tests {
             _ => panic!("prompt must yield the answer"),
         }
         assert!(relay(&Step::prompt("Code: ", false), &mut script).is_err());
+    }
+
+    #[test]
+    fn only_plain_unix_paths_are_connected_directly() {
+        assert_eq!(unix_path("unix:path=/run/dbus/system_bus_socket"), Some("/run/dbus/system_bus_socket"));
+        assert_eq!(unix_path("unix:path=relative"), None);
+        assert_eq!(unix_path("unix:path=/a,guid=1"), None);
+        assert_eq!(unix_path("tcp:host=localhost,port=1"), None);
     }
 
     #[test]

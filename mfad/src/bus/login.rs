@@ -1,8 +1,7 @@
 //! org.pam_mfa.Login1: root only.
 
-use super::{blocking, Shared};
+use super::{inline, Shared};
 use mfa_dbus::{LoginRequest, MfaError, Step};
-use std::sync::Arc;
 use zbus::message::Header;
 
 pub struct LoginInterface(pub Shared);
@@ -16,12 +15,10 @@ impl LoginInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, Step), MfaError> {
         let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_login(caller.uid)?;
+        inline(&self.0, |service| {
+            self.0.access.check_login(caller.uid)?;
             service.start_login(&caller.connection, request)
         })
-        .await
     }
 
     #[zbus(out_args("step"))]
@@ -32,12 +29,10 @@ impl LoginInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Step, MfaError> {
         let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_login(caller.uid)?;
+        inline(&self.0, |service| {
+            self.0.access.check_login(caller.uid)?;
             service.answer(&caller.connection, &handle, &answer)
         })
-        .await
     }
 
     async fn cancel(
@@ -46,12 +41,10 @@ impl LoginInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
         let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_login(caller.uid)?;
+        inline(&self.0, |service| {
+            self.0.access.check_login(caller.uid)?;
             service.cancel(&caller.connection, &handle);
             Ok(())
         })
-        .await
     }
 }

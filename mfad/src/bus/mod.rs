@@ -50,7 +50,18 @@ pub async fn serve(address: &str, service: Arc<Service>) -> Result<Connection, z
     Ok(connection)
 }
 
-/// Run a service call on a blocking thread (the store does disk I/O).
+/// Run a login step right here. Login1 calls only touch the store (a read,
+/// or one small transaction), never NSS; a hand-off to a blocking thread
+/// would cost more than the work on the path every login takes.
+fn inline<T>(
+    shared: &Shared,
+    call: impl FnOnce(&Service) -> Result<T, crate::error::DaemonError>,
+) -> Result<T, MfaError> {
+    call(&shared.service).map_err(MfaError::from)
+}
+
+/// Run a service call on a blocking thread: it may wait on NSS (user and
+/// group lookups can go to LDAP) as well as on the store.
 async fn blocking<T: Send + 'static>(
     shared: &Shared,
     call: impl FnOnce(&Service) -> Result<T, crate::error::DaemonError> + Send + 'static,

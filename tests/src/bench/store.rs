@@ -1,0 +1,68 @@
+//! mfad's store on its own, in this process: what the two store calls of a
+//! login cost without the bus around them — `confirmed_factors` (Start) and
+//! `use_code` (Answer: check, record the use, commit with fsync).
+
+use super::codes::{now, totp_now, user_name, Secrets, DIGITS, PERIOD};
+use mfad::mechanism::{Algorithm, FactorKind, Mechanism, OtpParams, Totp};
+use mfad::store::{FactorRecord, Store};
+use std::path::Path;
+use std::time::Instant;
+
+/// Durations (ns) of `confirmed_factors` and of a successful `use_code`,
+/// one each for `users` users, in a new store in `dir`.
+pub fn time_store(
+    dir: &Path,
+    secrets: &Secrets,
+    users: u64,
+) -> Result<(Vec<u64>, Vec<u64>), String> {
+    let store = Store::open(dir).map_err(|e| e.to_string())?;
+    let created = now();
+    let factors: Vec<FactorRecord> = (0..users)
+        .map(|i| FactorRecord {
+            id: format!("s{i:015x}"),
+            user: user_name(i),
+            kind: FactorKind::Totp,
+            label: "bench".into(),
+            params: OtpParams {
+                secret: secrets.secret(i).to_vec(),
+                algorithm: Algorithm::Sha1,
+                digits: DIGITS,
+                period: PERIOD as u32,
+                counter: 0,
+            },
+            confirmed: true,
+            created,
+            last_used: 0,
+            expires: 0,
+        })
+        .collect();
+    store
+        .insert_confirmed(&factors)
+        .map_err(|e| e.to_string())?;
+    let totp = Totp { skew: 1 };
+    let (mut reads, mut uses) = (Vec::new(), Vec::new());
+    for i in 0..users {
+        let user = user_name(i);
+        let code = totp_now(&secrets.secret(i));
+        let started = Instant::now();
+        let found = store.confirmed_factors(&user).map_err(|e| e.to_string())?;
+        reads.push(elapsed(started));
+        if found.is_empty() {
+            return Err(format!("{user} is not in the store"));
+        }
+        let at = now();
+        let started = Instant::now();
+        let used = store
+            .use_code(&user, at, |f| totp.verify(&f.params, &code, at))
+            .map_err(|e| e.to_string())?;
+        uses.push(elapsed(started));
+        if used.is_none() {
+            return Err(format!("the store refused {user}'s code"));
+        }
+    }
+    Ok((reads, uses))
+}
+
+fn elapsed(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
