@@ -1,10 +1,20 @@
 //! Who is calling: the uid the bus daemon vouches for, never an argument.
+//!
+//! Every login comes on a new connection, so asking the bus for its uid
+//! when the call arrives would add a round trip to every login. Instead mfad
+//! watches connections appear (`NameOwnerChanged`) and asks at once; by the
+//! time the connection's first call arrives the answer is usually there.
+//! A call that arrives first simply waits for (or starts) the same lookup.
+//! Unique names are never reused while the bus runs, so an answer stays
+//! true until the connection goes, when it is forgotten.
 
+use futures_lite::StreamExt;
 use mfa_dbus::MfaError;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
 use zbus::message::Header;
-use zbus::names::BusName;
+use zbus::names::{BusName, UniqueName};
 use zbus::Connection;
 
 /// A resolved caller.
@@ -15,26 +25,37 @@ pub struct Caller {
     pub uid: u32,
 }
 
-/// Resolves senders to uids. Unique names are never reused while the bus
-/// runs, so a resolved name can be cached; the cache is cleared when it
-/// grows large.
+type Lookup = Arc<OnceCell<u32>>;
+
 pub struct Callers {
     bus: zbus::fdo::DBusProxy<'static>,
-    cache: Mutex<HashMap<String, u32>>,
+    lookups: Mutex<HashMap<String, Lookup>>,
 }
 
-const CACHE_LIMIT: usize = 4096;
+/// A bound on remembered connections, should disconnects go unseen.
+const LIMIT: usize = 65_536;
 
 impl Callers {
-    pub async fn new(connection: &Connection) -> zbus::Result<Callers> {
+    pub async fn new(connection: &Connection) -> zbus::Result<Arc<Callers>> {
         let bus = zbus::fdo::DBusProxy::builder(connection)
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await?;
-        Ok(Callers {
-            bus,
-            cache: Mutex::new(HashMap::new()),
-        })
+        let callers = Arc::new(Callers { bus, lookups: Mutex::new(HashMap::new()) });
+        let mut changes = callers.bus.receive_name_owner_changed().await?;
+        let watcher = Arc::clone(&callers);
+        tokio::spawn(async move {
+            while let Some(change) = changes.next().await {
+                let Ok(args) = change.args() else { continue };
+                let BusName::Unique(name) = args.name() else { continue };
+                match (args.old_owner().is_none(), args.new_owner().is_none()) {
+                    (true, false) => watcher.prefetch(name.to_owned()),
+                    (_, true) => watcher.forget(name.as_str()),
+                    _ => {}
+                }
+            }
+        });
+        Ok(callers)
     }
 
     pub async fn identify(&self, header: &Header<'_>) -> Result<Caller, MfaError> {
@@ -42,34 +63,40 @@ impl Callers {
             .sender()
             .ok_or_else(|| MfaError::AccessDenied("message has no sender".into()))?
             .to_owned();
-        let name = sender.to_string();
-        if let Some(uid) = self.cached(&name) {
-            return Ok(Caller {
-                connection: name,
-                uid,
-            });
-        }
-        let uid = self
-            .bus
-            .get_connection_unix_user(BusName::Unique(sender))
-            .await
-            .map_err(|e| MfaError::AccessDenied(format!("cannot identify the caller: {e}")))?;
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(name.clone(), uid);
-        Ok(Caller {
-            connection: name,
-            uid,
-        })
+        let uid = self.uid_of(sender.clone()).await?;
+        Ok(Caller { connection: sender.to_string(), uid })
     }
 
-    fn cached(&self, name: &str) -> Option<u32> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
+    fn prefetch(self: &Arc<Self>, name: UniqueName<'static>) {
+        let callers = Arc::clone(self);
+        tokio::spawn(async move {
+            // A failure here is retried by the connection's first call.
+            let _ = callers.uid_of(name).await;
+        });
+    }
+
+    async fn uid_of(&self, name: UniqueName<'static>) -> Result<u32, MfaError> {
+        let lookup = self.lookup_for(name.as_str());
+        lookup
+            .get_or_try_init(|| async {
+                self.bus
+                    .get_connection_unix_user(BusName::Unique(name.clone()))
+                    .await
+                    .map_err(|e| MfaError::AccessDenied(format!("cannot identify the caller: {e}")))
+            })
+            .await
             .copied()
+    }
+
+    fn lookup_for(&self, name: &str) -> Lookup {
+        let mut lookups = self.lookups.lock().unwrap_or_else(|p| p.into_inner());
+        if lookups.len() >= LIMIT && !lookups.contains_key(name) {
+            lookups.clear();
+        }
+        Arc::clone(lookups.entry(name.to_string()).or_default())
+    }
+
+    fn forget(&self, name: &str) {
+        self.lookups.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
     }
 }

@@ -27,7 +27,7 @@ pub struct Shared {
 /// well-known name (so clients never see the name before it works).
 pub async fn serve(address: &str, service: Arc<Service>) -> Result<Connection, zbus::Error> {
     let connection = zbus::connection::Builder::address(address)?.build().await?;
-    let callers = Arc::new(Callers::new(&connection).await?);
+    let callers = Callers::new(&connection).await?;
     let access = Arc::new(Access::new(service.config().daemon.admin_group.clone()));
     let shared = Shared {
         service,
