@@ -90,7 +90,10 @@ impl From<ConversationAborted> for ClientError {
 /// zbus would otherwise connect on a helper thread, which costs a thread
 /// start and join on every login.
 pub async fn connect(address: &str, timeout: Duration) -> Result<Connection, ClientError> {
-    let unreachable = |source| ClientError::Unreachable { address: address.to_string(), source };
+    let unreachable = |source| ClientError::Unreachable {
+        address: address.to_string(),
+        source,
+    };
     let build = async {
         let builder = match unix_path(address) {
             Some(path) => {
@@ -249,7 +252,10 @@ mod tests {
 
     #[test]
     fn only_plain_unix_paths_are_connected_directly() {
-        assert_eq!(unix_path("unix:path=/run/dbus/system_bus_socket"), Some("/run/dbus/system_bus_socket"));
+        assert_eq!(
+            unix_path("unix:path=/run/dbus/system_bus_socket"),
+            Some("/run/dbus/system_bus_socket")
+        );
         assert_eq!(unix_path("unix:path=relative"), None);
         assert_eq!(unix_path("unix:path=/a,guid=1"), None);
         assert_eq!(unix_path("tcp:host=localhost,port=1"), None);

@@ -41,13 +41,18 @@ impl Callers {
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await?;
-        let callers = Arc::new(Callers { bus, lookups: Mutex::new(HashMap::new()) });
+        let callers = Arc::new(Callers {
+            bus,
+            lookups: Mutex::new(HashMap::new()),
+        });
         let mut changes = callers.bus.receive_name_owner_changed().await?;
         let watcher = Arc::clone(&callers);
         tokio::spawn(async move {
             while let Some(change) = changes.next().await {
                 let Ok(args) = change.args() else { continue };
-                let BusName::Unique(name) = args.name() else { continue };
+                let BusName::Unique(name) = args.name() else {
+                    continue;
+                };
                 match (args.old_owner().is_none(), args.new_owner().is_none()) {
                     (true, false) => watcher.prefetch(name.to_owned()),
                     (_, true) => watcher.forget(name.as_str()),
@@ -64,7 +69,10 @@ impl Callers {
             .ok_or_else(|| MfaError::AccessDenied("message has no sender".into()))?
             .to_owned();
         let uid = self.uid_of(sender.clone()).await?;
-        Ok(Caller { connection: sender.to_string(), uid })
+        Ok(Caller {
+            connection: sender.to_string(),
+            uid,
+        })
     }
 
     fn prefetch(self: &Arc<Self>, name: UniqueName<'static>) {
@@ -97,6 +105,9 @@ impl Callers {
     }
 
     fn forget(&self, name: &str) {
-        self.lookups.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.lookups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
     }
 }
