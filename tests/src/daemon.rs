@@ -282,7 +282,7 @@ impl Drop for Daemon {
 
 /// Wait until `BUS_NAME` has an owner other than `previous`, failing early
 /// if process `pid` exits. Returns the owner's unique name.
-fn wait_for_owner(
+pub fn wait_for_owner(
     address: &str,
     pid: u32,
     previous: Option<&str>,

@@ -2,9 +2,8 @@
 //! [`mfa_tests::Bus`]), its store seeded through mfad's library before it
 //! starts. Ready when it owns `org.pam_mfa.Mfad1`; nothing sleeps.
 
-use futures_lite::StreamExt;
-use mfa_dbus::BUS_NAME;
-use mfa_tests::process::{exited, pidfd, signal, wait_timeout};
+use mfa_tests::daemon::wait_for_owner;
+use mfa_tests::process::{signal, wait_timeout};
 use mfa_tests::{Bus, DaemonConfig};
 use mfad::store::{FactorRecord, Store};
 use std::path::{Path, PathBuf};
@@ -59,7 +58,7 @@ impl Mfad {
             bus,
             stderr,
         };
-        if let Err(why) = wait_for_owner(daemon.bus.address(), pid, LIMIT) {
+        if let Err(why) = wait_for_owner(daemon.bus.address(), pid, None, LIMIT) {
             return Err(format!(
                 "mfad did not become ready: {why}\n{}",
                 daemon.log()
@@ -98,52 +97,6 @@ impl Drop for Mfad {
             }
         }
     }
-}
-
-/// Wait until `BUS_NAME` has an owner, failing early if process `pid` exits.
-fn wait_for_owner(address: &str, pid: u32, limit: Duration) -> Result<(), String> {
-    let exit = pidfd(pid).map_err(|e| format!("pidfd_open: {e}"))?;
-    mfa_tests::block_on(async {
-        let owned = async {
-            let conn = zbus::connection::Builder::address(address)
-                .map_err(|e| e.to_string())?
-                .build()
-                .await
-                .map_err(|e| format!("cannot connect to the bus: {e}"))?;
-            let dbus = zbus::fdo::DBusProxy::new(&conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            // Subscribe first, then look: no change can slip in between.
-            let mut changes = dbus
-                .receive_name_owner_changed_with_args(&[(0, BUS_NAME)])
-                .await
-                .map_err(|e| e.to_string())?;
-            let name = zbus::names::BusName::try_from(BUS_NAME).map_err(|e| e.to_string())?;
-            if dbus.name_has_owner(name).await.map_err(|e| e.to_string())? {
-                return Ok(());
-            }
-            while let Some(change) = changes.next().await {
-                let args = change.args().map_err(|e| e.to_string())?;
-                if args.new_owner().is_some() {
-                    return Ok(());
-                }
-            }
-            Err("the bus connection closed".to_string())
-        };
-        let died = async {
-            exited(&exit).await.map_err(|e| e.to_string())?;
-            Err::<(), String>("mfad exited".to_string())
-        };
-        let raced = async {
-            tokio::select! {
-                r = owned => r,
-                r = died => r,
-            }
-        };
-        tokio::time::timeout(limit, raced)
-            .await
-            .unwrap_or_else(|_| Err(format!("no owner of {BUS_NAME} after {limit:?}")))
-    })
 }
 
 /// The dbus-daemon serving `address` (`unix:path=<dir>/bus`, started with
