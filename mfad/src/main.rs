@@ -78,7 +78,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(address: String, service: Arc<Service>) -> ExitCode {
-    let connection = match mfad::bus::serve(&address, Arc::clone(&service)).await {
+    let mut served = match mfad::bus::serve(&address, Arc::clone(&service)).await {
         Ok(c) => c,
         Err(e) => {
             let text = format!("cannot serve {} on {address}: {e}", mfa_dbus::BUS_NAME);
@@ -108,12 +108,20 @@ async fn run(address: String, service: Arc<Service>) -> ExitCode {
         eprintln!("mfad: cannot install signal handlers");
         return ExitCode::from(1);
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let status = tokio::select! {
+        _ = term.recv() => ExitCode::SUCCESS,
+        _ = int.recv() => ExitCode::SUCCESS,
+        why = served.gone() => {
+            // Nobody can reach mfad any more: exit so the service manager
+            // restarts it, rather than run deaf.
+            let text = format!("{why}; exiting");
+            service.audit().message(Severity::Error, &text);
+            eprintln!("mfad: {text}");
+            ExitCode::from(1)
+        }
+    };
     sweeper.abort();
     service.audit().message(Severity::Info, "stopping");
-    drop(connection);
-    ExitCode::SUCCESS
+    drop(served);
+    status
 }

@@ -255,6 +255,15 @@ impl Daemon {
         self.launch();
     }
 
+    /// Wait for mfad to exit on its own; its exit status, or None if it is
+    /// still running after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut().expect("mfad is not running");
+        let status = wait_timeout(child, limit)?;
+        self.child = None;
+        Some(status)
+    }
+
     /// SIGSTOP: mfad keeps its name but answers nothing (a hung daemon).
     pub fn freeze(&self) {
         signal(

@@ -265,3 +265,19 @@ fn sigterm_stops_mfad_cleanly_and_it_restarts_with_its_factors() {
         .login(&user, &[&hotp.hotp_code(next)])
         .assert_rc(PAM_SUCCESS);
 }
+
+#[test]
+fn mfad_exits_when_its_bus_goes_away() {
+    let bus = mfa_tests::Bus::start();
+    let mut daemon = mfa_tests::Daemon::start(&bus);
+    drop(bus);
+    let status = daemon
+        .wait_exit(mfa_tests::QUICK)
+        .expect("mfad kept running without a bus");
+    assert_eq!(status.code(), Some(1), "{status}\n{}", daemon.log());
+    assert!(
+        daemon.log().contains("lost its bus connection"),
+        "{}",
+        daemon.log()
+    );
+}

@@ -11,6 +11,7 @@ pub use access::Access;
 pub use caller::{Caller, Callers};
 
 use crate::service::Service;
+use futures_lite::StreamExt;
 use mfa_dbus::{MfaError, BUS_NAME, OBJECT_PATH};
 use std::sync::Arc;
 use zbus::Connection;
@@ -23,10 +24,37 @@ pub struct Shared {
     pub access: Arc<Access>,
 }
 
+/// mfad on the bus, until it is not any more.
+pub struct Served {
+    pub connection: Connection,
+    name_lost: zbus::fdo::NameLostStream,
+}
+
+impl Served {
+    /// Completes when mfad no longer owns its name: the bus went away (its
+    /// connection closed) or the name was taken from it. Says which.
+    pub async fn gone(&mut self) -> &'static str {
+        while let Some(lost) = self.name_lost.next().await {
+            if lost
+                .args()
+                .map(|a| a.name().as_str() == BUS_NAME)
+                .unwrap_or(false)
+            {
+                return "lost its bus name";
+            }
+        }
+        "lost its bus connection"
+    }
+}
+
 /// Connect to the bus at `address`, serve the interfaces, then take the
 /// well-known name (so clients never see the name before it works).
-pub async fn serve(address: &str, service: Arc<Service>) -> Result<Connection, zbus::Error> {
+pub async fn serve(address: &str, service: Arc<Service>) -> Result<Served, zbus::Error> {
     let connection = zbus::connection::Builder::address(address)?.build().await?;
+    let name_lost = zbus::fdo::DBusProxy::new(&connection)
+        .await?
+        .receive_name_lost()
+        .await?;
     let callers = Callers::new(&connection).await?;
     let access = Arc::new(Access::new(service.config().daemon.admin_group.clone()));
     let shared = Shared {
@@ -47,7 +75,10 @@ pub async fn serve(address: &str, service: Arc<Service>) -> Result<Connection, z
     connection
         .request_name_with_flags(BUS_NAME, zbus::fdo::RequestNameFlags::DoNotQueue.into())
         .await?;
-    Ok(connection)
+    Ok(Served {
+        connection,
+        name_lost,
+    })
 }
 
 /// Run a login step right here. Login1 calls only touch the store (a read,

@@ -50,7 +50,12 @@ fn hmac<M: Mac + hmac::digest::KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
 }
 
 /// The `digits`-long decimal code for `counter`, zero-padded.
+/// Empty (matching no answer) for a digit count outside 1 to 9, which no
+/// validated factor has.
 pub fn hotp(key: &[u8], counter: u64, digits: u32, algorithm: Algorithm) -> String {
+    if !(1..=9).contains(&digits) {
+        return String::new();
+    }
     let msg = counter.to_be_bytes();
     let mac = match algorithm {
         Algorithm::Sha1 => hmac::<Hmac<sha1::Sha1>>(key, &msg),
