@@ -56,4 +56,6 @@ pub trait Admin {
     fn list_user_factors(&self, user: &str) -> Result<Vec<FactorInfo>, MfaError>;
     /// Remove all factors of a user; returns how many were removed.
     fn reset_user(&self, user: &str) -> Result<u32, MfaError>;
+    /// Clear a user's lockout and failure count; true if they were locked.
+    fn unlock_user(&self, user: &str) -> Result<bool, MfaError>;
 }

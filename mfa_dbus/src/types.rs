@@ -208,6 +208,8 @@ pub struct UserSummary {
     pub pending: u32,
     /// Seconds since the epoch of the last successful use; 0 = never.
     pub last_used: u64,
+    /// Locked out after too many failed codes.
+    pub locked: bool,
 }
 
 fn redacted(s: &str) -> &'static str {

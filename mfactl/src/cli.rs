@@ -125,6 +125,18 @@ pub enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+
+    /// Admin: end a user's lockout after too many failed codes
+    #[command(
+        long_about = "Admin: end a user's lockout and clear their count of failed codes.\n\n\
+        mfad locks a user out after [lockout].max_failures failed codes in a row \
+        (see mfad.toml(5)); the lockout ends by itself after [lockout].unlock_after \
+        seconds, or now with this command. Needs root or mfad's admin group."
+    )]
+    Unlock {
+        /// Login name of the user
+        user: String,
+    },
 }
 
 #[derive(Debug, Args)]

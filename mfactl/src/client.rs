@@ -88,6 +88,11 @@ impl Client {
         let proxy = self.admin().await?;
         self.call(proxy.reset_user(user)).await
     }
+
+    pub async fn unlock_user(&self, user: &str) -> Result<bool, Error> {
+        let proxy = self.admin().await?;
+        self.call(proxy.unlock_user(user)).await
+    }
 }
 
 /// The two enrolment calls, as the enrolment flow needs them (a fake in

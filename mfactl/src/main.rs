@@ -139,6 +139,20 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 )
             })?;
         }
+        Command::Unlock { user } => {
+            let client = Client::connect(address).await?;
+            let was_locked = client.unlock_user(&user).await?;
+            output::emit(&if json {
+                output::json_line(&serde_json::json!({ "user": user, "was_locked": was_locked }))
+            } else if was_locked {
+                format!("Unlocked {}.\n", table::printable(&user))
+            } else {
+                format!(
+                    "{} was not locked; failed codes cleared.\n",
+                    table::printable(&user)
+                )
+            })?;
+        }
     }
     Ok(())
 }

@@ -43,6 +43,8 @@ pub struct UserJson<'a> {
     pub factors: u32,
     pub pending: u32,
     pub last_used: Option<String>,
+    /// Locked out after too many failed codes.
+    pub locked: bool,
 }
 
 impl<'a> From<&'a UserSummary> for UserJson<'a> {
@@ -53,6 +55,7 @@ impl<'a> From<&'a UserSummary> for UserJson<'a> {
             factors: u.factors,
             pending: u.pending,
             last_used: (u.last_used != 0).then(|| dates::rfc3339(u.last_used)),
+            locked: u.locked,
         }
     }
 }
@@ -181,6 +184,7 @@ pub fn users_table(users: &[UserSummary]) -> String {
         ("FACTORS", Align::Right),
         ("PENDING", Align::Right),
         ("LAST USED", Align::Left),
+        ("LOCKED", Align::Left),
     ]);
     for u in users {
         t.push(vec![
@@ -189,6 +193,7 @@ pub fn users_table(users: &[UserSummary]) -> String {
             u.factors.to_string(),
             u.pending.to_string(),
             dates::human_or_never(u.last_used),
+            if u.locked { "locked" } else { "-" }.to_string(),
         ]);
     }
     t.render()
@@ -225,6 +230,7 @@ mod tests {
             factors: methods.len() as u32,
             pending: 0,
             last_used,
+            locked: false,
         }
     }
 
@@ -256,12 +262,13 @@ mod tests {
     fn users_table_columns() {
         let mut u = user("bob", &["hotp", "totp"], 1_700_000_000);
         u.pending = 1;
+        u.locked = true;
         let text = users_table(&[u, user("al", &[], 0)]);
         assert_eq!(
             text,
-            "USER  MFA        FACTORS  PENDING  LAST USED\n\
-             bob   hotp,totp        2        1  2023-11-14 22:13\n\
-             al    none             0        0  never\n"
+            "USER  MFA        FACTORS  PENDING  LAST USED         LOCKED\n\
+             bob   hotp,totp        2        1  2023-11-14 22:13  locked\n\
+             al    none             0        0  never             -\n"
         );
     }
 
@@ -289,7 +296,7 @@ mod tests {
             serde_json::from_str(&users_json(&[user("al", &["totp"], 0)])).expect("json");
         assert_eq!(
             v,
-            json!([{"user": "al", "methods": ["totp"], "factors": 1, "pending": 0, "last_used": null}])
+            json!([{"user": "al", "methods": ["totp"], "factors": 1, "pending": 0, "last_used": null, "locked": false}])
         );
     }
 

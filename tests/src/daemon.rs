@@ -21,6 +21,8 @@ pub struct DaemonConfig {
     pub timeout: u64,
     pub max_tries: u32,
     pub unenrolled: String,
+    pub lockout_max_failures: u32,
+    pub lockout_unlock_after: u64,
     pub issuer: String,
     pub pending_expiry: u64,
     pub totp_algorithm: String,
@@ -39,6 +41,8 @@ impl Default for DaemonConfig {
             timeout: 180,
             max_tries: 3,
             unenrolled: "deny".into(),
+            lockout_max_failures: 10,
+            lockout_unlock_after: 900,
             issuer: "pam_mfa".into(),
             pending_expiry: 600,
             totp_algorithm: "SHA1".into(),
@@ -66,6 +70,10 @@ timeout = {timeout}
 max_tries = {max_tries}
 unenrolled = "{unenrolled}"
 
+[lockout]
+max_failures = {lockout_max_failures}
+unlock_after = {lockout_unlock_after}
+
 [enrolment]
 issuer = "{issuer}"
 pending_expiry = {pending_expiry}
@@ -86,6 +94,8 @@ window = {hotp_window}
             timeout = self.timeout,
             max_tries = self.max_tries,
             unenrolled = self.unenrolled,
+            lockout_max_failures = self.lockout_max_failures,
+            lockout_unlock_after = self.lockout_unlock_after,
             issuer = self.issuer,
             pending_expiry = self.pending_expiry,
             totp_algorithm = self.totp_algorithm,

@@ -71,6 +71,8 @@ pub const PROMPT: &str = "Verification code: ";
 pub const PROMPT_AGAIN: &str = "Wrong code. Verification code: ";
 pub const TOO_MANY: &str = "Too many wrong codes.";
 pub const NOT_ENROLLED: &str = "No second factor is set up for this account.";
+pub const LOCKED: &str =
+    "Too many failed codes: the second factor of this account is locked. Ask an administrator.";
 
 /// A directory of PAM service files (`pam_start_confdir`'s confdir, or
 /// `PAM_WRAPPER_SERVICE_DIR`). `other` denies everything.

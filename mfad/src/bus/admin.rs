@@ -53,4 +53,19 @@ impl AdminInterface {
         })
         .await
     }
+
+    #[zbus(out_args("was_locked"))]
+    async fn unlock_user(
+        &self,
+        user: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<bool, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            access.check_admin(caller.uid)?;
+            service.unlock_user(caller.uid, &user)
+        })
+        .await
+    }
 }

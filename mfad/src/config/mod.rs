@@ -16,6 +16,7 @@ pub const VERSION: u32 = 1;
 pub struct Config {
     pub daemon: DaemonConfig,
     pub login: LoginConfig,
+    pub lockout: LockoutConfig,
     pub enrolment: EnrolmentConfig,
     pub totp: TotpConfig,
     pub hotp: HotpConfig,
@@ -48,6 +49,15 @@ pub struct LoginConfig {
 pub enum Unenrolled {
     Deny,
     Allow,
+}
+
+/// Consecutive failed codes, counted across every login and service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutConfig {
+    /// Failures in a row that lock the user out (1 to 100).
+    pub max_failures: u32,
+    /// Seconds until a lockout ends by itself; 0 = only `mfactl unlock`.
+    pub unlock_after: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +95,10 @@ impl Default for Config {
                 timeout: 180,
                 max_tries: 3,
                 unenrolled: Unenrolled::Deny,
+            },
+            lockout: LockoutConfig {
+                max_failures: 10,
+                unlock_after: 900,
             },
             enrolment: EnrolmentConfig {
                 issuer: "pam_mfa".into(),

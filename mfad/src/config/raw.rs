@@ -2,8 +2,8 @@
 //! its span so validation errors can name the line.
 
 use super::{
-    Config, DaemonConfig, EnrolmentConfig, HotpConfig, LogTarget, LoginConfig, TotpConfig,
-    Unenrolled, VERSION,
+    Config, DaemonConfig, EnrolmentConfig, HotpConfig, LockoutConfig, LogTarget, LoginConfig,
+    TotpConfig, Unenrolled, VERSION,
 };
 use crate::mechanism::Algorithm;
 use serde::Deserialize;
@@ -18,6 +18,8 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     login: RawLogin,
+    #[serde(default)]
+    lockout: RawLockout,
     #[serde(default)]
     enrolment: RawEnrolment,
     #[serde(default)]
@@ -40,6 +42,13 @@ struct RawLogin {
     timeout: Option<Spanned<i64>>,
     max_tries: Option<Spanned<i64>>,
     unenrolled: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLockout {
+    max_failures: Option<Spanned<i64>>,
+    unlock_after: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -213,6 +222,22 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
         )?,
     };
 
+    // The hard cap: no configuration may allow more than 100 guesses in a row.
+    let lockout = LockoutConfig {
+        max_failures: int_in(
+            "lockout.max_failures",
+            raw.lockout.max_failures,
+            1..=100,
+            defaults.lockout.max_failures,
+        )?,
+        unlock_after: int_in(
+            "lockout.unlock_after",
+            raw.lockout.unlock_after,
+            0..=30 * 24 * 3600,
+            defaults.lockout.unlock_after,
+        )?,
+    };
+
     let issuer = match raw.enrolment.issuer {
         None => defaults.enrolment.issuer,
         Some(i) => {
@@ -274,6 +299,7 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
             log,
         },
         login,
+        lockout,
         enrolment,
         totp,
         hotp,

@@ -12,6 +12,8 @@ pub const PROMPT: &str = "Verification code: ";
 pub const RETRY_PROMPT: &str = "Wrong code. Verification code: ";
 pub const MAX_TRIES_TEXT: &str = "Too many wrong codes.";
 pub const NOT_ENROLLED_TEXT: &str = "No second factor is set up for this account.";
+pub const LOCKED_TEXT: &str =
+    "Too many failed codes: the second factor of this account is locked. Ask an administrator.";
 pub const EXPIRED_TEXT: &str = "The login took too long.";
 pub const INTERNAL_TEXT: &str = "The second factor could not be checked.";
 

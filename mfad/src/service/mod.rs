@@ -9,7 +9,7 @@ use crate::error::DaemonError;
 use crate::login::{self, Logins, Refused, Session};
 use crate::mechanism::otpauth::{self, UriParams};
 use crate::mechanism::{Algorithm, FactorKind, Hotp, Mechanism, OtpParams, Totp};
-use crate::store::{Confirmation, FactorRecord, Store};
+use crate::store::{CodeCheck, Confirmation, FactorRecord, Lockout, Store};
 use mfa_dbus::{
     DenyReason, EnrolOptions, EnrolmentOffer, FactorInfo, LoginRequest, Step, UserSummary,
 };
@@ -135,15 +135,19 @@ impl Service {
                 return Ok(Step::deny(DenyReason::Expired, login::EXPIRED_TEXT));
             }
         };
-        let checked = if answer.len() > MAX_ANSWER {
-            Ok(None)
-        } else {
-            self.store.use_code(&session.request.user, now, |f| {
-                self.mechanism(f.kind).verify(&f.params, answer, now)
-            })
-        };
+        // An answer too long to be a code is a wrong code, and counted.
+        let plausible = answer.len() <= MAX_ANSWER;
+        let checked = self
+            .store
+            .check_code(&session.request.user, now, self.lockout(), |f| {
+                if plausible {
+                    self.mechanism(f.kind).verify(&f.params, answer, now)
+                } else {
+                    None
+                }
+            });
         match checked {
-            Ok(Some(factor)) => {
+            Ok(CodeCheck::Accepted(factor)) => {
                 self.audit.login(
                     &session.request,
                     "allow",
@@ -151,18 +155,45 @@ impl Service {
                 );
                 Ok(Step::allow())
             }
-            Ok(None) => {
+            // Locked: the answer was not even looked at; right and wrong
+            // codes get this same step.
+            Ok(CodeCheck::Locked { .. }) => {
+                self.audit
+                    .login(&session.request, "deny", &[("reason", "locked")]);
+                Ok(Step::deny(DenyReason::Locked, login::LOCKED_TEXT))
+            }
+            Ok(CodeCheck::Rejected {
+                failures,
+                locked_until,
+            }) if locked_until > now => {
+                let failures = failures.to_string();
+                self.audit.login(
+                    &session.request,
+                    "deny",
+                    &[("reason", "wrong-code-locked-out"), ("failures", &failures)],
+                );
+                Ok(Step::deny(DenyReason::Locked, login::LOCKED_TEXT))
+            }
+            Ok(CodeCheck::Rejected { failures, .. }) => {
+                let failures = failures.to_string();
                 session.tries_left = session.tries_left.saturating_sub(1);
                 if session.tries_left == 0 {
-                    self.audit
-                        .login(&session.request, "deny", &[("reason", "max-tries")]);
+                    self.audit.login(
+                        &session.request,
+                        "deny",
+                        &[("reason", "max-tries"), ("failures", &failures)],
+                    );
                     return Ok(Step::deny(DenyReason::MaxTries, login::MAX_TRIES_TEXT));
                 }
                 let left = session.tries_left.to_string();
                 self.audit.login(
                     &session.request,
                     "retry",
-                    &[("reason", "wrong-code"), ("tries_left", &left)],
+                    &[
+                        ("reason", "wrong-code"),
+                        ("tries_left", &left),
+                        ("failures", &failures),
+                    ],
                 );
                 self.logins().restore(handle.to_string(), session);
                 Ok(Step::prompt(login::RETRY_PROMPT, false))
@@ -175,6 +206,13 @@ impl Service {
                 );
                 Ok(Step::deny(DenyReason::Internal, login::INTERNAL_TEXT))
             }
+        }
+    }
+
+    fn lockout(&self) -> Lockout {
+        Lockout {
+            max_failures: self.config.lockout.max_failures,
+            unlock_after: self.config.lockout.unlock_after,
         }
     }
 
@@ -387,8 +425,23 @@ impl Service {
                 factors: u.factors,
                 pending: u.pending,
                 last_used: u.last_used,
+                locked: u.locked,
             })
             .collect())
+    }
+
+    /// Clear a user's lockout and failure count; true if they were locked.
+    pub fn unlock_user(&self, caller_uid: u32, user: &str) -> Result<bool, DaemonError> {
+        validate_user(user)?;
+        let was_locked = self.store.unlock(user, self.clock.now())?;
+        let state = if was_locked {
+            "was-locked"
+        } else {
+            "was-not-locked"
+        };
+        self.audit
+            .change("unlock", caller_uid, user, &[("state", state)]);
+        Ok(was_locked)
     }
 
     pub fn reset_user(&self, caller_uid: u32, user: &str) -> Result<u32, DaemonError> {

@@ -278,3 +278,78 @@ fn hotp_login_moves_the_counter() {
         .expect("counter 2 is behind now");
     assert_eq!(behind.kind, StepKind::PromptEchoOff);
 }
+
+#[test]
+fn lockout_gives_right_and_wrong_codes_the_same_answer() {
+    let f = fixture(|c| {
+        c.login.max_tries = 5;
+        c.lockout.max_failures = 3;
+        c.lockout.unlock_after = 300;
+    });
+    let key = enrol_totp(&f, "alice");
+    let locked = Step::deny(DenyReason::Locked, login::LOCKED_TEXT);
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    for _ in 0..2 {
+        assert_eq!(
+            f.service.answer(OWNER, &handle, "000000").expect("wrong"),
+            Step::prompt(login::RETRY_PROMPT, false)
+        );
+    }
+    assert_eq!(
+        f.service.answer(OWNER, &handle, "000000").expect("third"),
+        locked
+    );
+    for answer in [totp_code(&key, NOW), "000000".to_string()] {
+        let (handle, step) = f
+            .service
+            .start_login(OWNER, request("alice"))
+            .expect("start");
+        assert_eq!(
+            step,
+            Step::prompt(login::PROMPT, false),
+            "the lock is not revealed early"
+        );
+        assert_eq!(
+            f.service.answer(OWNER, &handle, &answer).expect("answer"),
+            locked
+        );
+    }
+    f.clock.set(NOW + 300);
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    let code = totp_code(&key, NOW + 300);
+    assert_eq!(
+        f.service.answer(OWNER, &handle, &code).expect("answer"),
+        Step::allow()
+    );
+}
+
+#[test]
+fn admin_unlocks_a_user() {
+    let f = fixture(|c| {
+        c.lockout.max_failures = 1;
+        c.lockout.unlock_after = 0;
+    });
+    let key = enrol_totp(&f, "alice");
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    f.service.answer(OWNER, &handle, "000000").expect("wrong");
+    assert!(f.service.list_users().expect("users")[0].locked);
+    assert!(f.service.unlock_user(0, "alice").expect("unlock"));
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    let step = f
+        .service
+        .answer(OWNER, &handle, &totp_code(&key, NOW))
+        .expect("answer");
+    assert_eq!(step, Step::allow());
+}

@@ -44,6 +44,27 @@ pub enum Confirmation {
     NotFound,
 }
 
+/// When consecutive failed codes lock a user out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    /// Consecutive failures that lock the user.
+    pub max_failures: u32,
+    /// Seconds until a lockout ends by itself; 0 = only an admin unlocks.
+    pub unlock_after: u64,
+}
+
+/// The outcome of [`Store::check_code`].
+#[derive(Debug)]
+pub enum CodeCheck {
+    /// The code matched this factor, whose counter has moved on.
+    Accepted(FactorRecord),
+    /// No factor accepted the code; `failures` in a row now, and locked
+    /// until `locked_until` (0 = not locked) if this failure locked the user.
+    Rejected { failures: u32, locked_until: u64 },
+    /// The user is locked out until `until`; the code was not checked.
+    Locked { until: u64 },
+}
+
 /// One user's row in the admin table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
@@ -52,6 +73,7 @@ pub struct UserRow {
     pub factors: u32,
     pub pending: u32,
     pub last_used: u64,
+    pub locked: bool,
 }
 
 pub struct Store {
@@ -117,19 +139,27 @@ impl Store {
     }
 
     /// Check an answer against the user's confirmed factors and record the
-    /// use, as one transaction: two logins racing with the same code cannot
-    /// both see the old counter. `verify` returns the new counter of the
-    /// factor it accepts.
-    pub fn use_code(
+    /// outcome, as one transaction: two logins racing with the same code
+    /// cannot both see the old counter, and parallel wrong answers are each
+    /// counted. A locked user's answer is not checked at all. `verify`
+    /// returns the new counter of the factor it accepts.
+    pub fn check_code(
         &self,
         user: &str,
         now: u64,
+        lockout: Lockout,
         mut verify: impl FnMut(&FactorRecord) -> Option<u64>,
-    ) -> Result<Option<FactorRecord>, StoreError> {
+    ) -> Result<CodeCheck, StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
+        let (failures, locked_until) = lockout_row(&tx, user)?;
+        if locked_until > now {
+            return Ok(CodeCheck::Locked {
+                until: locked_until,
+            });
+        }
         let factors = query_factors(
             &tx,
             "SELECT * FROM factors WHERE user = ?1 AND confirmed = 1 ORDER BY created, id",
@@ -138,17 +168,51 @@ impl Store {
         let Some((mut factor, counter)) =
             factors.into_iter().find_map(|f| verify(&f).map(|c| (f, c)))
         else {
-            return Ok(None);
+            let failures = failures.saturating_add(1);
+            let locked_until = if failures >= lockout.max_failures {
+                match lockout.unlock_after {
+                    0 => i64::MAX as u64,
+                    after => now.saturating_add(after),
+                }
+            } else {
+                0
+            };
+            tx.execute(
+                "INSERT INTO lockout (user, failures, locked_until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user) DO UPDATE SET failures = ?2, locked_until = ?3",
+                params![user, failures, counter_to_sql(locked_until)],
+            )
+            .map_err(sql("count failure"))?;
+            tx.commit().map_err(sql("commit failure"))?;
+            return Ok(CodeCheck::Rejected {
+                failures,
+                locked_until,
+            });
         };
         tx.execute(
             "UPDATE factors SET counter = ?1, last_used = ?2 WHERE id = ?3",
             params![counter_to_sql(counter), now as i64, factor.id],
         )
         .map_err(sql("record use"))?;
+        tx.execute("DELETE FROM lockout WHERE user = ?1", params![user])
+            .map_err(sql("reset failures"))?;
         tx.commit().map_err(sql("commit use"))?;
         factor.params.counter = counter;
         factor.last_used = now;
-        Ok(Some(factor))
+        Ok(CodeCheck::Accepted(factor))
+    }
+
+    /// Clear a user's failures and lockout; true if they were locked.
+    pub fn unlock(&self, user: &str, now: u64) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        let (_, locked_until) = lockout_row(&tx, user)?;
+        tx.execute("DELETE FROM lockout WHERE user = ?1", params![user])
+            .map_err(sql("unlock"))?;
+        tx.commit().map_err(sql("commit unlock"))?;
+        Ok(locked_until > now)
     }
 
     /// Add an unconfirmed factor; it cannot be used until confirmed.
@@ -302,6 +366,7 @@ impl Store {
                     factors: 0,
                     pending: 0,
                     last_used: 0,
+                    locked: false,
                 });
             }
             let Some(entry) = users.last_mut() else {
@@ -320,7 +385,37 @@ impl Store {
             }
             entry.last_used = entry.last_used.max(last_used.max(0) as u64);
         }
+        let mut stmt = conn
+            .prepare_cached("SELECT user FROM lockout WHERE locked_until > ?1")
+            .map_err(sql("list lockouts"))?;
+        let locked = stmt
+            .query_map(params![now as i64], |r| r.get::<_, String>(0))
+            .map_err(sql("list lockouts"))?
+            .collect::<Result<std::collections::HashSet<String>, _>>()
+            .map_err(sql("list lockouts"))?;
+        for user in users.iter_mut() {
+            user.locked = locked.contains(&user.user);
+        }
         Ok(users)
+    }
+}
+
+/// (consecutive failures, locked until) of `user`; (0, 0) if none.
+fn lockout_row(conn: &Connection, user: &str) -> Result<(u32, u64), StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT failures, locked_until FROM lockout WHERE user = ?1")
+        .map_err(sql("read lockout"))?;
+    let mut rows = stmt.query(params![user]).map_err(sql("read lockout"))?;
+    match rows.next().map_err(sql("read lockout"))? {
+        Some(row) => {
+            let failures: i64 = row.get(0).map_err(sql("read lockout"))?;
+            let until: i64 = row.get(1).map_err(sql("read lockout"))?;
+            Ok((
+                u32::try_from(failures).unwrap_or(u32::MAX),
+                until.max(0) as u64,
+            ))
+        }
+        None => Ok((0, 0)),
     }
 }
 

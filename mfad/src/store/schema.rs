@@ -22,6 +22,12 @@ CREATE TABLE factors (
     expires   INTEGER NOT NULL
 );
 CREATE INDEX factors_by_user ON factors (user);
+-- consecutive failed codes per user, and lockouts
+CREATE TABLE lockout (
+    user         TEXT PRIMARY KEY NOT NULL,
+    failures     INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL
+);
 ";
 
 /// Configure the connection, then create the schema in an empty database

@@ -43,6 +43,24 @@ fn code(step_offset: i64) -> String {
     )
 }
 
+const LOCKOUT: Lockout = Lockout {
+    max_failures: 10,
+    unlock_after: 900,
+};
+
+/// Whether the store accepts alice's-style TOTP code `step_offset` steps
+/// from NOW for `user`.
+fn accepts(store: &Store, user: &str, step_offset: i64) -> bool {
+    let totp = Totp { skew: 1 };
+    let code = code(step_offset);
+    matches!(
+        store
+            .check_code(user, NOW, LOCKOUT, |f| totp.verify(&f.params, &code, NOW))
+            .expect("check"),
+        CodeCheck::Accepted(_)
+    )
+}
+
 fn confirmed_store(dir: &Path, users: &[&str]) -> Store {
     let store = Store::open(dir).expect("open");
     let totp = Totp { skew: 1 };
@@ -110,27 +128,14 @@ fn corrupt_or_truncated_store_is_refused_and_left_alone() {
 #[test]
 fn code_used_once_and_counter_survives_reopen() {
     let (_tmp, dir) = state();
-    let totp = Totp { skew: 1 };
     {
         let store = confirmed_store(&dir, &["alice"]);
-        let used = store
-            .use_code("alice", NOW, |f| totp.verify(&f.params, &code(0), NOW))
-            .expect("use");
-        assert!(used.is_some());
-        assert!(store
-            .use_code("alice", NOW, |f| totp.verify(&f.params, &code(0), NOW))
-            .expect("use")
-            .is_none());
+        assert!(accepts(&store, "alice", 0));
+        assert!(!accepts(&store, "alice", 0));
     }
     let store = Store::open(&dir).expect("reopen");
-    assert!(store
-        .use_code("alice", NOW, |f| totp.verify(&f.params, &code(0), NOW))
-        .expect("use")
-        .is_none());
-    assert!(store
-        .use_code("alice", NOW, |f| totp.verify(&f.params, &code(1), NOW))
-        .expect("use")
-        .is_some());
+    assert!(!accepts(&store, "alice", 0));
+    assert!(accepts(&store, "alice", 1));
 }
 
 #[test]
@@ -140,13 +145,7 @@ fn twenty_racing_checks_of_one_code_accept_exactly_one() {
     let handles: Vec<_> = (0..20)
         .map(|_| {
             let store = Arc::clone(&store);
-            std::thread::spawn(move || {
-                let totp = Totp { skew: 1 };
-                store
-                    .use_code("alice", NOW, |f| totp.verify(&f.params, &code(0), NOW))
-                    .expect("use")
-                    .is_some()
-            })
+            std::thread::spawn(move || accepts(&store, "alice", 0))
         })
         .collect();
     let accepted = handles
@@ -163,10 +162,7 @@ fn pending_factors_are_not_usable_and_expire() {
     let store = Store::open(&dir).expect("open");
     store.insert_pending(&pending("bob", "b1")).expect("insert");
     let totp = Totp { skew: 1 };
-    assert!(store
-        .use_code("bob", NOW, |f| totp.verify(&f.params, &code(0), NOW))
-        .expect("use")
-        .is_none());
+    assert!(!accepts(&store, "bob", 0));
     assert_eq!(store.factors("bob", NOW).expect("list").len(), 1);
     assert!(store.factors("bob", NOW + 601).expect("list").is_empty());
     let late = store
@@ -225,4 +221,120 @@ fn confirmed_import_is_all_or_nothing() {
     );
     store.insert_confirmed(&[a]).expect("import");
     assert_eq!(store.confirmed_factors("alice").expect("list").len(), 1);
+}
+
+#[test]
+fn parallel_wrong_codes_are_each_counted() {
+    let (_tmp, dir) = state();
+    let store = Arc::new(confirmed_store(&dir, &["alice"]));
+    let lenient = Lockout {
+        max_failures: 100,
+        unlock_after: 900,
+    };
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                store
+                    .check_code("alice", NOW, lenient, |_| None)
+                    .expect("check")
+            })
+        })
+        .collect();
+    let mut counts: Vec<u32> = handles
+        .into_iter()
+        .map(|h| match h.join().expect("join") {
+            CodeCheck::Rejected { failures, .. } => failures,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        (1..=20).collect::<Vec<u32>>(),
+        "each failure counted once"
+    );
+}
+
+#[test]
+fn lockout_refuses_without_checking_then_ends() {
+    let (_tmp, dir) = state();
+    let store = confirmed_store(&dir, &["alice"]);
+    let strict = Lockout {
+        max_failures: 3,
+        unlock_after: 60,
+    };
+    for n in 1..=3u32 {
+        match store
+            .check_code("alice", NOW, strict, |_| None)
+            .expect("check")
+        {
+            CodeCheck::Rejected {
+                failures,
+                locked_until,
+            } => {
+                assert_eq!(failures, n);
+                assert_eq!(locked_until > 0, n == 3);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut checked = false;
+    let locked = store.check_code("alice", NOW + 59, strict, |_| {
+        checked = true;
+        Some(1)
+    });
+    assert!(matches!(locked.expect("check"), CodeCheck::Locked { until } if until == NOW + 60));
+    assert!(!checked, "a locked user's code is not even checked");
+    let reopened = Store::open(&dir).expect("reopen");
+    assert!(
+        matches!(
+            reopened
+                .check_code("alice", NOW + 59, strict, |_| Some(1))
+                .expect("check"),
+            CodeCheck::Locked { .. }
+        ),
+        "a lockout survives a restart"
+    );
+    assert!(matches!(
+        reopened
+            .check_code("alice", NOW + 60, strict, |_| Some(u64::MAX / 4))
+            .expect("check"),
+        CodeCheck::Accepted(_)
+    ));
+    assert!(
+        matches!(
+            reopened
+                .check_code("alice", NOW + 60, strict, |_| None)
+                .expect("check"),
+            CodeCheck::Rejected { failures: 1, .. }
+        ),
+        "success reset the count"
+    );
+}
+
+#[test]
+fn admin_unlock_clears_the_lockout() {
+    let (_tmp, dir) = state();
+    let store = confirmed_store(&dir, &["alice"]);
+    let forever = Lockout {
+        max_failures: 1,
+        unlock_after: 0,
+    };
+    store
+        .check_code("alice", NOW, forever, |_| None)
+        .expect("check");
+    assert!(store.users(NOW + 1_000_000).expect("users")[0].locked);
+    assert!(matches!(
+        store
+            .check_code("alice", NOW + 1_000_000, forever, |_| Some(1))
+            .expect("check"),
+        CodeCheck::Locked { .. }
+    ));
+    assert!(store.unlock("alice", NOW).expect("unlock"));
+    assert!(
+        !store.unlock("alice", NOW).expect("unlock"),
+        "no longer locked"
+    );
+    assert!(!store.users(NOW).expect("users")[0].locked);
 }

@@ -1,6 +1,6 @@
 //! mfad's store on its own, in this process: what the two store calls of a
 //! login cost without the bus around them — `confirmed_factors` (Start) and
-//! `use_code` (Answer: check, record the use, commit with fsync).
+//! `check_code` (Answer: check, record the use, commit with fsync).
 
 use super::codes::{now, totp_now, user_name, Secrets, DIGITS, PERIOD};
 use mfad::mechanism::{Algorithm, FactorKind, Mechanism, OtpParams, Totp};
@@ -8,7 +8,7 @@ use mfad::store::{FactorRecord, Store};
 use std::path::Path;
 use std::time::Instant;
 
-/// Durations (ns) of `confirmed_factors` and of a successful `use_code`,
+/// Durations (ns) of `confirmed_factors` and of a successful `check_code`,
 /// one each for `users` users, in a new store in `dir`.
 pub fn time_store(
     dir: &Path,
@@ -52,11 +52,15 @@ pub fn time_store(
         }
         let at = now();
         let started = Instant::now();
+        let lockout = mfad::store::Lockout {
+            max_failures: 10,
+            unlock_after: 900,
+        };
         let used = store
-            .use_code(&user, at, |f| totp.verify(&f.params, &code, at))
+            .check_code(&user, at, lockout, |f| totp.verify(&f.params, &code, at))
             .map_err(|e| e.to_string())?;
         uses.push(elapsed(started));
-        if used.is_none() {
+        if !matches!(used, mfad::store::CodeCheck::Accepted(_)) {
             return Err(format!("the store refused {user}'s code"));
         }
     }

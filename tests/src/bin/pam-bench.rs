@@ -570,7 +570,7 @@ fn breakdown(bench: &Bench) -> Result<String, String> {
     ]);
     let [u50, u99] = cells(Percentiles::of(&uses));
     table.row(vec![
-        "for scale: Store::use_code in-process (Answer's transaction)".into(),
+        "for scale: Store::check_code in-process (Answer's transaction)".into(),
         u50,
         u99,
     ]);
