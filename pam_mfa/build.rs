@@ -18,6 +18,7 @@ const FUNCTIONS: &[&str] = &[
     "pam_get_item",
     "pam_get_user",
     "pam_getenv",
+    "pam_fail_delay",
     "pam_start_confdir",
     "pam_set_item",
     "pam_putenv",

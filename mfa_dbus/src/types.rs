@@ -22,6 +22,9 @@ pub struct LoginRequest {
     /// `SSH_AUTH_INFO_0` from the PAM environment (sshd `ExposeAuthInfo`),
     /// empty when unset.
     pub auth_info: String,
+    /// Wrong answers allowed in this login (module option `max_tries`);
+    /// 0 = mfad's `[login].max_tries`. mfad uses the smaller of the two.
+    pub max_tries: u32,
 }
 
 /// What the module must do next.

@@ -323,6 +323,12 @@ impl PamHandle for Pam {
             &format!("pam_mfa({service}:{}): {message}", self.hook.name()),
         );
     }
+
+    fn fail_delay(&mut self, micros: u32) {
+        // SAFETY: `pamh` is live for this call. A failure only means no
+        // delay, which is not worth refusing the login over.
+        unsafe { sys::pam_fail_delay(self.pamh, micros) };
+    }
 }
 
 impl Conversation for Pam {

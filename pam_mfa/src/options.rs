@@ -31,6 +31,11 @@ pub struct Options {
     pub failmode: FailMode,
     /// D-Bus address of the bus mfad is on: always `unix:path=/…`.
     pub bus: String,
+    /// Wrong codes allowed in one login; `None`: mfad's `[login].max_tries`.
+    /// mfad uses the smaller of the two.
+    pub max_tries: Option<u32>,
+    /// Do not ask libpam to delay a failed authentication.
+    pub nodelay: bool,
 }
 
 impl Default for Options {
@@ -40,6 +45,8 @@ impl Default for Options {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             failmode: FailMode::Closed,
             bus: mfa_dbus::SYSTEM_BUS_ADDRESS.to_string(),
+            max_tries: None,
+            nodelay: false,
         }
     }
 }
@@ -119,6 +126,14 @@ impl Options {
                     once("bus")?;
                     options.bus = parse_bus(value)?;
                 }
+                ("max_tries", Some(value)) => {
+                    once("max_tries")?;
+                    options.max_tries = Some(parse_max_tries(value)?);
+                }
+                ("nodelay", None) => {
+                    once("nodelay")?;
+                    options.nodelay = true;
+                }
                 _ => return Err(OptionError::Unknown(arg.to_string())),
             }
         }
@@ -143,6 +158,17 @@ fn parse_timeout(value: &str) -> Result<Duration, OptionError> {
     match value.parse::<u64>() {
         Ok(secs) if (1..=MAX_TIMEOUT_SECS).contains(&secs) => Ok(Duration::from_secs(secs)),
         _ => Err(invalid("timeout", value, EXPECTED)),
+    }
+}
+
+fn parse_max_tries(value: &str) -> Result<u32, OptionError> {
+    const EXPECTED: &str = "a whole number from 1 to 10";
+    if value.is_empty() || value.len() > 2 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("max_tries", value, EXPECTED));
+    }
+    match value.parse::<u32>() {
+        Ok(n) if (1..=10).contains(&n) => Ok(n),
+        _ => Err(invalid("max_tries", value, EXPECTED)),
     }
 }
 
@@ -186,6 +212,8 @@ mod tests {
             "timeout=300",
             "failmode=open",
             "bus=unix:path=/tmp/t-1/bus.sock",
+            "max_tries=2",
+            "nodelay",
         ])
         .expect("valid line");
         assert_eq!(
@@ -195,8 +223,19 @@ mod tests {
                 timeout: Duration::from_secs(300),
                 failmode: FailMode::Open,
                 bus: "unix:path=/tmp/t-1/bus.sock".into(),
+                max_tries: Some(2),
+                nodelay: true,
             }
         );
+        for bad in [
+            "max_tries=0",
+            "max_tries=11",
+            "max_tries=+3",
+            "max_tries=",
+            "nodelay=1",
+        ] {
+            assert!(parse(&[bad]).is_err(), "{bad}");
+        }
         assert_eq!(
             parse(&["failmode=closed"]).map(|o| o.failmode),
             Ok(FailMode::Closed)

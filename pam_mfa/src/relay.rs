@@ -70,7 +70,13 @@ pub trait PamHandle: Conversation {
     fn env(&self, name: &str) -> Result<Option<String>, PamError>;
     /// Log one line to authpriv, tagged with the module, service and hook.
     fn syslog(&self, priority: Priority, message: &str);
+    /// `pam_fail_delay`: ask libpam to wait at least this long before it
+    /// reports a failed stack (it waits the largest delay any module asked).
+    fn fail_delay(&mut self, micros: u32);
 }
+
+/// What the module asks libpam to delay a failure by, as pam_unix does.
+pub const FAIL_DELAY_MICROS: u32 = 2_000_000;
 
 /// Why mfad gave no decision.
 #[derive(Debug)]
@@ -127,7 +133,10 @@ pub fn authenticate_with<H: PamHandle>(
     silent: bool,
     mfad: &dyn Mfad,
 ) -> End {
-    let request = match login_request(pam) {
+    if !options.nodelay {
+        pam.fail_delay(FAIL_DELAY_MICROS);
+    }
+    let request = match login_request(pam, options) {
         Ok(request) => request,
         Err(end) => return end,
     };
@@ -189,7 +198,7 @@ pub fn not_auth_stack<H: PamHandle>(pam: &mut H, _args: &[&[u8]], _silent: bool)
 }
 
 /// Build the request from PAM items, failing closed on anything unreadable.
-fn login_request<H: PamHandle>(pam: &mut H) -> Result<LoginRequest, End> {
+fn login_request<H: PamHandle>(pam: &mut H, options: &Options) -> Result<LoginRequest, End> {
     let user = match pam.user() {
         Ok(user) if !user.is_empty() => user,
         Ok(_) => {
@@ -214,6 +223,7 @@ fn login_request<H: PamHandle>(pam: &mut H) -> Result<LoginRequest, End> {
         ruser: item(pam, Item::Ruser)?,
         tty: item(pam, Item::Tty)?,
         auth_info: logged(pam, SSH_AUTH_INFO, pam.env(SSH_AUTH_INFO))?,
+        max_tries: options.max_tries.unwrap_or(0),
     })
 }
 
@@ -329,6 +339,7 @@ mod tests {
         env: HashMap<&'static str, Setting>,
         expect: VecDeque<Expect>,
         logs: RefCell<Vec<(Priority, String)>>,
+        fail_delay: Option<u32>,
     }
 
     impl FakePam {
@@ -442,6 +453,9 @@ mod tests {
         fn syslog(&self, priority: Priority, message: &str) {
             self.logs.borrow_mut().push((priority, message.to_string()));
         }
+        fn fail_delay(&mut self, micros: u32) {
+            self.fail_delay = Some(micros);
+        }
     }
 
     /// A fake mfad playing a fixed list of steps, the way the real client
@@ -541,9 +555,29 @@ mod tests {
                 ruser: String::new(),
                 tty: "ssh".into(),
                 auth_info: "publickey ssh-ed25519 AAAAC3Nz".into(),
+                max_tries: 0,
             })
         );
         assert_eq!(mfad.answers.borrow().as_slice(), ["123456"]);
+        assert_eq!(
+            pam.fail_delay,
+            Some(FAIL_DELAY_MICROS),
+            "a failure delay is asked for"
+        );
+    }
+
+    #[test]
+    fn module_options_reach_the_request_and_the_delay() {
+        let mut pam = FakePam::sshd().expect([prompt(Some("123456"))]);
+        let mfad = FakeMfad::new(vec![Step::prompt(CODE_PROMPT, false), Step::allow()]);
+        let options = Options {
+            max_tries: Some(1),
+            nodelay: true,
+            ..Options::default()
+        };
+        assert_eq!(run(&mut pam, &options, false, &mfad), PAM_SUCCESS);
+        assert_eq!(mfad.seen.borrow().as_ref().map(|r| r.max_tries), Some(1));
+        assert_eq!(pam.fail_delay, None, "nodelay asks for no delay");
     }
 
     #[test]

@@ -92,7 +92,8 @@ fn built(name: &str, sources: &[String]) -> PathBuf {
     path
 }
 
-/// The most recently modified `.rs`/`Cargo.toml` at or below `path`.
+/// The most recently modified `.rs` (but `tests.rs`) or `Cargo.toml` at or
+/// below `path`.
 fn newest_source(path: &Path) -> Option<(SystemTime, PathBuf)> {
     if path.is_file() {
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
@@ -111,7 +112,10 @@ fn newest_source(path: &Path) -> Option<(SystemTime, PathBuf)> {
                 stack.push(path);
                 continue;
             }
-            let relevant = path.extension().is_some_and(|e| e == "rs")
+            // `tests.rs` files are unit-test modules: changing one does not
+            // change the binary, so cargo does not relink it.
+            let relevant = (path.extension().is_some_and(|e| e == "rs")
+                && path.file_name().is_some_and(|n| n != "tests.rs"))
                 || path.file_name().is_some_and(|n| n == "Cargo.toml");
             if !relevant {
                 continue;

@@ -21,6 +21,9 @@ pub struct DaemonConfig {
     pub timeout: u64,
     pub max_tries: u32,
     pub unenrolled: String,
+    /// 0 by default here, so wrong-code tests run fast; the test of the
+    /// delay itself sets it.
+    pub failure_delay_ms: u64,
     pub lockout_max_failures: u32,
     pub lockout_unlock_after: u64,
     pub issuer: String,
@@ -41,6 +44,7 @@ impl Default for DaemonConfig {
             timeout: 180,
             max_tries: 3,
             unenrolled: "deny".into(),
+            failure_delay_ms: 0,
             lockout_max_failures: 10,
             lockout_unlock_after: 900,
             issuer: "pam_mfa".into(),
@@ -69,6 +73,7 @@ log = "{log}"
 timeout = {timeout}
 max_tries = {max_tries}
 unenrolled = "{unenrolled}"
+failure_delay_ms = {failure_delay_ms}
 
 [lockout]
 max_failures = {lockout_max_failures}
@@ -94,6 +99,7 @@ window = {hotp_window}
             timeout = self.timeout,
             max_tries = self.max_tries,
             unenrolled = self.unenrolled,
+            failure_delay_ms = self.failure_delay_ms,
             lockout_max_failures = self.lockout_max_failures,
             lockout_unlock_after = self.lockout_unlock_after,
             issuer = self.issuer,

@@ -144,6 +144,9 @@ pub struct PamResult {
     pub auth_us: u64,
     /// Answers the driver was given but never asked for.
     pub unused_answers: usize,
+    /// The failure delay libpam asked the application to wait (µs): the
+    /// largest a module requested, only when the stack failed.
+    pub fail_delay_us: Option<u64>,
 }
 
 impl PamResult {

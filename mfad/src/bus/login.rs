@@ -1,10 +1,22 @@
 //! org.pam_mfa.Login1: root only.
 
 use super::{inline, Shared};
-use mfa_dbus::{LoginRequest, MfaError, Step};
+use mfa_dbus::{LoginRequest, MfaError, Step, StepKind};
+use std::time::Duration;
+use tokio::time::Instant;
 use zbus::message::Header;
 
 pub struct LoginInterface(pub Shared);
+
+impl LoginInterface {
+    /// Every failure takes at least `[login].failure_delay_ms` from the
+    /// call's arrival, whatever made it fail: no timing tells a wrong code
+    /// from a locked account, and guessing is slow. Success is not held.
+    async fn hold_failure(&self, started: Instant) {
+        let delay = Duration::from_millis(self.0.service.config().login.failure_delay_ms);
+        tokio::time::sleep_until(started + delay).await;
+    }
+}
 
 #[zbus::interface(name = "org.pam_mfa.Login1")]
 impl LoginInterface {
@@ -14,11 +26,16 @@ impl LoginInterface {
         request: LoginRequest,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, Step), MfaError> {
+        let started = Instant::now();
         let caller = self.0.callers.identify(&header).await?;
-        inline(&self.0, |service| {
+        let (handle, step) = inline(&self.0, |service| {
             self.0.access.check_login(caller.uid)?;
             service.start_login(&caller.connection, request)
-        })
+        })?;
+        if step.kind == StepKind::Deny {
+            self.hold_failure(started).await;
+        }
+        Ok((handle, step))
     }
 
     #[zbus(out_args("step"))]
@@ -28,11 +45,16 @@ impl LoginInterface {
         answer: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Step, MfaError> {
+        let started = Instant::now();
         let caller = self.0.callers.identify(&header).await?;
-        inline(&self.0, |service| {
+        let answered = inline(&self.0, |service| {
             self.0.access.check_login(caller.uid)?;
             service.answer(&caller.connection, &handle, &answer)
-        })
+        })?;
+        if answered.failure {
+            self.hold_failure(started).await;
+        }
+        Ok(answered.step)
     }
 
     async fn cancel(

@@ -42,6 +42,8 @@ pub struct LoginConfig {
     pub timeout: u64,
     pub max_tries: u32,
     pub unenrolled: Unenrolled,
+    /// Least time every failed answer takes, in milliseconds.
+    pub failure_delay_ms: u64,
 }
 
 /// What happens at login to a user who has no confirmed factor.
@@ -95,6 +97,7 @@ impl Default for Config {
                 timeout: 180,
                 max_tries: 3,
                 unenrolled: Unenrolled::Deny,
+                failure_delay_ms: 1000,
             },
             lockout: LockoutConfig {
                 max_failures: 10,

@@ -42,6 +42,7 @@ struct RawLogin {
     timeout: Option<Spanned<i64>>,
     max_tries: Option<Spanned<i64>>,
     unenrolled: Option<Spanned<String>>,
+    failure_delay_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -219,6 +220,12 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
             raw.login.unenrolled,
             &[("deny", Unenrolled::Deny), ("allow", Unenrolled::Allow)],
             defaults.login.unenrolled,
+        )?,
+        failure_delay_ms: int_in(
+            "login.failure_delay_ms",
+            raw.login.failure_delay_ms,
+            0..=10_000,
+            defaults.login.failure_delay_ms,
         )?,
     };
 

@@ -11,7 +11,7 @@ use crate::mechanism::otpauth::{self, UriParams};
 use crate::mechanism::{Algorithm, FactorKind, Hotp, Mechanism, OtpParams, Totp};
 use crate::store::{CodeCheck, Confirmation, FactorRecord, Lockout, Store};
 use mfa_dbus::{
-    DenyReason, EnrolOptions, EnrolmentOffer, FactorInfo, LoginRequest, Step, UserSummary,
+    DenyReason, EnrolOptions, EnrolmentOffer, FactorInfo, LoginRequest, Step, StepKind, UserSummary,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -19,6 +19,14 @@ pub use crate::login::{validate_request, validate_user};
 
 const MAX_ANSWER: usize = 1024;
 const MAX_LABEL: usize = 64;
+
+/// The next step after an answer, and whether the answer failed (a wrong,
+/// replayed or refused code): failures get mfad's minimum duration.
+#[derive(Debug, PartialEq)]
+pub struct Answered {
+    pub step: Step,
+    pub failure: bool,
+}
 
 pub struct Service {
     config: Config,
@@ -113,18 +121,29 @@ impl Service {
                 }
             });
         }
+        let request_tries = request.max_tries;
         let session = Session {
             owner: owner.to_string(),
             request,
             started: self.clock.now(),
-            tries_left: self.config.login.max_tries,
+            tries_left: match request_tries {
+                0 => self.config.login.max_tries,
+                asked => asked.min(self.config.login.max_tries),
+            },
         };
         let handle = self.logins().open(session).map_err(DaemonError::Internal)?;
         Ok((handle, Step::prompt(login::PROMPT, false)))
     }
 
     /// The user's answer to the current prompt of login `handle`.
-    pub fn answer(&self, owner: &str, handle: &str, answer: &str) -> Result<Step, DaemonError> {
+    pub fn answer(&self, owner: &str, handle: &str, answer: &str) -> Result<Answered, DaemonError> {
+        let step = self.answer_step(owner, handle, answer)?;
+        // Every answer today is a code: anything but "allow" is a failure.
+        let failure = step.kind != StepKind::Allow;
+        Ok(Answered { step, failure })
+    }
+
+    fn answer_step(&self, owner: &str, handle: &str, answer: &str) -> Result<Step, DaemonError> {
         let now = self.clock.now();
         let mut session = match self.logins().take(owner, handle, now) {
             Ok(s) => s,

@@ -73,7 +73,8 @@ fn right_code_allows_once() {
     assert_eq!(
         f.service
             .answer(OWNER, &handle, &totp_code(&key, NOW))
-            .expect("answer"),
+            .expect("answer")
+            .step,
         Step::allow()
     );
     assert!(
@@ -91,11 +92,31 @@ fn right_code_allows_once() {
         .service
         .answer(OWNER, &handle, &totp_code(&key, NOW))
         .expect("answer");
+    assert!(replay.failure);
     assert_eq!(
-        replay,
+        replay.step,
         Step::prompt(login::RETRY_PROMPT, false),
         "a used code is a wrong code"
     );
+}
+
+#[test]
+fn the_module_may_only_lower_max_tries() {
+    let f = fixture(|c| c.login.max_tries = 2);
+    enrol_totp(&f, "alice");
+    for (asked, allowed) in [(1, 1), (5, 2), (0, 2)] {
+        let request = LoginRequest {
+            max_tries: asked,
+            ..request("alice")
+        };
+        let (handle, _) = f.service.start_login(OWNER, request).expect("start");
+        for _ in 1..allowed {
+            let retry = f.service.answer(OWNER, &handle, "000000").expect("retry");
+            assert_eq!(retry.step.kind, StepKind::PromptEchoOff, "asked {asked}");
+        }
+        let last = f.service.answer(OWNER, &handle, "000000").expect("last");
+        assert_eq!(last.step.reason, DenyReason::MaxTries, "asked {asked}");
+    }
 }
 
 #[test]
@@ -107,10 +128,10 @@ fn wrong_codes_until_max_tries() {
         .start_login(OWNER, request("alice"))
         .expect("start");
     assert_eq!(
-        f.service.answer(OWNER, &handle, "000000").expect("1"),
+        f.service.answer(OWNER, &handle, "000000").expect("1").step,
         Step::prompt(login::RETRY_PROMPT, false)
     );
-    let last = f.service.answer(OWNER, &handle, "000000").expect("2");
+    let last = f.service.answer(OWNER, &handle, "000000").expect("2").step;
     assert_eq!(
         last,
         Step::deny(DenyReason::MaxTries, login::MAX_TRIES_TEXT)
@@ -134,7 +155,8 @@ fn handle_is_bound_to_its_connection() {
     assert_eq!(
         f.service
             .answer(OWNER, &handle, &totp_code(&key, NOW))
-            .expect("owner"),
+            .expect("owner")
+            .step,
         Step::allow()
     );
 }
@@ -152,7 +174,10 @@ fn slow_login_expires() {
         .service
         .answer(OWNER, &handle, &totp_code(&key, NOW + 60))
         .expect("answer");
-    assert_eq!(step, Step::deny(DenyReason::Expired, login::EXPIRED_TEXT));
+    assert_eq!(
+        step.step,
+        Step::deny(DenyReason::Expired, login::EXPIRED_TEXT)
+    );
 }
 
 #[test]
@@ -265,7 +290,10 @@ fn hotp_login_moves_the_counter() {
         .expect("start");
     // counter 3, inside the window
     assert_eq!(
-        f.service.answer(OWNER, &handle, "969429").expect("answer"),
+        f.service
+            .answer(OWNER, &handle, "969429")
+            .expect("answer")
+            .step,
         Step::allow()
     );
     let (handle, _) = f
@@ -276,7 +304,7 @@ fn hotp_login_moves_the_counter() {
         .service
         .answer(OWNER, &handle, "359152")
         .expect("counter 2 is behind now");
-    assert_eq!(behind.kind, StepKind::PromptEchoOff);
+    assert_eq!(behind.step.kind, StepKind::PromptEchoOff);
 }
 
 #[test]
@@ -294,12 +322,18 @@ fn lockout_gives_right_and_wrong_codes_the_same_answer() {
         .expect("start");
     for _ in 0..2 {
         assert_eq!(
-            f.service.answer(OWNER, &handle, "000000").expect("wrong"),
+            f.service
+                .answer(OWNER, &handle, "000000")
+                .expect("wrong")
+                .step,
             Step::prompt(login::RETRY_PROMPT, false)
         );
     }
     assert_eq!(
-        f.service.answer(OWNER, &handle, "000000").expect("third"),
+        f.service
+            .answer(OWNER, &handle, "000000")
+            .expect("third")
+            .step,
         locked
     );
     for answer in [totp_code(&key, NOW), "000000".to_string()] {
@@ -313,7 +347,10 @@ fn lockout_gives_right_and_wrong_codes_the_same_answer() {
             "the lock is not revealed early"
         );
         assert_eq!(
-            f.service.answer(OWNER, &handle, &answer).expect("answer"),
+            f.service
+                .answer(OWNER, &handle, &answer)
+                .expect("answer")
+                .step,
             locked
         );
     }
@@ -324,7 +361,10 @@ fn lockout_gives_right_and_wrong_codes_the_same_answer() {
         .expect("start");
     let code = totp_code(&key, NOW + 300);
     assert_eq!(
-        f.service.answer(OWNER, &handle, &code).expect("answer"),
+        f.service
+            .answer(OWNER, &handle, &code)
+            .expect("answer")
+            .step,
         Step::allow()
     );
 }
@@ -340,7 +380,10 @@ fn admin_unlocks_a_user() {
         .service
         .start_login(OWNER, request("alice"))
         .expect("start");
-    f.service.answer(OWNER, &handle, "000000").expect("wrong");
+    f.service
+        .answer(OWNER, &handle, "000000")
+        .expect("wrong")
+        .step;
     assert!(f.service.list_users().expect("users")[0].locked);
     assert!(f.service.unlock_user(0, "alice").expect("unlock"));
     let (handle, _) = f
@@ -351,5 +394,5 @@ fn admin_unlocks_a_user() {
         .service
         .answer(OWNER, &handle, &totp_code(&key, NOW))
         .expect("answer");
-    assert_eq!(step, Step::allow());
+    assert_eq!(step.step, Step::allow());
 }

@@ -2,7 +2,12 @@
 //! scripted user, reported as one JSON line on stdout:
 //!
 //! `{"rc", "rc_name", "messages": [{"style", "text"}], "threads_before",
-//!   "threads_after", "auth_us", "total_us", "unused_answers"}`
+//!   "threads_after", "auth_us", "total_us", "unused_answers",
+//!   "fail_delay_us"}`
+//!
+//! The driver installs a `PAM_FAIL_DELAY` function: libpam calls it instead
+//! of sleeping, with the largest delay a module asked for; `fail_delay_us`
+//! is that delay when the stack failed, null otherwise.
 //!
 //! With `--confdir` libpam reads the service from that directory
 //! (`pam_start_confdir`, libpam ≥ 1.4); without it, from /etc/pam.d — or from
@@ -36,6 +41,10 @@ mod ffi {
     pub const PAM_TTY: c_int = 3;
     pub const PAM_RHOST: c_int = 4;
     pub const PAM_RUSER: c_int = 8;
+    pub const PAM_FAIL_DELAY: c_int = 10;
+
+    pub type DelayFn =
+        unsafe extern "C" fn(retval: c_int, usec_delay: u32, appdata_ptr: *mut c_void);
 
     #[repr(C)]
     pub struct PamMessage {
@@ -246,6 +255,18 @@ unsafe fn free_replies(replies: *mut ffi::PamResponse, filled: usize) {
     unsafe { libc::free(replies as *mut c_void) };
 }
 
+/// The delay libpam asked the application for, in µs (`u64::MAX`: none yet).
+static FAIL_DELAY_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// Record the fail delay instead of sleeping it. libpam calls this after
+/// every pam_authenticate with its result; like libpam's own timer, only a
+/// failure counts.
+unsafe extern "C" fn record_fail_delay(retval: c_int, usec_delay: u32, _appdata: *mut c_void) {
+    if retval != ffi::PAM_SUCCESS {
+        FAIL_DELAY_US.store(u64::from(usec_delay), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The result of one transaction.
 struct Report {
     rc: c_int,
@@ -333,6 +354,14 @@ fn transaction(opts: &Opts) -> Result<Report, String> {
             unused_answers: script.answers.len(),
         });
     }
+    let delay_fn: ffi::DelayFn = record_fail_delay;
+    // SAFETY: pamh is live; PAM_FAIL_DELAY takes a function pointer.
+    let set = unsafe { ffi::pam_set_item(pamh, ffi::PAM_FAIL_DELAY, delay_fn as *const c_void) };
+    if set != ffi::PAM_SUCCESS {
+        // SAFETY: ends the transaction started above.
+        unsafe { ffi::pam_end(pamh, set) };
+        return Err(format!("pam_set_item(PAM_FAIL_DELAY) failed: {set}"));
+    }
     for (item, value) in &items {
         // SAFETY: pamh is live; libpam copies the string.
         let set = unsafe { ffi::pam_set_item(pamh, *item, value.as_ptr() as *const c_void) };
@@ -387,6 +416,10 @@ fn main() -> ExitCode {
                 "auth_us": report.auth_us as u64,
                 "total_us": report.total_us as u64,
                 "unused_answers": report.unused_answers,
+                "fail_delay_us": match FAIL_DELAY_US.load(std::sync::atomic::Ordering::SeqCst) {
+                    u64::MAX => serde_json::Value::Null,
+                    us => json!(us),
+                },
             });
             println!("{line}");
             ExitCode::SUCCESS
