@@ -5,8 +5,12 @@
 
 mod record;
 mod schema;
+mod seal;
 
 pub use record::FactorRecord;
+pub use seal::KEY_FILE;
+
+use seal::Sealer;
 
 use crate::mechanism::{Algorithm, FactorKind, OtpParams};
 use rusqlite::{params, Connection, Row, TransactionBehavior};
@@ -24,6 +28,8 @@ pub enum StoreError {
     Unusable { path: PathBuf, message: String },
     #[error("store holds a value this mfad cannot have written: {0}")]
     Corrupt(String),
+    #[error("cannot seal a secret: {0}")]
+    Seal(String),
     #[error("store: {context}: {source}")]
     Sql {
         context: &'static str,
@@ -78,6 +84,7 @@ pub struct UserRow {
 
 pub struct Store {
     path: PathBuf,
+    sealer: Sealer,
     conn: Mutex<Connection>,
 }
 
@@ -99,8 +106,13 @@ impl Store {
             .open(&path)
             .map_err(|e| unusable(format!("cannot open: {e}")))?;
         let conn = Connection::open(&path).map_err(|e| unusable(e.to_string()))?;
+        // The key comes first: a crash between the two leaves a fresh
+        // database and a key, never tables without their key.
+        let fresh = schema::is_fresh(&conn).map_err(unusable)?;
+        let sealer = Sealer::load(&state_dir.join(KEY_FILE), fresh).map_err(unusable)?;
         schema::prepare(&conn).map_err(unusable)?;
         Ok(Store {
+            sealer,
             path,
             conn: Mutex::new(conn),
         })
@@ -118,11 +130,18 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn seal(&self, factor: &FactorRecord) -> Result<Vec<u8>, StoreError> {
+        self.sealer
+            .seal(&factor.params.secret, &factor.id, &factor.user)
+            .map_err(StoreError::Seal)
+    }
+
     /// The confirmed factors of `user`.
     pub fn confirmed_factors(&self, user: &str) -> Result<Vec<FactorRecord>, StoreError> {
         let conn = self.conn();
         query_factors(
             &conn,
+            &self.sealer,
             "SELECT * FROM factors WHERE user = ?1 AND confirmed = 1 ORDER BY created, id",
             params![user],
         )
@@ -133,6 +152,7 @@ impl Store {
         let conn = self.conn();
         query_factors(
             &conn,
+            &self.sealer,
             "SELECT * FROM factors WHERE user = ?1 AND (confirmed = 1 OR expires > ?2) ORDER BY created, id",
             params![user, now as i64],
         )
@@ -162,6 +182,7 @@ impl Store {
         }
         let factors = query_factors(
             &tx,
+            &self.sealer,
             "SELECT * FROM factors WHERE user = ?1 AND confirmed = 1 ORDER BY created, id",
             params![user],
         )?;
@@ -226,6 +247,7 @@ impl Store {
             params![factor.user, factor.created as i64],
         )
         .map_err(sql("drop expired enrolments"))?;
+        let sealed = self.seal(factor)?;
         tx.execute(
             "INSERT INTO factors (id, user, kind, label, secret, algorithm, digits, period, counter, confirmed, created, last_used, expires)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, 0, ?11)",
@@ -234,7 +256,7 @@ impl Store {
                 factor.user,
                 factor.kind.name(),
                 factor.label,
-                factor.params.secret,
+                sealed,
                 factor.params.algorithm.name(),
                 factor.params.digits,
                 factor.params.period,
@@ -262,12 +284,13 @@ impl Store {
                 )
                 .map_err(sql("prepare import"))?;
             for f in factors {
+                let sealed = self.seal(f)?;
                 stmt.execute(params![
                     f.id,
                     f.user,
                     f.kind.name(),
                     f.label,
-                    f.params.secret,
+                    sealed,
                     f.params.algorithm.name(),
                     f.params.digits,
                     f.params.period,
@@ -295,6 +318,7 @@ impl Store {
             .map_err(sql("begin"))?;
         let found = query_factors(
             &tx,
+            &self.sealer,
             "SELECT * FROM factors WHERE id = ?1 AND user = ?2 AND confirmed = 0 AND expires > ?3",
             params![id, user, now as i64],
         )?;
@@ -452,6 +476,7 @@ fn counter_to_sql(counter: u64) -> i64 {
 
 fn query_factors(
     conn: &Connection,
+    sealer: &Sealer,
     query: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<FactorRecord>, StoreError> {
@@ -462,7 +487,12 @@ fn query_factors(
     let mut out = Vec::new();
     for row in rows {
         match row.map_err(sql("read factor"))? {
-            Ok(factor) => out.push(factor),
+            Ok(mut factor) => {
+                factor.params.secret = sealer
+                    .open(&factor.params.secret, &factor.id, &factor.user)
+                    .map_err(StoreError::Corrupt)?;
+                out.push(factor);
+            }
             Err(message) => return Err(StoreError::Corrupt(message)),
         }
     }

@@ -30,6 +30,17 @@ CREATE TABLE lockout (
 );
 ";
 
+/// A database with nothing in it yet: mfad may create its key.
+pub fn is_fresh(conn: &Connection) -> Result<bool, String> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    Ok(version == 0 && tables == 0)
+}
+
 /// Configure the connection, then create the schema in an empty database
 /// or check an existing one. Any doubt refuses the store.
 pub fn prepare(conn: &Connection) -> Result<(), String> {

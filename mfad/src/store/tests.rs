@@ -338,3 +338,53 @@ fn admin_unlock_clears_the_lockout() {
     );
     assert!(!store.users(NOW).expect("users")[0].locked);
 }
+
+/// Every byte mfad keeps in the state directory, key file aside.
+fn stored_bytes(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("state dir").flatten() {
+        if entry.file_name() != KEY_FILE {
+            all.extend(std::fs::read(entry.path()).expect("read"));
+        }
+    }
+    all
+}
+
+#[test]
+fn the_store_holds_no_plaintext_secret() {
+    let (_tmp, dir) = state();
+    let store = confirmed_store(&dir, &["alice"]);
+    assert!(accepts(&store, "alice", 0), "sealed secrets still verify");
+    let bytes = stored_bytes(&dir);
+    assert!(!bytes.is_empty());
+    let base32 = crate::mechanism::otpauth::encode_base32(KEY);
+    for needle in [KEY, base32.as_bytes(), b"GEZDGNBVGY3TQOJQ"] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "found {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn a_store_without_its_key_is_refused_not_rekeyed() {
+    let (_tmp, dir) = state();
+    drop(confirmed_store(&dir, &["alice"]));
+    let key = dir.join(KEY_FILE);
+    std::fs::remove_file(&key).expect("remove key");
+    assert!(matches!(
+        Store::open(&dir),
+        Err(StoreError::Unusable { .. })
+    ));
+    assert!(!key.exists(), "no new key made for an existing store");
+}
+
+#[test]
+fn a_store_with_another_key_fails_closed() {
+    let (_tmp, dir) = state();
+    drop(confirmed_store(&dir, &["alice"]));
+    std::fs::write(dir.join(KEY_FILE), [7u8; 32]).expect("other key");
+    let store = Store::open(&dir).expect("opens: the key has the right shape");
+    let check = store.check_code("alice", NOW, LOCKOUT, |_| Some(1));
+    assert!(matches!(check, Err(StoreError::Corrupt(_))), "{check:?}");
+}
