@@ -41,6 +41,9 @@ pub trait Factors {
     fn list_factors(&self) -> Result<Vec<FactorInfo>, MfaError>;
     /// Remove one of the calling user's factors.
     fn remove_factor(&self, id: &str) -> Result<(), MfaError>;
+    /// A new batch of one-time recovery codes for the calling user,
+    /// replacing any earlier batch. Shown this once; mfad keeps only hashes.
+    fn generate_recovery_codes(&self) -> Result<Vec<String>, MfaError>;
 }
 
 #[zbus::proxy(

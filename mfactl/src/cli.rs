@@ -77,6 +77,17 @@ pub enum Command {
         Times are UTC. LAST USED is the last successful login with the factor.")]
     List,
 
+    /// Make a new batch of one-time recovery codes for a lost device
+    #[command(
+        name = "recovery-codes",
+        long_about = "Make a new batch of one-time recovery codes.\n\n\
+        Each code lets you log in once in place of a code from your \
+        authenticator, for when the device is lost. They are shown this once: \
+        keep them somewhere safe, off the device. mfad keeps only salted \
+        hashes. A new batch replaces the previous one."
+    )]
+    RecoveryCodes,
+
     /// Remove one of your own factors
     #[command(long_about = "Remove one of your own factors.\n\n\
         Removing your last active factor may lock you out of logins that \

@@ -74,6 +74,11 @@ impl Client {
         self.call(proxy.remove_factor(id)).await
     }
 
+    pub async fn generate_recovery_codes(&self) -> Result<Vec<String>, Error> {
+        let proxy = self.factors().await?;
+        self.call(proxy.generate_recovery_codes()).await
+    }
+
     pub async fn list_users(&self) -> Result<Vec<UserSummary>, Error> {
         let proxy = self.admin().await?;
         self.call(proxy.list_users()).await

@@ -66,6 +66,25 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 output::factors_table(&factors)
             })?;
         }
+        Command::RecoveryCodes => {
+            let codes = Client::connect(address)
+                .await?
+                .generate_recovery_codes()
+                .await?;
+            output::emit(&if json {
+                output::json_line(&serde_json::json!({ "recovery_codes": codes }))
+            } else {
+                let mut text = String::from(
+                    "Your recovery codes, each good for one login in place of an \
+                     authenticator code.\nThey are shown only now: keep them safe, \
+                     away from your device. Earlier codes no longer work.\n\n",
+                );
+                for code in &codes {
+                    text.push_str(&format!("    {}\n", table::printable(code)));
+                }
+                text
+            })?;
+        }
         Command::Remove { id, yes } => {
             let client = Client::connect(address).await?;
             if !yes {

@@ -69,4 +69,18 @@ impl FactorsInterface {
         })
         .await
     }
+
+    #[zbus(out_args("codes"))]
+    async fn generate_recovery_codes(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<String>, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            let user = access.own_user(caller.uid)?;
+            service.generate_recovery_codes(caller.uid, &user)
+        })
+        .await
+    }
 }

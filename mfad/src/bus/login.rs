@@ -1,6 +1,7 @@
 //! org.pam_mfa.Login1: root only.
 
-use super::{inline, Shared};
+use super::{blocking, inline, Shared};
+use crate::mechanism::recovery;
 use mfa_dbus::{LoginRequest, MfaError, Step, StepKind};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -47,10 +48,23 @@ impl LoginInterface {
     ) -> Result<Step, MfaError> {
         let started = Instant::now();
         let caller = self.0.callers.identify(&header).await?;
-        let answered = inline(&self.0, |service| {
-            self.0.access.check_login(caller.uid)?;
-            service.answer(&caller.connection, &handle, &answer)
-        })?;
+        self.0
+            .access
+            .check_login(caller.uid)
+            .map_err(MfaError::from)?;
+        let answered = if recovery::normalise(&answer).is_some() {
+            // Recovery codes are checked against slow hashes: off the
+            // runtime's threads.
+            let connection = caller.connection.clone();
+            blocking(&self.0, move |service| {
+                service.answer(&connection, &handle, &answer)
+            })
+            .await?
+        } else {
+            inline(&self.0, |service| {
+                service.answer(&caller.connection, &handle, &answer)
+            })?
+        };
         if answered.failure {
             self.hold_failure(started).await;
         }

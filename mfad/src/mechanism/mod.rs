@@ -6,6 +6,7 @@
 mod hotp;
 pub mod otp;
 pub mod otpauth;
+pub mod recovery;
 mod totp;
 
 pub use hotp::Hotp;

@@ -8,8 +8,11 @@ use crate::config::{Config, Unenrolled};
 use crate::error::DaemonError;
 use crate::login::{self, Logins, Refused, Session};
 use crate::mechanism::otpauth::{self, UriParams};
+use crate::mechanism::recovery;
 use crate::mechanism::{Algorithm, FactorKind, Hotp, Mechanism, OtpParams, Totp};
-use crate::store::{CodeCheck, Confirmation, FactorRecord, Lockout, Store};
+use crate::store::{
+    CodeCheck, Confirmation, FactorRecord, Lockout, RecoveryUse, Store, StoreError,
+};
 use mfa_dbus::{
     DenyReason, EnrolOptions, EnrolmentOffer, FactorInfo, LoginRequest, Step, StepKind, UserSummary,
 };
@@ -19,6 +22,22 @@ pub use crate::login::{validate_request, validate_user};
 
 const MAX_ANSWER: usize = 1024;
 const MAX_LABEL: usize = 64;
+
+/// What checking an answer found, whatever the kind of code.
+enum Checked {
+    Accepted {
+        method: &'static str,
+        /// What the audit line says about what was used.
+        detail: (&'static str, String),
+        /// Shown to the user with the "allow".
+        note: String,
+    },
+    Locked,
+    Rejected {
+        failures: u32,
+        locked_until: u64,
+    },
+}
 
 /// The next step after an answer, and whether the answer failed (a wrong,
 /// replayed or refused code): failures get mfad's minimum duration.
@@ -154,34 +173,35 @@ impl Service {
                 return Ok(Step::deny(DenyReason::Expired, login::EXPIRED_TEXT));
             }
         };
-        // An answer too long to be a code is a wrong code, and counted.
-        let plausible = answer.len() <= MAX_ANSWER;
-        let checked = self
-            .store
-            .check_code(&session.request.user, now, self.lockout(), |f| {
-                if plausible {
-                    self.mechanism(f.kind).verify(&f.params, answer, now)
-                } else {
-                    None
-                }
-            });
+        let user = session.request.user.clone();
+        let checked = match recovery::normalise(answer) {
+            Some(code) => self.check_recovery_code(&user, &code, now),
+            None => self.check_otp(&user, answer, now),
+        };
         match checked {
-            Ok(CodeCheck::Accepted(factor)) => {
+            Ok(Checked::Accepted {
+                method,
+                detail,
+                note,
+            }) => {
                 self.audit.login(
                     &session.request,
                     "allow",
-                    &[("method", factor.kind.name()), ("factor", &factor.id)],
+                    &[("method", method), (detail.0, &detail.1)],
                 );
-                Ok(Step::allow())
+                Ok(Step {
+                    text: note,
+                    ..Step::allow()
+                })
             }
             // Locked: the answer was not even looked at; right and wrong
             // codes get this same step.
-            Ok(CodeCheck::Locked { .. }) => {
+            Ok(Checked::Locked) => {
                 self.audit
                     .login(&session.request, "deny", &[("reason", "locked")]);
                 Ok(Step::deny(DenyReason::Locked, login::LOCKED_TEXT))
             }
-            Ok(CodeCheck::Rejected {
+            Ok(Checked::Rejected {
                 failures,
                 locked_until,
             }) if locked_until > now => {
@@ -193,7 +213,7 @@ impl Service {
                 );
                 Ok(Step::deny(DenyReason::Locked, login::LOCKED_TEXT))
             }
-            Ok(CodeCheck::Rejected { failures, .. }) => {
+            Ok(Checked::Rejected { failures, .. }) => {
                 let failures = failures.to_string();
                 session.tries_left = session.tries_left.saturating_sub(1);
                 if session.tries_left == 0 {
@@ -226,6 +246,95 @@ impl Service {
                 Ok(Step::deny(DenyReason::Internal, login::INTERNAL_TEXT))
             }
         }
+    }
+
+    /// An OTP code against the user's factors, in one store transaction.
+    fn check_otp(&self, user: &str, answer: &str, now: u64) -> Result<Checked, StoreError> {
+        // An answer too long to be a code is a wrong code, and counted.
+        let plausible = answer.len() <= MAX_ANSWER;
+        let checked = self.store.check_code(user, now, self.lockout(), |f| {
+            if plausible {
+                self.mechanism(f.kind).verify(&f.params, answer, now)
+            } else {
+                None
+            }
+        })?;
+        Ok(match checked {
+            CodeCheck::Accepted(factor) => Checked::Accepted {
+                method: factor.kind.name(),
+                detail: ("factor", factor.id),
+                note: String::new(),
+            },
+            CodeCheck::Locked { .. } => Checked::Locked,
+            CodeCheck::Rejected {
+                failures,
+                locked_until,
+            } => Checked::Rejected {
+                failures,
+                locked_until,
+            },
+        })
+    }
+
+    /// A recovery code: the slow hash checks run outside the store's lock,
+    /// then one transaction uses the matching code or counts the failure.
+    fn check_recovery_code(&self, user: &str, code: &str, now: u64) -> Result<Checked, StoreError> {
+        if self.store.locked_until(user, now)? > 0 {
+            return Ok(Checked::Locked);
+        }
+        let matched = self
+            .store
+            .unused_recovery_codes(user)?
+            .into_iter()
+            .find(|(_, hash)| recovery::verify(code, hash))
+            .map(|(rowid, _)| rowid);
+        Ok(
+            match self
+                .store
+                .use_recovery_code(user, matched, now, self.lockout())?
+            {
+                RecoveryUse::Used { left } => Checked::Accepted {
+                    method: "recovery-code",
+                    detail: ("left", left.to_string()),
+                    note: format!(
+                        "Recovery code accepted; {left} left. Set up your authenticator again with mfactl."
+                    ),
+                },
+                RecoveryUse::Locked => Checked::Locked,
+                RecoveryUse::Rejected {
+                    failures,
+                    locked_until,
+                } => Checked::Rejected {
+                    failures,
+                    locked_until,
+                },
+            },
+        )
+    }
+
+    /// A fresh batch of recovery codes for `user`, replacing any earlier
+    /// batch; returned once, kept only as hashes.
+    pub fn generate_recovery_codes(
+        &self,
+        caller_uid: u32,
+        user: &str,
+    ) -> Result<Vec<String>, DaemonError> {
+        let codes = recovery::generate().map_err(DaemonError::Internal)?;
+        let hashes = codes
+            .iter()
+            .map(|c| {
+                recovery::normalise(c)
+                    .ok_or_else(|| "malformed code".to_string())
+                    .and_then(|c| recovery::hash(&c))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(DaemonError::Internal)?;
+        self.store
+            .replace_recovery_codes(user, &hashes, self.clock.now())?;
+        let count = codes.len().to_string();
+        self.audit
+            .change("recovery-codes", caller_uid, user, &[("count", &count)]);
+        Ok(codes)
     }
 
     fn lockout(&self) -> Lockout {

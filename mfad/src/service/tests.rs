@@ -4,6 +4,7 @@ use super::*;
 use crate::clock::FixedClock;
 use crate::config::LogTarget;
 use crate::mechanism::otp::hotp;
+use crate::mechanism::recovery;
 use mfa_dbus::StepKind;
 
 const NOW: u64 = 1_700_000_010;
@@ -392,4 +393,116 @@ fn admin_unlocks_a_user() {
         .answer(OWNER, &handle, &totp_code(&key, NOW))
         .expect("answer");
     assert_eq!(step.step, Step::allow());
+}
+
+#[test]
+fn recovery_codes_work_once_each_and_say_how_many_are_left() {
+    let f = fixture(|_| {});
+    enrol_totp(&f, "alice");
+    let codes = f
+        .service
+        .generate_recovery_codes(0, "alice")
+        .expect("codes");
+    assert_eq!(codes.len(), recovery::BATCH);
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    let used = f
+        .service
+        .answer(OWNER, &handle, &codes[3].to_uppercase())
+        .expect("answer");
+    assert_eq!(used.step.kind, StepKind::Allow);
+    assert!(!used.failure);
+    assert!(used.step.text.contains("9 left"), "{:?}", used.step.text);
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    let again = f.service.answer(OWNER, &handle, &codes[3]).expect("answer");
+    assert!(again.failure, "a recovery code works once");
+    assert_eq!(again.step, Step::prompt(login::RETRY_PROMPT, false));
+    // A new batch replaces the old one.
+    f.service
+        .generate_recovery_codes(0, "alice")
+        .expect("codes");
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    assert!(
+        f.service
+            .answer(OWNER, &handle, &codes[4])
+            .expect("answer")
+            .failure
+    );
+}
+
+#[test]
+fn racing_logins_with_one_recovery_code_let_one_in() {
+    let f = Arc::new(fixture(|_| {}));
+    enrol_totp(&f, "alice");
+    let codes = f
+        .service
+        .generate_recovery_codes(0, "alice")
+        .expect("codes");
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let f = Arc::clone(&f);
+            let code = codes[0].clone();
+            std::thread::spawn(move || {
+                let owner = format!(":1.{i}");
+                let (handle, _) = f
+                    .service
+                    .start_login(&owner, request("alice"))
+                    .expect("start");
+                f.service
+                    .answer(&owner, &handle, &code)
+                    .expect("answer")
+                    .step
+                    .kind
+            })
+        })
+        .collect();
+    let allowed = threads
+        .into_iter()
+        .map(|t| t.join().expect("join"))
+        .filter(|k| *k == StepKind::Allow)
+        .count();
+    assert_eq!(allowed, 1);
+}
+
+#[test]
+fn wrong_recovery_codes_count_toward_lockout() {
+    let f = fixture(|c| {
+        c.login.max_tries = 5;
+        c.lockout.max_failures = 2;
+    });
+    enrol_totp(&f, "alice");
+    let codes = f
+        .service
+        .generate_recovery_codes(0, "alice")
+        .expect("codes");
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    f.service
+        .answer(OWNER, &handle, "aaaa-bbbb-cccc")
+        .expect("wrong");
+    let locked = f
+        .service
+        .answer(OWNER, &handle, "aaaa-bbbb-cccd")
+        .expect("wrong");
+    assert_eq!(locked.step.reason, DenyReason::Locked);
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    let right = f.service.answer(OWNER, &handle, &codes[0]).expect("right");
+    assert_eq!(
+        right.step.reason,
+        DenyReason::Locked,
+        "not checked while locked"
+    );
 }

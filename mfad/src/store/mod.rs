@@ -71,6 +71,18 @@ pub enum CodeCheck {
     Locked { until: u64 },
 }
 
+/// The outcome of [`Store::use_recovery_code`].
+#[derive(Debug)]
+pub enum RecoveryUse {
+    /// Accepted; this many unused codes are left.
+    Used { left: u32 },
+    /// Not accepted (no match, or used by a racing login); counted as in
+    /// [`CodeCheck::Rejected`].
+    Rejected { failures: u32, locked_until: u64 },
+    /// The user is locked out; nothing was checked or counted.
+    Locked,
+}
+
 /// One user's row in the admin table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
@@ -189,21 +201,7 @@ impl Store {
         let Some((mut factor, counter)) =
             factors.into_iter().find_map(|f| verify(&f).map(|c| (f, c)))
         else {
-            let failures = failures.saturating_add(1);
-            let locked_until = if failures >= lockout.max_failures {
-                match lockout.unlock_after {
-                    0 => i64::MAX as u64,
-                    after => now.saturating_add(after),
-                }
-            } else {
-                0
-            };
-            tx.execute(
-                "INSERT INTO lockout (user, failures, locked_until) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (user) DO UPDATE SET failures = ?2, locked_until = ?3",
-                params![user, failures, counter_to_sql(locked_until)],
-            )
-            .map_err(sql("count failure"))?;
+            let (failures, locked_until) = count_failure(&tx, user, failures, now, lockout)?;
             tx.commit().map_err(sql("commit failure"))?;
             return Ok(CodeCheck::Rejected {
                 failures,
@@ -221,6 +219,100 @@ impl Store {
         factor.params.counter = counter;
         factor.last_used = now;
         Ok(CodeCheck::Accepted(factor))
+    }
+
+    /// Replace all of `user`'s recovery codes with these hashes.
+    pub fn replace_recovery_codes(
+        &self,
+        user: &str,
+        hashes: &[String],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        tx.execute("DELETE FROM recovery_codes WHERE user = ?1", params![user])
+            .map_err(sql("drop recovery codes"))?;
+        for hash in hashes {
+            tx.execute(
+                "INSERT INTO recovery_codes (user, hash, used, created) VALUES (?1, ?2, 0, ?3)",
+                params![user, hash, now as i64],
+            )
+            .map_err(sql("store recovery code"))?;
+        }
+        tx.commit().map_err(sql("commit recovery codes"))
+    }
+
+    /// Until when `user` is locked out; 0 if not locked.
+    pub fn locked_until(&self, user: &str, now: u64) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let (_, until) = lockout_row(&conn, user)?;
+        Ok(if until > now { until } else { 0 })
+    }
+
+    /// `user`'s unused recovery codes: (row id, hash).
+    pub fn unused_recovery_codes(&self, user: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT rowid, hash FROM recovery_codes WHERE user = ?1 AND used = 0")
+            .map_err(sql("read recovery codes"))?;
+        let rows = stmt
+            .query_map(params![user], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql("read recovery codes"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("read recovery codes"))
+    }
+
+    /// Use the recovery code `rowid` (found to match outside any lock,
+    /// because the hash is slow), or count a failure when `rowid` is
+    /// `None`: one transaction, so of two logins racing with one code only
+    /// one gets it.
+    pub fn use_recovery_code(
+        &self,
+        user: &str,
+        rowid: Option<i64>,
+        now: u64,
+        lockout: Lockout,
+    ) -> Result<RecoveryUse, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        let (failures, locked_until) = lockout_row(&tx, user)?;
+        if locked_until > now {
+            return Ok(RecoveryUse::Locked);
+        }
+        let used = match rowid {
+            Some(rowid) => tx
+                .execute(
+                    "UPDATE recovery_codes SET used = 1 WHERE rowid = ?1 AND user = ?2 AND used = 0",
+                    params![rowid, user],
+                )
+                .map_err(sql("use recovery code"))?,
+            None => 0,
+        };
+        if used == 0 {
+            let (failures, locked_until) = count_failure(&tx, user, failures, now, lockout)?;
+            tx.commit().map_err(sql("commit failure"))?;
+            return Ok(RecoveryUse::Rejected {
+                failures,
+                locked_until,
+            });
+        }
+        tx.execute("DELETE FROM lockout WHERE user = ?1", params![user])
+            .map_err(sql("reset failures"))?;
+        let left: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM recovery_codes WHERE user = ?1 AND used = 0",
+                params![user],
+                |r| r.get(0),
+            )
+            .map_err(sql("count recovery codes"))?;
+        tx.commit().map_err(sql("commit recovery use"))?;
+        Ok(RecoveryUse::Used {
+            left: u32::try_from(left).unwrap_or(0),
+        })
     }
 
     /// Clear a user's failures and lockout; true if they were locked.
@@ -352,12 +444,19 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Remove every factor of `user`; returns how many.
+    /// Remove every factor and recovery code of `user`; returns how many
+    /// factors.
     pub fn remove_user(&self, user: &str) -> Result<u32, StoreError> {
-        let conn = self.conn();
-        let n = conn
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        let n = tx
             .execute("DELETE FROM factors WHERE user = ?1", params![user])
             .map_err(sql("reset user"))?;
+        tx.execute("DELETE FROM recovery_codes WHERE user = ?1", params![user])
+            .map_err(sql("reset user"))?;
+        tx.commit().map_err(sql("commit reset"))?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
@@ -422,6 +521,35 @@ impl Store {
         }
         Ok(users)
     }
+}
+
+/// Count one more failure for `user` (who had `failures` in a row), locking
+/// them out when that reaches the limit. Part of the caller's transaction.
+/// Returns the failures in a row now, and until when the user is locked
+/// (0 = not locked).
+fn count_failure(
+    tx: &Connection,
+    user: &str,
+    failures: u32,
+    now: u64,
+    lockout: Lockout,
+) -> Result<(u32, u64), StoreError> {
+    let failures = failures.saturating_add(1);
+    let locked_until = if failures >= lockout.max_failures {
+        match lockout.unlock_after {
+            0 => i64::MAX as u64,
+            after => now.saturating_add(after),
+        }
+    } else {
+        0
+    };
+    tx.execute(
+        "INSERT INTO lockout (user, failures, locked_until) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user) DO UPDATE SET failures = ?2, locked_until = ?3",
+        params![user, failures, counter_to_sql(locked_until)],
+    )
+    .map_err(sql("count failure"))?;
+    Ok((failures, locked_until))
 }
 
 /// (consecutive failures, locked until) of `user`; (0, 0) if none.

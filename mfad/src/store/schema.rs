@@ -22,6 +22,14 @@ CREATE TABLE factors (
     expires   INTEGER NOT NULL
 );
 CREATE INDEX factors_by_user ON factors (user);
+-- one-time recovery codes, as salted slow hashes
+CREATE TABLE recovery_codes (
+    user    TEXT NOT NULL,
+    hash    TEXT NOT NULL,
+    used    INTEGER NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE INDEX recovery_codes_by_user ON recovery_codes (user);
 -- consecutive failed codes per user, and lockouts
 CREATE TABLE lockout (
     user         TEXT PRIMARY KEY NOT NULL,

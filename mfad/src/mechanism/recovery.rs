@@ -1,0 +1,118 @@
+//! One-time recovery codes for a lost device: generated in a batch, shown
+//! once, kept only as salted Argon2id hashes, each usable once.
+//!
+//! A code is 12 characters from the lower-case base32 alphabet, shown as
+//! `abcd-efgh-ijkl` (60 bits). Its shape tells it apart from an OTP code,
+//! so a mistyped OTP never pays for the slow hash checks.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+/// Codes in a batch.
+pub const BATCH: usize = 10;
+const LEN: usize = 12;
+const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// OWASP's minimum for Argon2id: 19 MiB, 2 passes, 1 lane.
+fn argon2() -> Result<Argon2<'static>, String> {
+    let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| e.to_string())?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// A fresh batch, formatted for the user.
+pub fn generate() -> Result<Vec<String>, String> {
+    let mut codes = Vec::with_capacity(BATCH);
+    for _ in 0..BATCH {
+        let mut bytes = [0u8; LEN];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+        let chars: String = bytes
+            .iter()
+            .map(|b| ALPHABET[usize::from(b % 32)] as char)
+            .collect();
+        codes.push(format!(
+            "{}-{}-{}",
+            &chars[0..4],
+            &chars[4..8],
+            &chars[8..12]
+        ));
+    }
+    Ok(codes)
+}
+
+/// The code as compared: dashes and spaces dropped, lower case. `None` if
+/// the answer does not have a recovery code's shape.
+pub fn normalise(answer: &str) -> Option<String> {
+    let code: String = answer
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let shaped = code.len() == LEN
+        && code.bytes().all(|b| ALPHABET.contains(&b))
+        && code.bytes().any(|b| b.is_ascii_lowercase());
+    shaped.then_some(code)
+}
+
+/// A salted slow hash of a normalised code, as a PHC string.
+pub fn hash(code: &str) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| format!("no randomness: {e}"))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    argon2()?
+        .hash_password(code.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether a normalised code matches a stored hash.
+pub fn verify(code: &str, phc: &str) -> bool {
+    let (Ok(hash), Ok(argon2)) = (PasswordHash::new(phc), argon2()) else {
+        return false;
+    };
+    argon2.verify_password(code.as_bytes(), &hash).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_is_distinct_and_well_formed() {
+        let codes = generate().expect("codes");
+        assert_eq!(codes.len(), BATCH);
+        for code in &codes {
+            assert_eq!(code.len(), 14, "{code}");
+            assert!(normalise(code).is_some(), "{code}");
+        }
+        let mut unique = codes.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), BATCH);
+    }
+
+    #[test]
+    fn otp_codes_do_not_look_like_recovery_codes() {
+        for answer in [
+            "123456",
+            "12345678",
+            "",
+            "234567234567",
+            "abcd-efgh-ijk",
+            "abcd-efgh-ijk!",
+        ] {
+            assert_eq!(normalise(answer), None, "{answer:?}");
+        }
+        assert_eq!(normalise("ABCD efgh-IJKL").as_deref(), Some("abcdefghijkl"));
+    }
+
+    #[test]
+    fn hashes_are_salted_and_verify() {
+        let a = hash("abcdefghijkl").expect("hash");
+        let b = hash("abcdefghijkl").expect("hash");
+        assert_ne!(a, b, "salted");
+        assert!(!a.contains("abcdefghijkl"));
+        assert!(verify("abcdefghijkl", &a));
+        assert!(!verify("abcdefghijkm", &a));
+        assert!(!verify("abcdefghijkl", "not a hash"));
+    }
+}
