@@ -3,11 +3,13 @@
 //! drivers share this loop; only the conversation differs.
 
 use crate::error::MfaError;
+use crate::names::BUS_NAME;
 use crate::proxy::LoginProxy;
 use crate::types::{DenyReason, LoginRequest, Step, StepKind};
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
+use zbus::names::OwnedUniqueName;
 use zbus::Connection;
 
 /// A daemon that keeps sending steps is broken; stop relaying after this many.
@@ -76,6 +78,8 @@ pub enum ClientError {
     Daemon(MfaError),
     #[error("mfad sent more than {MAX_STEPS} steps")]
     TooManySteps,
+    #[error("the owner of {BUS_NAME} runs as uid {uid}, not root: refusing to talk to it")]
+    Untrusted { uid: u32 },
 }
 
 impl From<ConversationAborted> for ClientError {
@@ -124,17 +128,31 @@ pub async fn run_login(
     conversation: &mut dyn Conversation,
     call_timeout: Duration,
 ) -> Result<Outcome, ClientError> {
+    // Talk to the connection that owns the name now, by its unique name, so
+    // the name cannot move to another process mid-login; and only if that
+    // connection runs as root, which the bus vouches for while Start is on
+    // its way (nothing is shown to the user before the check passes).
+    let owner = within(call_timeout, name_owner(connection)).await??;
     let proxy = within(call_timeout, async {
         LoginProxy::builder(connection)
+            .destination(owner.clone())
+            .map_err(daemon_error)?
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await
-            .map_err(|e| ClientError::Daemon(MfaError::ZBus(e)))
+            .map_err(daemon_error)
     })
     .await??;
-    let (handle, mut step) = within(call_timeout, proxy.start(request))
-        .await?
-        .map_err(ClientError::Daemon)?;
+    let (owner_uid, started) = within(call_timeout, async {
+        tokio::join!(unix_user(connection, &owner), proxy.start(request))
+    })
+    .await?;
+    // The owner first: whatever a look-alike answered, it is not believed.
+    let owner_uid = owner_uid?;
+    if owner_uid != TRUSTED_UID {
+        return Err(ClientError::Untrusted { uid: owner_uid });
+    }
+    let (handle, mut step) = started.map_err(ClientError::Daemon)?;
     for _ in 0..MAX_STEPS {
         let answer = match relay(&step, conversation) {
             Ok(Relayed::Done(outcome)) => return Ok(outcome),
@@ -150,6 +168,44 @@ pub async fn run_login(
             .map_err(ClientError::Daemon)?;
     }
     Err(ClientError::TooManySteps)
+}
+
+/// The uid mfad must run as.
+const TRUSTED_UID: u32 = 0;
+
+fn daemon_error(e: zbus::Error) -> ClientError {
+    ClientError::Daemon(MfaError::ZBus(e))
+}
+
+/// Ask the bus daemon itself (`org.freedesktop.DBus`) one question about a
+/// name. Errors stay plain method errors, so "no owner" reads as mfad gone.
+async fn ask_bus<R>(
+    connection: &Connection,
+    method: &'static str,
+    name: &str,
+) -> Result<R, ClientError>
+where
+    R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+{
+    let reply = connection
+        .call_method(
+            Some("org.freedesktop.DBus"),
+            "/org/freedesktop/DBus",
+            Some("org.freedesktop.DBus"),
+            method,
+            &(name,),
+        )
+        .await
+        .map_err(daemon_error)?;
+    reply.body().deserialize::<R>().map_err(daemon_error)
+}
+
+async fn name_owner(connection: &Connection) -> Result<OwnedUniqueName, ClientError> {
+    ask_bus(connection, "GetNameOwner", BUS_NAME).await
+}
+
+async fn unix_user(connection: &Connection, owner: &OwnedUniqueName) -> Result<u32, ClientError> {
+    ask_bus(connection, "GetConnectionUnixUser", owner.as_str()).await
 }
 
 enum Relayed {

@@ -34,6 +34,9 @@ pub enum End {
     DaemonError,
     /// mfad kept sending steps without deciding.
     TooManySteps,
+    /// mfad's bus name is owned by a process that does not run as root: a
+    /// look-alike. Refused in every failmode.
+    Untrusted,
     /// The application's conversation function failed or gave no answer.
     ConversationFailed,
     /// `pam_get_user` failed, or the name is empty or not UTF-8.
@@ -73,7 +76,7 @@ impl End {
                 FailMode::Open => PAM_IGNORE,
             },
             End::LostMidLogin => PAM_AUTHINFO_UNAVAIL,
-            End::DaemonError | End::TooManySteps | End::BadItem => PAM_AUTH_ERR,
+            End::DaemonError | End::TooManySteps | End::Untrusted | End::BadItem => PAM_AUTH_ERR,
             End::ConversationFailed => PAM_CONV_ERR,
             End::NoUser => PAM_USER_UNKNOWN,
             End::BadOptions => PAM_SERVICE_ERR,
@@ -105,6 +108,7 @@ impl End {
             ClientError::Daemon(_) => End::DaemonError,
             ClientError::ConversationAborted => End::ConversationFailed,
             ClientError::TooManySteps => End::TooManySteps,
+            ClientError::Untrusted { .. } => End::Untrusted,
         }
     }
 
@@ -127,6 +131,7 @@ impl End {
             End::LostMidLogin,
             End::DaemonError,
             End::TooManySteps,
+            End::Untrusted,
             End::ConversationFailed,
             End::NoUser,
             End::BadItem,
@@ -155,6 +160,7 @@ impl End {
             End::LostMidLogin => "mfad stopped answering during the login",
             End::DaemonError => "mfad or the bus returned an error",
             End::TooManySteps => "mfad sent steps without deciding",
+            End::Untrusted => "mfad's bus name is owned by a non-root process",
             End::ConversationFailed => "the application's conversation failed",
             End::NoUser => "no usable user name",
             End::BadItem => "a PAM item is unreadable or not UTF-8",
@@ -345,6 +351,15 @@ mod tests {
     #[test]
     fn row_too_many_steps() {
         assert_eq!(both(End::TooManySteps), (PAM_AUTH_ERR, PAM_AUTH_ERR));
+    }
+
+    #[test]
+    fn row_untrusted_owner_is_refused_even_with_failmode_open() {
+        assert_eq!(both(End::Untrusted), (PAM_AUTH_ERR, PAM_AUTH_ERR));
+        assert_eq!(
+            End::from_client_error(&ClientError::Untrusted { uid: 1000 }, false),
+            End::Untrusted
+        );
     }
 
     #[test]

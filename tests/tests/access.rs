@@ -202,3 +202,50 @@ fn without_an_admin_group_only_root_administers() {
     assert_eq!(carol.err_name(), MFA_ACCESS_DENIED);
     call(world.address(), &users::root(), &["admin-users"]).ok();
 }
+
+/// A look-alike: a real mfad, but run by an ordinary user on a bus whose
+/// policy (not the shipped one) lets anyone own the name. The module must
+/// refuse to believe it, even with `failmode=open`, before the user types
+/// anything.
+#[test]
+fn the_module_refuses_a_daemon_not_running_as_root() {
+    use mfa_tests::pam::{Login, ServiceDir, PAM_AUTH_ERR};
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+    let bus = Bus::start_with(Policy::Permissive);
+    let nobody = users::nobody();
+    let dir = mfa_tests::shared_tempdir("lookalike-");
+    let state = dir.path().join("state");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&state)
+        .expect("state dir");
+    let c_state = std::ffi::CString::new(state.to_str().expect("utf8")).expect("path");
+    // SAFETY: a valid path; chown only changes the owner of our temp dir.
+    assert_eq!(
+        unsafe { libc::chown(c_state.as_ptr(), nobody.uid, nobody.gid) },
+        0
+    );
+    let config = dir.path().join("mfad.toml");
+    std::fs::write(&config, DaemonConfig::default().to_toml(&state)).expect("config");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut cmd = users::command_as(&nobody, &mfa_tests::bins::mfad());
+    cmd.arg("--config")
+        .arg(&config)
+        .arg("--bus-address")
+        .arg(bus.address());
+    cmd.stderr(std::process::Stdio::null());
+    let mut lookalike = cmd.spawn().expect("start the look-alike");
+    mfa_tests::daemon::wait_for_owner(bus.address(), lookalike.id(), None, mfa_tests::QUICK)
+        .expect("the look-alike owns the name");
+
+    let pam = ServiceDir::new();
+    for (service, options) in [("closed", "timeout=5"), ("open", "timeout=5 failmode=open")] {
+        pam.mfa(service, bus.address(), options);
+        let result = Login::new(service, "alice", &["123456"]).run(&pam);
+        result.assert_rc(PAM_AUTH_ERR);
+        assert!(result.messages.is_empty(), "shown to the user: {result:#?}");
+    }
+    let _ = lookalike.kill();
+    let _ = lookalike.wait();
+}
