@@ -7,6 +7,7 @@
 //! - `service`: what each D-Bus call does, free of D-Bus
 //! - `bus`: the D-Bus interfaces and caller identification
 //! - `audit`: every decision with its reason, never a code or a secret
+//! - `notify`: telling admins when someone's second factor goes away
 
 pub mod audit;
 pub mod bus;
@@ -15,5 +16,6 @@ pub mod config;
 pub mod error;
 pub mod login;
 pub mod mechanism;
+pub mod notify;
 pub mod service;
 pub mod store;

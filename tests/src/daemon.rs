@@ -34,6 +34,8 @@ pub struct DaemonConfig {
     pub totp_skew: u32,
     pub hotp_digits: u32,
     pub hotp_window: u32,
+    /// `[notify].command`; empty for none.
+    pub notify_command: String,
 }
 
 impl Default for DaemonConfig {
@@ -55,6 +57,7 @@ impl Default for DaemonConfig {
             totp_skew: 1,
             hotp_digits: 6,
             hotp_window: 10,
+            notify_command: String::new(),
         }
     }
 }
@@ -92,6 +95,9 @@ skew = {totp_skew}
 [hotp]
 digits = {hotp_digits}
 window = {hotp_window}
+
+[notify]
+command = "{notify_command}"
 "#,
             state_dir = state_dir.display(),
             admin_group = self.admin_group,
@@ -110,6 +116,7 @@ window = {hotp_window}
             totp_skew = self.totp_skew,
             hotp_digits = self.hotp_digits,
             hotp_window = self.hotp_window,
+            notify_command = self.notify_command,
         )
     }
 }

@@ -20,6 +20,13 @@ pub struct Config {
     pub enrolment: EnrolmentConfig,
     pub totp: TotpConfig,
     pub hotp: HotpConfig,
+    pub notify: NotifyConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NotifyConfig {
+    /// Run as `COMMAND EVENT USER BY_UID` when a user's MFA goes away.
+    pub command: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +120,7 @@ impl Default for Config {
                 period: 30,
                 skew: 1,
             },
+            notify: NotifyConfig::default(),
             hotp: HotpConfig {
                 digits: 6,
                 window: 10,

@@ -3,7 +3,7 @@
 
 use super::{
     Config, DaemonConfig, EnrolmentConfig, HotpConfig, LockoutConfig, LogTarget, LoginConfig,
-    TotpConfig, Unenrolled, VERSION,
+    NotifyConfig, TotpConfig, Unenrolled, VERSION,
 };
 use crate::mechanism::Algorithm;
 use serde::Deserialize;
@@ -26,6 +26,14 @@ struct RawConfig {
     totp: RawTotp,
     #[serde(default)]
     hotp: RawHotp,
+    #[serde(default)]
+    notify: RawNotify,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    command: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -299,6 +307,22 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
         )?,
     };
 
+    let command = match raw.notify.command {
+        None => None,
+        Some(c) if c.get_ref().is_empty() => None,
+        Some(c) => {
+            let path = PathBuf::from(c.get_ref());
+            if !path.is_absolute() {
+                return invalid(
+                    "notify.command",
+                    c.span(),
+                    "must be an absolute path".into(),
+                );
+            }
+            Some(path)
+        }
+    };
+
     Ok(Config {
         daemon: DaemonConfig {
             state_dir,
@@ -310,6 +334,7 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
         enrolment,
         totp,
         hotp,
+        notify: NotifyConfig { command },
     })
 }
 

@@ -10,6 +10,7 @@ use crate::login::{self, Logins, Refused, Session};
 use crate::mechanism::otpauth::{self, UriParams};
 use crate::mechanism::recovery;
 use crate::mechanism::{Algorithm, FactorKind, Hotp, Mechanism, OtpParams, Totp};
+use crate::notify::{Event, Notifier};
 use crate::store::{
     CodeCheck, Confirmation, FactorRecord, Lockout, RecoveryUse, Store, StoreError,
 };
@@ -57,6 +58,7 @@ pub struct Service {
     hotp: Hotp,
     /// Account name host part in otpauth URIs.
     hostname: String,
+    notifier: Notifier,
 }
 
 impl Service {
@@ -73,6 +75,7 @@ impl Service {
             hotp: Hotp {
                 window: config.hotp.window,
             },
+            notifier: Notifier::new(config.notify.command.clone()),
             config,
             store,
             clock,
@@ -532,6 +535,10 @@ impl Service {
         if self.store.remove_factor(user, id)? {
             self.audit
                 .change("remove", caller_uid, user, &[("factor", id)]);
+            if self.store.confirmed_factors(user)?.is_empty() {
+                self.notifier
+                    .notify(&self.audit, Event::MfaOff, user, caller_uid);
+            }
             Ok(())
         } else {
             Err(DaemonError::NotFound(format!(
@@ -581,6 +588,8 @@ impl Service {
             user,
             &[("removed", &removed.to_string())],
         );
+        self.notifier
+            .notify(&self.audit, Event::Reset, user, caller_uid);
         Ok(removed)
     }
 }
