@@ -112,8 +112,8 @@ impl Service {
         request: LoginRequest,
     ) -> Result<(String, Step), DaemonError> {
         validate_request(&request)?;
-        let factors = match self.store.confirmed_factors(&request.user) {
-            Ok(f) => f,
+        let enrolled = match self.store.has_confirmed_factor(&request.user) {
+            Ok(enrolled) => enrolled,
             Err(e) => {
                 self.audit.login(
                     &request,
@@ -126,7 +126,7 @@ impl Service {
                 ));
             }
         };
-        if factors.is_empty() {
+        if !enrolled {
             return Ok(match self.config.login.unenrolled {
                 Unenrolled::Allow => {
                     self.audit
@@ -535,7 +535,7 @@ impl Service {
         if self.store.remove_factor(user, id)? {
             self.audit
                 .change("remove", caller_uid, user, &[("factor", id)]);
-            if self.store.confirmed_factors(user)?.is_empty() {
+            if !self.store.has_confirmed_factor(user)? {
                 self.notifier
                     .notify(&self.audit, Event::MfaOff, user, caller_uid);
             }

@@ -148,15 +148,15 @@ impl Store {
             .map_err(StoreError::Seal)
     }
 
-    /// The confirmed factors of `user`.
-    pub fn confirmed_factors(&self, user: &str) -> Result<Vec<FactorRecord>, StoreError> {
+    /// Whether `user` has a confirmed factor: one indexed lookup, no secret
+    /// opened (every login's Start asks this).
+    pub fn has_confirmed_factor(&self, user: &str) -> Result<bool, StoreError> {
         let conn = self.conn();
-        query_factors(
-            &conn,
-            &self.sealer,
-            "SELECT * FROM factors WHERE user = ?1 AND confirmed = 1 ORDER BY created, id",
-            params![user],
+        conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM factors WHERE user = ?1 AND confirmed = 1)",
         )
+        .and_then(|mut stmt| stmt.query_row(params![user], |r| r.get(0)))
+        .map_err(sql("look up factors"))
     }
 
     /// Every factor of `user`, with pending ones that have not expired.

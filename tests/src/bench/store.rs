@@ -1,5 +1,5 @@
 //! mfad's store on its own, in this process: what the two store calls of a
-//! login cost without the bus around them — `confirmed_factors` (Start) and
+//! login cost without the bus around them — `has_confirmed_factor` (Start) and
 //! `check_code` (Answer: check, record the use, commit with fsync).
 
 use super::codes::{now, totp_now, user_name, Secrets, DIGITS, PERIOD};
@@ -8,7 +8,7 @@ use mfad::store::{FactorRecord, Store};
 use std::path::Path;
 use std::time::Instant;
 
-/// Durations (ns) of `confirmed_factors` and of a successful `check_code`,
+/// Durations (ns) of `has_confirmed_factor` and of a successful `check_code`,
 /// one each for `users` users, in a new store in `dir`.
 pub fn time_store(
     dir: &Path,
@@ -45,9 +45,11 @@ pub fn time_store(
         let user = user_name(i);
         let code = totp_now(&secrets.secret(i));
         let started = Instant::now();
-        let found = store.confirmed_factors(&user).map_err(|e| e.to_string())?;
+        let found = store
+            .has_confirmed_factor(&user)
+            .map_err(|e| e.to_string())?;
         reads.push(elapsed(started));
-        if found.is_empty() {
+        if !found {
             return Err(format!("{user} is not in the store"));
         }
         let at = now();

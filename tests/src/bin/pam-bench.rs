@@ -564,7 +564,7 @@ fn breakdown(bench: &Bench) -> Result<String, String> {
     }
     let [r50, r99] = cells(Percentiles::of(&reads));
     table.row(vec![
-        "for scale: Store::confirmed_factors in-process (Start's read)".into(),
+        "for scale: Store::has_confirmed_factor in-process (Start's read)".into(),
         r50,
         r99,
     ]);
