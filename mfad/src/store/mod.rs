@@ -142,6 +142,34 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Write `factor` as it is (its secret sealed), in the caller's transaction.
+    fn insert_factor(&self, tx: &Connection, factor: &FactorRecord) -> Result<(), StoreError> {
+        let sealed = self.seal(factor)?;
+        tx.prepare_cached(
+            "INSERT INTO factors (id, user, kind, label, secret, algorithm, digits, period, counter, confirmed, created, last_used, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                factor.id,
+                factor.user,
+                factor.kind.name(),
+                factor.label,
+                sealed,
+                factor.params.algorithm.name(),
+                factor.params.digits,
+                factor.params.period,
+                counter_to_sql(factor.params.counter),
+                factor.confirmed,
+                factor.created as i64,
+                factor.last_used as i64,
+                factor.expires as i64,
+            ])
+        })
+        .map_err(sql("insert factor"))?;
+        Ok(())
+    }
+
     fn seal(&self, factor: &FactorRecord) -> Result<Vec<u8>, StoreError> {
         self.sealer
             .seal(&factor.params.secret, &factor.id, &factor.user)
@@ -339,25 +367,12 @@ impl Store {
             params![factor.user, factor.created as i64],
         )
         .map_err(sql("drop expired enrolments"))?;
-        let sealed = self.seal(factor)?;
-        tx.execute(
-            "INSERT INTO factors (id, user, kind, label, secret, algorithm, digits, period, counter, confirmed, created, last_used, expires)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, 0, ?11)",
-            params![
-                factor.id,
-                factor.user,
-                factor.kind.name(),
-                factor.label,
-                sealed,
-                factor.params.algorithm.name(),
-                factor.params.digits,
-                factor.params.period,
-                counter_to_sql(factor.params.counter),
-                factor.created as i64,
-                factor.expires as i64,
-            ],
-        )
-        .map_err(sql("insert enrolment"))?;
+        let pending = FactorRecord {
+            confirmed: false,
+            last_used: 0,
+            ..factor.clone()
+        };
+        self.insert_factor(&tx, &pending)?;
         tx.commit().map_err(sql("commit enrolment"))
     }
 
@@ -368,30 +383,13 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO factors (id, user, kind, label, secret, algorithm, digits, period, counter, confirmed, created, last_used, expires)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?11, 0)",
-                )
-                .map_err(sql("prepare import"))?;
-            for f in factors {
-                let sealed = self.seal(f)?;
-                stmt.execute(params![
-                    f.id,
-                    f.user,
-                    f.kind.name(),
-                    f.label,
-                    sealed,
-                    f.params.algorithm.name(),
-                    f.params.digits,
-                    f.params.period,
-                    counter_to_sql(f.params.counter),
-                    f.created as i64,
-                    f.last_used as i64,
-                ])
-                .map_err(sql("import factor"))?;
-            }
+        for factor in factors {
+            let confirmed = FactorRecord {
+                confirmed: true,
+                expires: 0,
+                ..factor.clone()
+            };
+            self.insert_factor(&tx, &confirmed)?;
         }
         tx.commit().map_err(sql("commit import"))
     }
