@@ -3,7 +3,10 @@
 //! both sides and `packaging/dbus/org.pam_mfa.Mfad1.xml` in step.
 
 use crate::error::MfaError;
-use crate::types::{EnrolOptions, EnrolmentOffer, FactorInfo, LoginRequest, Step, UserSummary};
+use crate::types::{
+    DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation, FactorInfo, LoginRequest, PolicyCheck,
+    Step, UserSettings, UserSummary,
+};
 
 #[zbus::proxy(
     interface = "org.pam_mfa.Login1",
@@ -44,6 +47,17 @@ pub trait Factors {
     /// A new batch of one-time recovery codes for the calling user,
     /// replacing any earlier batch. Shown this once; mfad keeps only hashes.
     fn generate_recovery_codes(&self) -> Result<Vec<String>, MfaError>;
+    /// Ask this confirmed factor first at login.
+    fn set_preferred(&self, id: &str) -> Result<(), MfaError>;
+    /// Choose when to be asked: `privileged`, `appropriate` or `always`
+    /// (refused below the policy's minimum); empty to drop the choice.
+    fn set_level(&self, level: &str) -> Result<(), MfaError>;
+    /// The calling user's level and preferred factor.
+    fn get_settings(&self) -> Result<UserSettings, MfaError>;
+    /// The calling user's trusted devices.
+    fn list_devices(&self) -> Result<Vec<DeviceInfo>, MfaError>;
+    /// Forget one trusted device by id, or all with an empty id; returns how many.
+    fn revoke_devices(&self, id: &str) -> Result<u32, MfaError>;
 }
 
 #[zbus::proxy(
@@ -61,4 +75,21 @@ pub trait Admin {
     fn reset_user(&self, user: &str) -> Result<u32, MfaError>;
     /// Clear a user's lockout and failure count; true if they were locked.
     fn unlock_user(&self, user: &str) -> Result<bool, MfaError>;
+    /// Approve a user's factor for privileged services, or withdraw it.
+    fn approve_factor(&self, user: &str, id: &str, approved: bool) -> Result<(), MfaError>;
+    /// A user's trusted devices.
+    fn list_user_devices(&self, user: &str) -> Result<Vec<DeviceInfo>, MfaError>;
+    /// Forget one of a user's devices by id, or all with an empty id.
+    fn revoke_user_devices(&self, user: &str, id: &str) -> Result<u32, MfaError>;
+    /// What a login of `user` to `service` from `rhost` would meet, and why.
+    fn explain_policy(
+        &self,
+        user: &str,
+        service: &str,
+        rhost: &str,
+        auth_info: &str,
+    ) -> Result<Explanation, MfaError>;
+    /// Check an mfad.toml text: errors refuse it (it would lock out root or
+    /// every admin); warnings do not.
+    fn check_policy(&self, config: &str) -> Result<PolicyCheck, MfaError>;
 }

@@ -197,6 +197,63 @@ pub struct FactorInfo {
     pub created: u64,
     /// Seconds since the epoch of the last successful use; 0 = never.
     pub last_used: u64,
+    /// An admin approved it for privileged services (sudo, su, …).
+    pub approved: bool,
+    /// Asked first at login.
+    pub preferred: bool,
+}
+
+/// A device remembered after a successful second factor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
+pub struct DeviceInfo {
+    /// Id to revoke it with.
+    pub id: String,
+    /// `SSH key SHA256:…` or `address …`.
+    pub device: String,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// Seconds since the epoch from which it is no longer trusted.
+    pub expires: u64,
+    /// Seconds since the epoch of the last login it skipped the code for.
+    pub last_used: u64,
+}
+
+/// A user's own choices and what policy makes of them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
+pub struct UserSettings {
+    /// `privileged`, `appropriate` or `always`: the level in force.
+    pub level: String,
+    /// The level the user chose; empty if none.
+    pub chosen_level: String,
+    /// The least level the deciding rule allows.
+    pub min_level: String,
+    /// Id of the factor asked first; empty for the oldest.
+    pub preferred: String,
+}
+
+/// `mfactl policy explain`: what a login would meet, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
+pub struct Explanation {
+    /// `skip`, `ask`, `offer`, `enrol` or `refuse`.
+    pub outcome: String,
+    /// Why, as the audit log spells it (`bypass:office`, `not-approved`, …);
+    /// empty for `ask`.
+    pub reason: String,
+    /// The deciding rule; empty when MFA is off.
+    pub rule: String,
+    /// `login` or `privileged`.
+    pub class: String,
+    /// The user's level in force; empty when no rule decided.
+    pub level: String,
+    /// Every step of the reasoning.
+    pub lines: Vec<String>,
+}
+
+/// `mfactl policy check`: problems that refuse a config, and warnings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Type)]
+pub struct PolicyCheck {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 /// One row of the admin users table.

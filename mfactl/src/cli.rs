@@ -148,6 +148,115 @@ pub enum Command {
         /// Login name of the user
         user: String,
     },
+
+    /// Ask this factor first at login
+    #[command(long_about = "Ask this factor first at login.\n\n\
+        With several factors, login asks for a code of the preferred one; an \
+        empty answer lists the others to choose from. Without a choice, the \
+        oldest factor is asked first.")]
+    Prefer {
+        /// Id of one of your active factors (see `mfactl list`)
+        id: String,
+    },
+
+    /// Show or choose when you are asked for a second factor
+    #[command(
+        long_about = "Show or choose when you are asked for a second factor.\n\n\
+        privileged: only by privileged services (sudo, su, pkexec);\n\
+        appropriate: at every login, except from a bypass network or a \
+        trusted device (the default);\n\
+        always: at every login, nothing bypasses.\n\n\
+        The policy may not allow the lower levels (mfad.toml(5): min_level). \
+        Without LEVEL, shows the level in force. `default` drops your choice."
+    )]
+    Level {
+        /// privileged, appropriate, always or default
+        #[arg(value_parser = ["privileged", "appropriate", "always", "default"])]
+        level: Option<String>,
+    },
+
+    /// List or revoke trusted devices
+    #[command(long_about = "List or revoke trusted devices.\n\n\
+        After a right code, mfad may remember the device for [devices] \
+        remember_days (mfad.toml(5)); logins from it then skip the code. \
+        Over SSH a device is the public key that passed the first step, else \
+        the client address. --user (admin) acts on another user's devices.")]
+    Devices {
+        /// Admin: another user's devices
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        #[command(subcommand)]
+        action: Option<DevicesAction>,
+    },
+
+    /// Admin: approve a user's factor for privileged services
+    #[command(
+        long_about = "Admin: approve a user's factor for privileged services.\n\n\
+        Where a rule sets elevation_approval, sudo, su and the other \
+        privileged services accept only approved factors. --revoke withdraws \
+        the approval. Needs root or mfad's admin group."
+    )]
+    Approve {
+        /// Login name of the user
+        user: String,
+        /// Id of the factor (see `mfactl user USER`)
+        id: String,
+        /// Withdraw the approval
+        #[arg(long)]
+        revoke: bool,
+    },
+
+    /// Admin: explain or check the policy
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevicesAction {
+    /// List trusted devices (the default)
+    List,
+    /// Forget one device by id, or all with --all
+    Revoke {
+        /// Id of the device (see `mfactl devices`)
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Forget every trusted device
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// What a login of USER would meet, and why
+    #[command(long_about = "Admin: what a login of USER would meet, and why.\n\n\
+        Shows the rules that apply, the one that decides, the user's level, \
+        factors, bypass and trusted devices, and the outcome: skip (not \
+        asked), ask, offer (encourage), enrol (force) or refuse. Uses the \
+        policy mfad runs with and the user's factors now.")]
+    Explain {
+        /// Login name of the user
+        user: String,
+        /// PAM service of the login
+        #[arg(long, default_value = "sshd")]
+        service: String,
+        /// Client address (PAM_RHOST)
+        #[arg(long, value_name = "ADDR", default_value = "")]
+        from: String,
+        /// Public key line the SSH login passed with ("ssh-ed25519 AAAA…")
+        #[arg(long, value_name = "KEY")]
+        ssh_key: Option<String>,
+    },
+    /// Check an mfad.toml before using it
+    #[command(long_about = "Admin: check an mfad.toml before using it.\n\n\
+        mfad parses FILE (default /etc/mfa/mfad.toml) and checks that root \
+        and the members of the admin group could still log in under its \
+        policy, with the factors they have now. Exits 1 on any error.")]
+    Check {
+        /// The file to check
+        #[arg(default_value = "/etc/mfa/mfad.toml")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -3,8 +3,8 @@
 
 use crate::error::Error;
 use mfa_dbus::{
-    AdminProxy, ClientError, EnrolOptions, EnrolmentOffer, FactorInfo, FactorsProxy, MfaError,
-    UserSummary,
+    AdminProxy, ClientError, DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation, FactorInfo,
+    FactorsProxy, MfaError, PolicyCheck, UserSettings, UserSummary,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -97,6 +97,71 @@ impl Client {
     pub async fn unlock_user(&self, user: &str) -> Result<bool, Error> {
         let proxy = self.admin().await?;
         self.call(proxy.unlock_user(user)).await
+    }
+
+    pub async fn set_preferred(&self, id: &str) -> Result<(), Error> {
+        let proxy = self.factors().await?;
+        self.call(proxy.set_preferred(id)).await
+    }
+
+    pub async fn set_level(&self, level: &str) -> Result<(), Error> {
+        let proxy = self.factors().await?;
+        self.call(proxy.set_level(level)).await
+    }
+
+    pub async fn settings(&self) -> Result<UserSettings, Error> {
+        let proxy = self.factors().await?;
+        self.call(proxy.get_settings()).await
+    }
+
+    /// Trusted devices: the caller's own, or `user`'s (admin).
+    pub async fn devices(&self, user: Option<&str>) -> Result<Vec<DeviceInfo>, Error> {
+        match user {
+            None => {
+                let proxy = self.factors().await?;
+                self.call(proxy.list_devices()).await
+            }
+            Some(user) => {
+                let proxy = self.admin().await?;
+                self.call(proxy.list_user_devices(user)).await
+            }
+        }
+    }
+
+    /// Forget device `id` (empty: all), the caller's own or `user`'s (admin).
+    pub async fn revoke_devices(&self, user: Option<&str>, id: &str) -> Result<u32, Error> {
+        match user {
+            None => {
+                let proxy = self.factors().await?;
+                self.call(proxy.revoke_devices(id)).await
+            }
+            Some(user) => {
+                let proxy = self.admin().await?;
+                self.call(proxy.revoke_user_devices(user, id)).await
+            }
+        }
+    }
+
+    pub async fn approve_factor(&self, user: &str, id: &str, approved: bool) -> Result<(), Error> {
+        let proxy = self.admin().await?;
+        self.call(proxy.approve_factor(user, id, approved)).await
+    }
+
+    pub async fn explain_policy(
+        &self,
+        user: &str,
+        service: &str,
+        rhost: &str,
+        auth_info: &str,
+    ) -> Result<Explanation, Error> {
+        let proxy = self.admin().await?;
+        self.call(proxy.explain_policy(user, service, rhost, auth_info))
+            .await
+    }
+
+    pub async fn check_policy(&self, config: &str) -> Result<PolicyCheck, Error> {
+        let proxy = self.admin().await?;
+        self.call(proxy.check_policy(config)).await
     }
 }
 

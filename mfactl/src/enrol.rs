@@ -6,9 +6,9 @@ use crate::client::Enrolment;
 use crate::error::Error;
 use crate::output::{self, FactorJson, OfferJson};
 use crate::prompt;
-use crate::qr::{self, Palette};
 use crate::table::printable;
 use mfa_dbus::{EnrolOptions, EnrolmentOffer, FactorInfo};
+use mfa_qr::{self as qr, Palette};
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -396,6 +396,8 @@ mod tests {
                 confirmed: true,
                 created: 1_699_999_000,
                 last_used: 0,
+                approved: false,
+                preferred: false,
             })
         }
     }

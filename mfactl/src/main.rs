@@ -8,8 +8,8 @@ mod dates;
 mod enrol;
 mod error;
 mod output;
+mod policy;
 mod prompt;
-mod qr;
 mod table;
 
 use clap::Parser;
@@ -172,6 +172,23 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 )
             })?;
         }
+        Command::Prefer { id } => {
+            policy::prefer(&Client::connect(address).await?, &id, json).await?
+        }
+        Command::Level { level } => {
+            policy::level(&Client::connect(address).await?, level.as_deref(), json).await?
+        }
+        Command::Devices { user, action } => {
+            let client = Client::connect(address).await?;
+            policy::devices(&client, user.as_deref(), action, json).await?
+        }
+        Command::Approve { user, id, revoke } => {
+            let client = Client::connect(address).await?;
+            policy::approve(&client, &user, &id, revoke, json).await?
+        }
+        Command::Policy(command) => {
+            policy::policy(&Client::connect(address).await?, command, json).await?
+        }
     }
     Ok(())
 }
@@ -212,6 +229,8 @@ mod tests {
             confirmed,
             created: 1,
             last_used: 0,
+            approved: false,
+            preferred: false,
         }
     }
 

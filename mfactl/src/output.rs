@@ -20,6 +20,10 @@ pub struct FactorJson<'a> {
     pub status: &'static str,
     pub created: String,
     pub last_used: Option<String>,
+    /// Asked first at login.
+    pub preferred: bool,
+    /// Approved by an admin for privileged services.
+    pub approved: bool,
 }
 
 impl<'a> From<&'a FactorInfo> for FactorJson<'a> {
@@ -31,6 +35,8 @@ impl<'a> From<&'a FactorInfo> for FactorJson<'a> {
             status: status(f),
             created: dates::rfc3339(f.created),
             last_used: (f.last_used != 0).then(|| dates::rfc3339(f.last_used)),
+            preferred: f.preferred,
+            approved: f.approved,
         }
     }
 }
@@ -135,8 +141,13 @@ pub fn factors_table(factors: &[FactorInfo]) -> String {
         ("STATUS", Align::Left),
         ("CREATED", Align::Left),
         ("LAST USED", Align::Left),
+        ("NOTES", Align::Left),
     ]);
     for f in factors {
+        let notes: Vec<&str> = [(f.preferred, "preferred"), (f.approved, "approved")]
+            .into_iter()
+            .filter_map(|(on, note)| on.then_some(note))
+            .collect();
         t.push(vec![
             f.id.clone(),
             f.kind.clone(),
@@ -144,6 +155,7 @@ pub fn factors_table(factors: &[FactorInfo]) -> String {
             status(f).to_string(),
             dates::human(f.created),
             dates::human_or_never(f.last_used),
+            notes.join(","),
         ]);
     }
     t.render()
@@ -220,6 +232,8 @@ mod tests {
             confirmed,
             created: 1_700_000_000,
             last_used,
+            approved: false,
+            preferred: false,
         }
     }
 
@@ -236,11 +250,13 @@ mod tests {
 
     #[test]
     fn factors_table_shows_status_and_dates() {
-        let text = factors_table(&[factor("f1", true, 1_700_000_060), factor("f2", false, 0)]);
+        let mut first = factor("f1", true, 1_700_000_060);
+        (first.preferred, first.approved) = (true, true);
+        let text = factors_table(&[first, factor("f2", false, 0)]);
         assert_eq!(
             text,
-            "ID  KIND  LABEL  STATUS   CREATED           LAST USED\n\
-             f1  totp  phone  active   2023-11-14 22:13  2023-11-14 22:14\n\
+            "ID  KIND  LABEL  STATUS   CREATED           LAST USED         NOTES\n\
+             f1  totp  phone  active   2023-11-14 22:13  2023-11-14 22:14  preferred,approved\n\
              f2  totp  phone  pending  2023-11-14 22:13  never\n"
         );
     }
@@ -253,7 +269,8 @@ mod tests {
             v,
             json!([{
                 "id": "f2", "kind": "totp", "label": "phone", "status": "pending",
-                "created": "2023-11-14T22:13:20Z", "last_used": null
+                "created": "2023-11-14T22:13:20Z", "last_used": null,
+                "preferred": false, "approved": false
             }])
         );
     }

@@ -4,6 +4,7 @@
 //! - `mechanism`: second-factor mechanisms (TOTP, HOTP) behind one trait
 //! - `store`: the embedded, transactional store of factors and their counters
 //! - `login`: the login conversation state machine
+//! - `policy`: who is asked, for what, from where (groups, levels, bypass, devices)
 //! - `service`: what each D-Bus call does, free of D-Bus
 //! - `bus`: the D-Bus interfaces and caller identification
 //! - `audit`: every decision with its reason, never a code or a secret
@@ -17,5 +18,6 @@ pub mod error;
 pub mod login;
 pub mod mechanism;
 pub mod notify;
+pub mod policy;
 pub mod service;
 pub mod store;

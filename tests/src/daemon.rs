@@ -20,7 +20,15 @@ pub struct DaemonConfig {
     pub log: String,
     pub timeout: u64,
     pub max_tries: u32,
-    pub unenrolled: String,
+    /// `[policy] enabled`: on here, so tests of logins are asked.
+    pub policy_enabled: bool,
+    /// `[policy.default] require`: "force" here, with `enrol_at_login` off,
+    /// so a user without a factor is refused.
+    pub require: String,
+    pub enrol_at_login: bool,
+    /// More TOML appended as it is: `[[policy.group]]`, `[bypass]`,
+    /// `[[bypass.rule]]`, `[devices]` tables and the like.
+    pub policy_tables: String,
     /// 0 by default here, so wrong-code tests run fast; the test of the
     /// delay itself sets it.
     pub failure_delay_ms: u64,
@@ -45,7 +53,10 @@ impl Default for DaemonConfig {
             log: "stderr".into(),
             timeout: 180,
             max_tries: 3,
-            unenrolled: "deny".into(),
+            policy_enabled: true,
+            require: "force".into(),
+            enrol_at_login: false,
+            policy_tables: String::new(),
             failure_delay_ms: 0,
             lockout_max_failures: 10,
             lockout_unlock_after: 900,
@@ -75,7 +86,6 @@ log = "{log}"
 [login]
 timeout = {timeout}
 max_tries = {max_tries}
-unenrolled = "{unenrolled}"
 failure_delay_ms = {failure_delay_ms}
 
 [lockout]
@@ -98,13 +108,25 @@ window = {hotp_window}
 
 [notify]
 command = "{notify_command}"
+
+[policy]
+enabled = {policy_enabled}
+enrol_at_login = {enrol_at_login}
+
+[policy.default]
+require = "{require}"
+
+{policy_tables}
 "#,
             state_dir = state_dir.display(),
             admin_group = self.admin_group,
             log = self.log,
             timeout = self.timeout,
             max_tries = self.max_tries,
-            unenrolled = self.unenrolled,
+            policy_enabled = self.policy_enabled,
+            enrol_at_login = self.enrol_at_login,
+            require = self.require,
+            policy_tables = self.policy_tables,
             failure_delay_ms = self.failure_delay_ms,
             lockout_max_failures = self.lockout_max_failures,
             lockout_unlock_after = self.lockout_unlock_after,

@@ -126,8 +126,8 @@ fn out_of_range_values_are_refused_with_key_and_line() {
     assert_refused(dir.path(), "totp-digits-9", &text, "digits", Some(line));
     let (text, line) = replace_line(&base, "algorithm", "algorithm = \"MD5\"");
     assert_refused(dir.path(), "md5", &text, "algorithm", Some(line));
-    let (text, line) = replace_line(&base, "unenrolled", "unenrolled = \"maybe\"");
-    assert_refused(dir.path(), "unenrolled", &text, "unenrolled", Some(line));
+    let (text, line) = replace_line(&base, "require", "require = \"maybe\"");
+    assert_refused(dir.path(), "require", &text, "require", Some(line));
     let (text, line) = replace_line(&base, "log", "log = \"journal\"");
     assert_refused(dir.path(), "log", &text, "log", Some(line));
     let (text, line) = replace_line(&base, "max_tries", "max_tries = 0");

@@ -202,7 +202,7 @@ fn a_user_without_a_factor_is_refused_or_allowed_by_policy() {
         .assert_rc(PAM_AUTH_ERR);
 
     let open = World::with_config(&DaemonConfig {
-        unenrolled: "allow".into(),
+        require: "no".into(),
         ..Default::default()
     });
     let result = open.login(&users::named("bob"), &[]);

@@ -1,7 +1,9 @@
 //! org.pam_mfa.Admin1: root or the configured admin group.
 
 use super::{blocking, Shared};
-use mfa_dbus::{FactorInfo, MfaError, UserSummary};
+use mfa_dbus::{
+    DeviceInfo, Explanation, FactorInfo, LoginRequest, MfaError, PolicyCheck, UserSummary,
+};
 use std::sync::Arc;
 use zbus::message::Header;
 
@@ -65,6 +67,100 @@ impl AdminInterface {
         blocking(&self.0, move |service| {
             access.check_admin(caller.uid)?;
             service.unlock_user(caller.uid, &user)
+        })
+        .await
+    }
+
+    async fn approve_factor(
+        &self,
+        user: String,
+        id: String,
+        approved: bool,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            access.check_admin(caller.uid)?;
+            service.approve_factor(caller.uid, &user, &id, approved)
+        })
+        .await
+    }
+
+    #[zbus(out_args("devices"))]
+    async fn list_user_devices(
+        &self,
+        user: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<DeviceInfo>, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            access.check_admin(caller.uid)?;
+            crate::login::validate_user(&user)?;
+            service.list_devices(&user)
+        })
+        .await
+    }
+
+    #[zbus(out_args("revoked"))]
+    async fn revoke_user_devices(
+        &self,
+        user: String,
+        id: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<u32, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            access.check_admin(caller.uid)?;
+            crate::login::validate_user(&user)?;
+            service.revoke_devices(caller.uid, &user, &id)
+        })
+        .await
+    }
+
+    #[zbus(out_args("explanation"))]
+    async fn explain_policy(
+        &self,
+        user: String,
+        service: String,
+        rhost: String,
+        auth_info: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Explanation, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        let request = LoginRequest {
+            user,
+            service,
+            rhost,
+            auth_info,
+            ..Default::default()
+        };
+        blocking(&self.0, move |svc| {
+            access.check_admin(caller.uid)?;
+            svc.explain(&request)
+        })
+        .await
+    }
+
+    #[zbus(out_args("check"))]
+    async fn check_policy(
+        &self,
+        config: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<PolicyCheck, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            access.check_admin(caller.uid)?;
+            if config.len() > 1024 * 1024 {
+                return Err(crate::error::DaemonError::InvalidArgument(
+                    "config text is larger than 1 MiB".into(),
+                ));
+            }
+            Ok(service.check_policy(&config))
         })
         .await
     }

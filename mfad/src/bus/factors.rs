@@ -1,7 +1,7 @@
 //! org.pam_mfa.Factors1: every call acts on the caller's own account.
 
 use super::{blocking, Shared};
-use mfa_dbus::{EnrolOptions, EnrolmentOffer, FactorInfo, MfaError};
+use mfa_dbus::{DeviceInfo, EnrolOptions, EnrolmentOffer, FactorInfo, MfaError, UserSettings};
 use std::sync::Arc;
 use zbus::message::Header;
 
@@ -80,6 +80,77 @@ impl FactorsInterface {
         blocking(&self.0, move |service| {
             let user = access.own_user(caller.uid)?;
             service.generate_recovery_codes(caller.uid, &user)
+        })
+        .await
+    }
+
+    async fn set_preferred(
+        &self,
+        id: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            let user = access.own_user(caller.uid)?;
+            service.set_preferred(caller.uid, &user, &id)
+        })
+        .await
+    }
+
+    async fn set_level(
+        &self,
+        level: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            let user = access.own_user(caller.uid)?;
+            service.set_level(caller.uid, &user, &level)
+        })
+        .await
+    }
+
+    #[zbus(out_args("settings"))]
+    async fn get_settings(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<UserSettings, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            let user = access.own_user(caller.uid)?;
+            service.settings(&user)
+        })
+        .await
+    }
+
+    #[zbus(out_args("devices"))]
+    async fn list_devices(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<DeviceInfo>, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            let user = access.own_user(caller.uid)?;
+            service.list_devices(&user)
+        })
+        .await
+    }
+
+    #[zbus(out_args("revoked"))]
+    async fn revoke_devices(
+        &self,
+        id: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<u32, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            let user = access.own_user(caller.uid)?;
+            service.revoke_devices(caller.uid, &user, &id)
         })
         .await
     }

@@ -5,6 +5,7 @@
 mod raw;
 
 use crate::mechanism::Algorithm;
+use crate::policy::Policy;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,7 @@ pub struct Config {
     pub totp: TotpConfig,
     pub hotp: HotpConfig,
     pub notify: NotifyConfig,
+    pub policy: Policy,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -48,16 +50,8 @@ pub struct LoginConfig {
     /// Seconds from the start of a login to its last answer.
     pub timeout: u64,
     pub max_tries: u32,
-    pub unenrolled: Unenrolled,
     /// Least time every failed answer takes, in milliseconds.
     pub failure_delay_ms: u64,
-}
-
-/// What happens at login to a user who has no confirmed factor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unenrolled {
-    Deny,
-    Allow,
 }
 
 /// Consecutive failed codes, counted across every login and service.
@@ -103,7 +97,6 @@ impl Default for Config {
             login: LoginConfig {
                 timeout: 180,
                 max_tries: 3,
-                unenrolled: Unenrolled::Deny,
                 failure_delay_ms: 1000,
             },
             lockout: LockoutConfig {
@@ -125,6 +118,7 @@ impl Default for Config {
                 digits: 6,
                 window: 10,
             },
+            policy: Policy::default(),
         }
     }
 }

@@ -3,9 +3,10 @@
 
 use super::{
     Config, DaemonConfig, EnrolmentConfig, HotpConfig, LockoutConfig, LogTarget, LoginConfig,
-    NotifyConfig, TotpConfig, Unenrolled, VERSION,
+    NotifyConfig, TotpConfig, VERSION,
 };
-use crate::mechanism::Algorithm;
+use crate::mechanism::{Algorithm, FactorKind};
+use crate::policy::{BypassRule, Level, Network, Policy, Requirement, Rule, RuleOrigin};
 use serde::Deserialize;
 use std::path::PathBuf;
 use toml::Spanned;
@@ -28,6 +29,59 @@ struct RawConfig {
     hotp: RawHotp,
     #[serde(default)]
     notify: RawNotify,
+    #[serde(default)]
+    policy: RawPolicy,
+    #[serde(default)]
+    bypass: RawBypass,
+    #[serde(default)]
+    devices: RawDevices,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    enabled: Option<Spanned<bool>>,
+    methods: Option<Spanned<Vec<String>>>,
+    privileged_services: Option<Spanned<Vec<String>>>,
+    enrol_at_login: Option<Spanned<bool>>,
+    #[serde(default)]
+    default: RawRule,
+    #[serde(default)]
+    group: Vec<RawRule>,
+}
+
+/// `[policy.default]` and each `[[policy.group]]` (which alone has `group`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    group: Option<Spanned<String>>,
+    require: Option<Spanned<String>>,
+    methods: Option<Spanned<Vec<String>>>,
+    min_level: Option<Spanned<String>>,
+    elevation_approval: Option<Spanned<bool>>,
+    exempt: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBypass {
+    enabled: Option<Spanned<bool>>,
+    #[serde(default)]
+    rule: Vec<RawBypassRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBypassRule {
+    name: Spanned<String>,
+    network: Spanned<String>,
+    expires: Option<Spanned<toml::value::Datetime>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDevices {
+    remember_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -49,7 +103,6 @@ struct RawDaemon {
 struct RawLogin {
     timeout: Option<Spanned<i64>>,
     max_tries: Option<Spanned<i64>>,
-    unenrolled: Option<Spanned<String>>,
     failure_delay_ms: Option<Spanned<i64>>,
 }
 
@@ -146,6 +199,219 @@ fn one_of<T: Copy>(
     }
 }
 
+fn flag(value: Option<Spanned<bool>>, default: bool) -> bool {
+    value.map(Spanned::into_inner).unwrap_or(default)
+}
+
+/// A list of method names, each one mfad knows.
+fn methods(key: &str, value: Spanned<Vec<String>>) -> Result<Vec<FactorKind>, RawError> {
+    let span = value.span();
+    let mut kinds = Vec::new();
+    for name in value.into_inner() {
+        let Some(kind) = FactorKind::from_name(&name) else {
+            return invalid(
+                key,
+                span,
+                format!("\"{name}\" is not a method; use \"totp\" or \"hotp\""),
+            );
+        };
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
+}
+
+/// A list of user or service names.
+fn names(key: &str, value: Option<Spanned<Vec<String>>>) -> Result<Vec<String>, RawError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let span = value.span();
+    let names = value.into_inner();
+    match names.iter().find(|n| !valid_name(n)) {
+        Some(bad) => invalid(key, span, format!("\"{bad}\" is not a valid name")),
+        None => Ok(names),
+    }
+}
+
+fn rule(key: &str, raw: RawRule, origin: RuleOrigin) -> Result<Rule, RawError> {
+    let defaults = Rule::default_rule();
+    Ok(Rule {
+        origin,
+        require: one_of(
+            &format!("{key}.require"),
+            raw.require,
+            Requirement::CHOICES,
+            defaults.require,
+        )?,
+        methods: match raw.methods {
+            None => Vec::new(),
+            Some(m) => {
+                let span = m.span();
+                let kinds = methods(&format!("{key}.methods"), m)?;
+                if kinds.is_empty() {
+                    return invalid(
+                        &format!("{key}.methods"),
+                        span,
+                        "is empty; leave it out to allow every method".into(),
+                    );
+                }
+                kinds
+            }
+        },
+        min_level: one_of(
+            &format!("{key}.min_level"),
+            raw.min_level,
+            Level::CHOICES,
+            defaults.min_level,
+        )?,
+        elevation_approval: flag(raw.elevation_approval, defaults.elevation_approval),
+        exempt: names(&format!("{key}.exempt"), raw.exempt)?,
+    })
+}
+
+fn policy(
+    text: &str,
+    raw: RawPolicy,
+    bypass: RawBypass,
+    devices: RawDevices,
+) -> Result<Policy, RawError> {
+    let defaults = Policy::default();
+    let methods = match raw.methods {
+        None => defaults.methods,
+        Some(m) => {
+            let span = m.span();
+            let kinds = methods("policy.methods", m)?;
+            if kinds.is_empty() {
+                return invalid("policy.methods", span, "allows no method at all".into());
+            }
+            kinds
+        }
+    };
+    let privileged_services = match raw.privileged_services {
+        None => defaults.privileged_services,
+        some => names("policy.privileged_services", some)?,
+    };
+    if let Some(group) = raw.default.group {
+        return invalid(
+            "policy.default.group",
+            group.span(),
+            "the default rule applies to everyone; group rules are [[policy.group]] tables".into(),
+        );
+    }
+    let default_rule = rule("policy.default", raw.default, RuleOrigin::Default)?;
+    let mut groups = Vec::new();
+    for (i, mut raw_rule) in raw.group.into_iter().enumerate() {
+        let key = format!("policy.group[{}]", i + 1);
+        let Some(group) = raw_rule.group.take() else {
+            return Err(RawError {
+                offset: None,
+                key: Some(format!("{key}.group")),
+                message: "missing: every [[policy.group]] names its group".into(),
+            });
+        };
+        if !valid_name(group.get_ref()) {
+            return invalid(
+                &format!("{key}.group"),
+                group.span(),
+                format!("\"{}\" is not a valid group name", group.get_ref()),
+            );
+        }
+        let origin = RuleOrigin::Group {
+            line: super::line_of(text, group.span().start),
+            group: group.into_inner(),
+        };
+        groups.push(rule(&key, raw_rule, origin)?);
+    }
+
+    let mut rules = Vec::new();
+    for (i, r) in bypass.rule.into_iter().enumerate() {
+        let key = format!("bypass.rule[{}]", i + 1);
+        let name = r.name.get_ref();
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return invalid(
+                &format!("{key}.name"),
+                r.name.span(),
+                "must be 1 to 64 characters, without control characters".into(),
+            );
+        }
+        let network = Network::parse(r.network.get_ref())
+            .or_else(|e| invalid(&format!("{key}.network"), r.network.span(), e))?;
+        let expires = match r.expires {
+            None => None,
+            Some(when) => Some(
+                epoch_seconds(when.get_ref())
+                    .or_else(|e| invalid(&format!("{key}.expires"), when.span(), e))?,
+            ),
+        };
+        rules.push(BypassRule {
+            line: super::line_of(text, r.name.span().start),
+            name: r.name.into_inner(),
+            network,
+            expires,
+        });
+    }
+
+    Ok(Policy {
+        enabled: flag(raw.enabled, defaults.enabled),
+        methods,
+        privileged_services,
+        enrol_at_login: flag(raw.enrol_at_login, defaults.enrol_at_login),
+        default_rule,
+        groups,
+        bypass_enabled: flag(bypass.enabled, defaults.bypass_enabled),
+        bypass: rules,
+        remember_days: int_in(
+            "devices.remember_days",
+            devices.remember_days,
+            0..=365,
+            defaults.remember_days,
+        )?,
+    })
+}
+
+/// A TOML date (midnight UTC) or date-time with an offset, as seconds since
+/// the epoch. A local date-time is refused: which zone would it be in?
+fn epoch_seconds(when: &toml::value::Datetime) -> Result<u64, String> {
+    use toml::value::Offset;
+    let date = when
+        .date
+        .ok_or("a time without a date is not an expiry; write e.g. 2027-01-31")?;
+    let (seconds, offset_minutes) = match (when.time, when.offset) {
+        (None, _) => (0, 0),
+        (Some(_), None) => {
+            return Err("add a zone: e.g. 2027-01-31T18:00:00Z or +01:00".into());
+        }
+        (Some(t), Some(offset)) => (
+            i64::from(t.hour) * 3600 + i64::from(t.minute) * 60 + i64::from(t.second),
+            match offset {
+                Offset::Z => 0,
+                Offset::Custom { minutes } => i64::from(minutes),
+            },
+        ),
+    };
+    let days = days_from_civil(
+        i64::from(date.year),
+        i64::from(date.month),
+        i64::from(date.day),
+    );
+    let at = days * 86_400 + seconds - offset_minutes * 60;
+    u64::try_from(at).map_err(|_| "is before 1970".to_string())
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// well-known algorithm).
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 pub(super) fn parse(text: &str) -> Result<Config, RawError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let offset = e.span().map(|s| s.start);
@@ -222,12 +488,6 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
             raw.login.max_tries,
             1..=10,
             defaults.login.max_tries,
-        )?,
-        unenrolled: one_of(
-            "login.unenrolled",
-            raw.login.unenrolled,
-            &[("deny", Unenrolled::Deny), ("allow", Unenrolled::Allow)],
-            defaults.login.unenrolled,
         )?,
         failure_delay_ms: int_in(
             "login.failure_delay_ms",
@@ -335,6 +595,7 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
         totp,
         hotp,
         notify: NotifyConfig { command },
+        policy: policy(text, raw.policy, raw.bypass, raw.devices)?,
     })
 }
 

@@ -66,12 +66,158 @@ fn choices_are_checked() {
 #[test]
 fn values_are_taken() {
     let c = parse(
-        "version = 1\n[totp]\nalgorithm = \"SHA512\"\ndigits = 8\nskew = 2\n[login]\nunenrolled = \"allow\"\n[daemon]\nadmin_group = \"wheel\"\n",
+        "version = 1\n[totp]\nalgorithm = \"SHA512\"\ndigits = 8\nskew = 2\n[login]\nmax_tries = 5\n[daemon]\nadmin_group = \"wheel\"\n",
     )
     .expect("valid");
     assert_eq!(c.totp.algorithm, Algorithm::Sha512);
     assert_eq!(c.totp.digits, 8);
     assert_eq!(c.totp.skew, 2);
-    assert_eq!(c.login.unenrolled, Unenrolled::Allow);
+    assert_eq!(c.login.max_tries, 5);
     assert_eq!(c.daemon.admin_group.as_deref(), Some("wheel"));
+}
+
+const POLICY: &str = r#"version = 1
+[policy]
+enabled = true
+methods = ["totp"]
+privileged_services = ["sudo", "doas"]
+
+[policy.default]
+require = "encourage"
+min_level = "privileged"
+
+[[policy.group]]
+group = "wheel"
+require = "force"
+elevation_approval = true
+exempt = ["backup"]
+
+[[policy.group]]
+group = "staff"
+methods = ["totp", "hotp"]
+
+[bypass]
+enabled = true
+
+[[bypass.rule]]
+name = "office"
+network = "10.1.0.0/16"
+expires = 2027-01-31
+
+[[bypass.rule]]
+name = "vpn"
+network = "2001:db8::/32"
+expires = 2027-01-31T18:00:00+01:00
+
+[devices]
+remember_days = 14
+"#;
+
+#[test]
+fn the_policy_is_read_with_where_each_rule_stands() {
+    use crate::mechanism::FactorKind;
+    use crate::policy::{Level, Requirement, RuleOrigin};
+    let c = parse(POLICY).expect("valid");
+    let p = &c.policy;
+    assert!(p.enabled);
+    assert_eq!(p.methods, [FactorKind::Totp]);
+    assert_eq!(p.privileged_services, ["sudo", "doas"]);
+    assert_eq!(p.default_rule.require, Requirement::Encourage);
+    assert_eq!(p.default_rule.min_level, Level::Privileged);
+    assert_eq!(p.groups.len(), 2);
+    assert_eq!(
+        p.groups[0].origin,
+        RuleOrigin::Group {
+            group: "wheel".into(),
+            line: 12
+        }
+    );
+    assert_eq!(p.groups[0].require, Requirement::Force);
+    assert!(p.groups[0].elevation_approval);
+    assert_eq!(p.groups[0].exempt, ["backup"]);
+    assert_eq!(p.groups[1].require, Requirement::No);
+    assert_eq!(p.groups[1].min_level, Level::Appropriate);
+    assert!(p.bypass_enabled);
+    assert_eq!(p.bypass[0].name, "office");
+    // 2027-01-31T00:00:00Z and 17:00Z, as `date -d ... +%s` gives them.
+    assert_eq!(p.bypass[0].expires, Some(1_801_353_600));
+    assert_eq!(p.bypass[1].expires, Some(1_801_414_800));
+    assert_eq!(p.remember_days, 14);
+}
+
+#[test]
+fn mfa_is_off_by_default() {
+    let c = parse("version = 1\n").expect("valid");
+    assert!(!c.policy.enabled);
+    assert!(!c.policy.bypass_enabled);
+    assert_eq!(c.policy.remember_days, 0);
+}
+
+#[test]
+fn bad_policy_values_name_their_key_and_line() {
+    for (from, to, key, says) in [
+        (
+            "require = \"force\"",
+            "require = \"always\"",
+            "policy.group[1].require",
+            "is not one of",
+        ),
+        (
+            "methods = [\"totp\", \"hotp\"]",
+            "methods = [\"sms\"]",
+            "policy.group[2].methods",
+            "not a method",
+        ),
+        (
+            "network = \"10.1.0.0/16\"",
+            "network = \"10.1.0.1/16\"",
+            "bypass.rule[1].network",
+            "10.1.0.0/16",
+        ),
+        (
+            "network = \"10.1.0.0/16\"",
+            "network = \"office.example\"",
+            "bypass.rule[1].network",
+            "not an IPv4",
+        ),
+        (
+            "expires = 2027-01-31\n",
+            "expires = 2027-01-31T10:00:00\n",
+            "bypass.rule[1].expires",
+            "zone",
+        ),
+        (
+            "remember_days = 14",
+            "remember_days = 400",
+            "devices.remember_days",
+            "0 to 365",
+        ),
+        (
+            "exempt = [\"backup\"]",
+            "exempt = [\"back up\"]",
+            "policy.group[1].exempt",
+            "not a valid name",
+        ),
+        (
+            "min_level = \"privileged\"",
+            "min_level = \"never\"",
+            "policy.default.min_level",
+            "is not one of",
+        ),
+    ] {
+        assert!(POLICY.contains(from), "{from}");
+        let text = POLICY.replacen(from, to, 1);
+        let err = parse(&text).expect_err(to);
+        assert_eq!(err.key.as_deref(), Some(key), "{to}: {err}");
+        assert!(err.message.contains(says), "{to}: {err}");
+        let line = text
+            .lines()
+            .position(|l| l.contains(to.trim_end()))
+            .map(|i| i + 1);
+        assert_eq!(err.line, line, "{to}: {err}");
+    }
+    let err = parse(&POLICY.replacen("group = \"staff\"\n", "", 1)).expect_err("no group");
+    assert_eq!(err.key.as_deref(), Some("policy.group[2].group"));
+    let err = parse(&POLICY.replacen("enabled = true", "enabled = \"yes\"", 1)).expect_err("type");
+    assert_eq!(err.key.as_deref(), Some("policy.enabled"));
 }

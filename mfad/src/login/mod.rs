@@ -5,8 +5,10 @@ mod request;
 
 pub use request::{validate_request, validate_user};
 
-use mfa_dbus::LoginRequest;
-use std::collections::HashMap;
+use crate::mechanism::FactorKind;
+use crate::policy::{Device, FactorState};
+use mfa_dbus::{LoginRequest, Step};
+use std::collections::{HashMap, VecDeque};
 
 pub const PROMPT: &str = "Verification code: ";
 pub const RETRY_PROMPT: &str = "Wrong code. Verification code: ";
@@ -16,6 +18,21 @@ pub const LOCKED_TEXT: &str =
     "Too many failed codes: the second factor of this account is locked. Ask an administrator.";
 pub const EXPIRED_TEXT: &str = "The login took too long.";
 pub const INTERNAL_TEXT: &str = "The second factor could not be checked.";
+pub const NOT_APPROVED_TEXT: &str =
+    "No second factor of this account is approved for this service. Ask an administrator.";
+pub const NO_METHOD_TEXT: &str =
+    "No second-factor method is allowed for this account. Ask an administrator.";
+pub const ENCOURAGE_TEXT: &str =
+    "Protect your account with a second factor: a code from an authenticator app.";
+pub const ENCOURAGE_PROMPT: &str = "Set one up now? [y/N]: ";
+pub const ENCOURAGE_LATER_TEXT: &str = "Set one up with: mfactl enrol";
+pub const CONTINUE_PROMPT: &str = "Press Enter to continue: ";
+pub const FORCE_TEXT: &str = "This account needs a second factor before you can log in.";
+pub const CONFIRM_PROMPT: &str = "Code from your app: ";
+pub const CONFIRM_RETRY_PROMPT: &str = "Wrong code. Code from your app: ";
+pub const ENROLLED_TEXT: &str =
+    "Second factor set up. Get recovery codes for a lost phone with: mfactl recovery-codes";
+pub const CHOOSE_PROMPT: &str = "Method number: ";
 
 /// Logins in progress beyond this are refused: a flood cannot grow mfad.
 pub const MAX_LOGINS: usize = 10_000;
@@ -28,6 +45,33 @@ pub struct Session {
     /// Seconds since the epoch.
     pub started: u64,
     pub tries_left: u32,
+    /// What the next answer is for.
+    pub phase: Phase,
+    /// Steps decided ahead, sent one per answer: an info text is answered
+    /// with an empty string, then its prompt follows.
+    pub queued: VecDeque<Step>,
+}
+
+/// What the login is waiting for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// A code of `factors[selected]`, or a recovery code. After a right one,
+    /// `remember` becomes a trusted device.
+    Code {
+        factors: Vec<FactorState>,
+        selected: usize,
+        remember: Option<Device>,
+    },
+    /// The number of another method, from the list shown.
+    Choose {
+        factors: Vec<FactorState>,
+        remember: Option<Device>,
+    },
+    /// Encourage: yes to set up a factor of `kind` now (if `can_enrol`),
+    /// anything else to go on without one.
+    Offer { kind: FactorKind, can_enrol: bool },
+    /// The first code of `factor`, set up during this login.
+    Confirm { factor: String },
 }
 
 /// Why a handle could not be taken.
@@ -117,6 +161,8 @@ mod tests {
             request: LoginRequest::default(),
             started,
             tries_left: 3,
+            phase: Phase::Confirm { factor: "f".into() },
+            queued: VecDeque::new(),
         }
     }
 

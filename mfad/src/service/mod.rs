@@ -4,49 +4,26 @@
 
 use crate::audit::Audit;
 use crate::clock::Clock;
-use crate::config::{Config, Unenrolled};
+use crate::config::Config;
 use crate::error::DaemonError;
-use crate::login::{self, Logins, Refused, Session};
+use crate::login::Logins;
 use crate::mechanism::otpauth::{self, UriParams};
 use crate::mechanism::recovery;
 use crate::mechanism::{Algorithm, FactorKind, Hotp, Mechanism, OtpParams, Totp};
 use crate::notify::{Event, Notifier};
-use crate::store::{
-    CodeCheck, Confirmation, FactorRecord, Lockout, RecoveryUse, Store, StoreError,
-};
-use mfa_dbus::{
-    DenyReason, EnrolOptions, EnrolmentOffer, FactorInfo, LoginRequest, Step, StepKind, UserSummary,
-};
+use crate::policy::{Directory, Nss};
+use crate::store::{Confirmation, FactorRecord, Lockout, Store};
+use mfa_dbus::{EnrolOptions, EnrolmentOffer, FactorInfo, UserSummary};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use crate::login::{validate_request, validate_user};
+pub use conversation::Answered;
+
+mod conversation;
+mod settings;
 
 const MAX_ANSWER: usize = 1024;
 const MAX_LABEL: usize = 64;
-
-/// What checking an answer found, whatever the kind of code.
-enum Checked {
-    Accepted {
-        method: &'static str,
-        /// What the audit line says about what was used.
-        detail: (&'static str, String),
-        /// Shown to the user with the "allow".
-        note: String,
-    },
-    Locked,
-    Rejected {
-        failures: u32,
-        locked_until: u64,
-    },
-}
-
-/// The next step after an answer, and whether the answer failed (a wrong,
-/// replayed or refused code): failures get mfad's minimum duration.
-#[derive(Debug, PartialEq)]
-pub struct Answered {
-    pub step: Step,
-    pub failure: bool,
-}
 
 pub struct Service {
     config: Config,
@@ -59,6 +36,8 @@ pub struct Service {
     /// Account name host part in otpauth URIs.
     hostname: String,
     notifier: Notifier,
+    /// Group membership for the policy: NSS, or a fake in tests.
+    directory: Box<dyn Directory>,
 }
 
 impl Service {
@@ -81,7 +60,27 @@ impl Service {
             clock,
             audit,
             hostname,
+            directory: Box::new(Nss),
         }
+    }
+
+    /// The same service, with group membership from `directory`.
+    pub fn with_directory(mut self, directory: Box<dyn Directory>) -> Service {
+        self.directory = directory;
+        self
+    }
+
+    pub fn directory(&self) -> &dyn Directory {
+        self.directory.as_ref()
+    }
+
+    /// `user`'s uid for the audit log of changes made during their login.
+    fn uid_of(&self, user: &str) -> u32 {
+        nix::unistd::User::from_name(user)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw())
+            .unwrap_or(u32::MAX)
     }
 
     pub fn config(&self) -> &Config {
@@ -101,218 +100,6 @@ impl Service {
 
     fn logins(&self) -> MutexGuard<'_, Logins> {
         self.logins.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    // ---- logins -------------------------------------------------------
-
-    /// Begin a login for `request`, owned by the bus connection `owner`.
-    pub fn start_login(
-        &self,
-        owner: &str,
-        request: LoginRequest,
-    ) -> Result<(String, Step), DaemonError> {
-        validate_request(&request)?;
-        let enrolled = match self.store.has_confirmed_factor(&request.user) {
-            Ok(enrolled) => enrolled,
-            Err(e) => {
-                self.audit.login(
-                    &request,
-                    "deny",
-                    &[("reason", "store-error"), ("error", &e.to_string())],
-                );
-                return Ok((
-                    String::new(),
-                    Step::deny(DenyReason::Internal, login::INTERNAL_TEXT),
-                ));
-            }
-        };
-        if !enrolled {
-            return Ok(match self.config.login.unenrolled {
-                Unenrolled::Allow => {
-                    self.audit
-                        .login(&request, "allow", &[("reason", "not-enrolled-allowed")]);
-                    (String::new(), Step::allow())
-                }
-                Unenrolled::Deny => {
-                    self.audit
-                        .login(&request, "deny", &[("reason", "not-enrolled")]);
-                    (
-                        String::new(),
-                        Step::deny(DenyReason::NotEnrolled, login::NOT_ENROLLED_TEXT),
-                    )
-                }
-            });
-        }
-        let request_tries = request.max_tries;
-        let session = Session {
-            owner: owner.to_string(),
-            request,
-            started: self.clock.now(),
-            tries_left: match request_tries {
-                0 => self.config.login.max_tries,
-                asked => asked.min(self.config.login.max_tries),
-            },
-        };
-        let handle = self.logins().open(session).map_err(DaemonError::Internal)?;
-        Ok((handle, Step::prompt(login::PROMPT, false)))
-    }
-
-    /// The user's answer to the current prompt of login `handle`.
-    pub fn answer(&self, owner: &str, handle: &str, answer: &str) -> Result<Answered, DaemonError> {
-        let step = self.answer_step(owner, handle, answer)?;
-        // Every answer today is a code: anything but "allow" is a failure.
-        let failure = step.kind != StepKind::Allow;
-        Ok(Answered { step, failure })
-    }
-
-    fn answer_step(&self, owner: &str, handle: &str, answer: &str) -> Result<Step, DaemonError> {
-        let now = self.clock.now();
-        let mut session = match self.logins().take(owner, handle, now) {
-            Ok(s) => s,
-            Err(Refused::Unknown) => return Err(DaemonError::UnknownHandle),
-            Err(Refused::Expired(s)) => {
-                self.audit
-                    .login(&s.request, "deny", &[("reason", "expired")]);
-                return Ok(Step::deny(DenyReason::Expired, login::EXPIRED_TEXT));
-            }
-        };
-        let user = session.request.user.clone();
-        let checked = match recovery::normalise(answer) {
-            Some(code) => self.check_recovery_code(&user, &code, now),
-            None => self.check_otp(&user, answer, now),
-        };
-        match checked {
-            Ok(Checked::Accepted {
-                method,
-                detail,
-                note,
-            }) => {
-                self.audit.login(
-                    &session.request,
-                    "allow",
-                    &[("method", method), (detail.0, &detail.1)],
-                );
-                Ok(Step {
-                    text: note,
-                    ..Step::allow()
-                })
-            }
-            // Locked: the answer was not even looked at; right and wrong
-            // codes get this same step.
-            Ok(Checked::Locked) => {
-                self.audit
-                    .login(&session.request, "deny", &[("reason", "locked")]);
-                Ok(Step::deny(DenyReason::Locked, login::LOCKED_TEXT))
-            }
-            Ok(Checked::Rejected {
-                failures,
-                locked_until,
-            }) if locked_until > now => {
-                let failures = failures.to_string();
-                self.audit.login(
-                    &session.request,
-                    "deny",
-                    &[("reason", "wrong-code-locked-out"), ("failures", &failures)],
-                );
-                Ok(Step::deny(DenyReason::Locked, login::LOCKED_TEXT))
-            }
-            Ok(Checked::Rejected { failures, .. }) => {
-                let failures = failures.to_string();
-                session.tries_left = session.tries_left.saturating_sub(1);
-                if session.tries_left == 0 {
-                    self.audit.login(
-                        &session.request,
-                        "deny",
-                        &[("reason", "max-tries"), ("failures", &failures)],
-                    );
-                    return Ok(Step::deny(DenyReason::MaxTries, login::MAX_TRIES_TEXT));
-                }
-                let left = session.tries_left.to_string();
-                self.audit.login(
-                    &session.request,
-                    "retry",
-                    &[
-                        ("reason", "wrong-code"),
-                        ("tries_left", &left),
-                        ("failures", &failures),
-                    ],
-                );
-                self.logins().restore(handle.to_string(), session);
-                Ok(Step::prompt(login::RETRY_PROMPT, false))
-            }
-            Err(e) => {
-                self.audit.login(
-                    &session.request,
-                    "deny",
-                    &[("reason", "store-error"), ("error", &e.to_string())],
-                );
-                Ok(Step::deny(DenyReason::Internal, login::INTERNAL_TEXT))
-            }
-        }
-    }
-
-    /// An OTP code against the user's factors, in one store transaction.
-    fn check_otp(&self, user: &str, answer: &str, now: u64) -> Result<Checked, StoreError> {
-        // An answer too long to be a code is a wrong code, and counted.
-        let plausible = answer.len() <= MAX_ANSWER;
-        let checked = self.store.check_code(user, now, self.lockout(), |f| {
-            if plausible {
-                self.mechanism(f.kind).verify(&f.params, answer, now)
-            } else {
-                None
-            }
-        })?;
-        Ok(match checked {
-            CodeCheck::Accepted(factor) => Checked::Accepted {
-                method: factor.kind.name(),
-                detail: ("factor", factor.id),
-                note: String::new(),
-            },
-            CodeCheck::Locked { .. } => Checked::Locked,
-            CodeCheck::Rejected {
-                failures,
-                locked_until,
-            } => Checked::Rejected {
-                failures,
-                locked_until,
-            },
-        })
-    }
-
-    /// A recovery code: the slow hash checks run outside the store's lock,
-    /// then one transaction uses the matching code or counts the failure.
-    fn check_recovery_code(&self, user: &str, code: &str, now: u64) -> Result<Checked, StoreError> {
-        if self.store.locked_until(user, now)? > 0 {
-            return Ok(Checked::Locked);
-        }
-        let matched = self
-            .store
-            .unused_recovery_codes(user)?
-            .into_iter()
-            .find(|(_, hash)| recovery::verify(code, hash))
-            .map(|(rowid, _)| rowid);
-        Ok(
-            match self
-                .store
-                .use_recovery_code(user, matched, now, self.lockout())?
-            {
-                RecoveryUse::Used { left } => Checked::Accepted {
-                    method: "recovery-code",
-                    detail: ("left", left.to_string()),
-                    note: format!(
-                        "Recovery code accepted; {left} left. Set up your authenticator again with mfactl."
-                    ),
-                },
-                RecoveryUse::Locked => Checked::Locked,
-                RecoveryUse::Rejected {
-                    failures,
-                    locked_until,
-                } => Checked::Rejected {
-                    failures,
-                    locked_until,
-                },
-            },
-        )
     }
 
     /// A fresh batch of recovery codes for `user`, replacing any earlier
@@ -345,24 +132,6 @@ impl Service {
             max_failures: self.config.lockout.max_failures,
             unlock_after: self.config.lockout.unlock_after,
         }
-    }
-
-    /// Abandon a login; unknown handles are not an error (it may have expired).
-    pub fn cancel(&self, owner: &str, handle: &str) {
-        let now = self.clock.now();
-        if let Ok(session) = self.logins().take(owner, handle, now) {
-            self.audit.login(
-                &session.request,
-                "cancel",
-                &[("reason", "conversation-aborted")],
-            );
-        }
-    }
-
-    /// Drop logins past their time limit.
-    pub fn sweep(&self) {
-        let now = self.clock.now();
-        self.logins().sweep(now);
     }
 
     // ---- a user's own factors ----------------------------------------
@@ -430,7 +199,7 @@ impl Service {
         };
         let now = self.clock.now();
         let factor = FactorRecord {
-            id: new_factor_id()?,
+            id: new_id()?,
             user: user.to_string(),
             kind,
             label: label.to_string(),
@@ -442,6 +211,7 @@ impl Service {
                 counter: 0,
             },
             confirmed: false,
+            approved: false,
             created: now,
             last_used: 0,
             expires: now + self.config.enrolment.pending_expiry,
@@ -523,11 +293,19 @@ impl Service {
     }
 
     pub fn list_factors(&self, user: &str) -> Result<Vec<FactorInfo>, DaemonError> {
-        Ok(self
-            .store
-            .factors(user, self.clock.now())?
+        let factors = self.store.factors(user, self.clock.now())?;
+        let (_, chosen) = self.store.settings(user)?;
+        // The factor asked first: the chosen one while it exists, else the oldest.
+        let confirmed = || factors.iter().filter(|f| f.confirmed);
+        let preferred = chosen
+            .filter(|id| confirmed().any(|f| &f.id == id))
+            .or_else(|| confirmed().next().map(|f| f.id.clone()));
+        Ok(factors
             .iter()
-            .map(info)
+            .map(|f| FactorInfo {
+                preferred: preferred.as_deref() == Some(f.id.as_str()),
+                ..info(f)
+            })
             .collect())
     }
 
@@ -602,12 +380,14 @@ fn info(f: &FactorRecord) -> FactorInfo {
         confirmed: f.confirmed,
         created: f.created,
         last_used: f.last_used,
+        approved: f.approved,
+        preferred: false,
     }
 }
 
 /// 64 random bits, hex: short enough to type, unguessable enough for an id
-/// that is only ever used together with its owner's name.
-fn new_factor_id() -> Result<String, DaemonError> {
+/// (of a factor or a device) that is only ever used with its owner's name.
+fn new_id() -> Result<String, DaemonError> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes)
         .map_err(|e| DaemonError::Internal(format!("no randomness: {e}")))?;

@@ -3,9 +3,11 @@
 use super::*;
 use crate::clock::FixedClock;
 use crate::config::LogTarget;
+use crate::login;
 use crate::mechanism::otp::hotp;
 use crate::mechanism::recovery;
-use mfa_dbus::StepKind;
+use crate::policy::{Level, Requirement};
+use mfa_dbus::{DenyReason, LoginRequest, Step, StepKind};
 
 const NOW: u64 = 1_700_000_010;
 const OWNER: &str = ":1.42";
@@ -21,6 +23,11 @@ fn fixture(edit: impl FnOnce(&mut Config)) -> Fixture {
     let mut config = Config::default();
     config.daemon.state_dir = tmp.path().join("state");
     config.daemon.log = LogTarget::Stderr;
+    // MFA on, a factor required and none set up at login: a user without a
+    // factor is refused, as most tests here expect.
+    config.policy.enabled = true;
+    config.policy.default_rule.require = Requirement::Force;
+    config.policy.enrol_at_login = false;
     edit(&mut config);
     let store = Store::open(&config.daemon.state_dir).expect("store");
     let clock = Arc::new(FixedClock::new(NOW));
@@ -182,7 +189,7 @@ fn slow_login_expires() {
 }
 
 #[test]
-fn unenrolled_users_follow_config() {
+fn unenrolled_users_follow_the_policy() {
     let f = fixture(|_| {});
     let (_, step) = f
         .service
@@ -190,12 +197,224 @@ fn unenrolled_users_follow_config() {
         .expect("start");
     assert_eq!(step.kind, StepKind::Deny);
     assert_eq!(step.reason, DenyReason::NotEnrolled);
-    let f = fixture(|c| c.login.unenrolled = Unenrolled::Allow);
+    let f = fixture(|c| c.policy.default_rule.require = Requirement::No);
     let (_, step) = f
         .service
         .start_login(OWNER, request("nobody-here"))
         .expect("start");
     assert_eq!(step, Step::allow());
+}
+
+#[test]
+fn with_mfa_off_nobody_is_asked() {
+    let f = fixture(|c| c.policy.enabled = false);
+    enrol_totp(&f, "alice");
+    for user in ["alice", "nobody-here"] {
+        let (handle, step) = f.service.start_login(OWNER, request(user)).expect("start");
+        assert_eq!(step, Step::allow(), "{user}");
+        assert!(handle.is_empty());
+    }
+}
+
+#[test]
+fn an_empty_answer_lists_the_other_factors_and_a_choice_asks_that_one() {
+    let f = fixture(|_| {});
+    let key = enrol_totp(&f, "alice");
+    // Factors are listed oldest first.
+    f.clock.set(NOW + 1);
+    let second = f
+        .service
+        .begin_enrolment(0, "alice", "hotp", "token", &EnrolOptions::default())
+        .expect("begin");
+    let secret = otpauth::decode_base32(&second.secret_base32).expect("b32");
+    f.service
+        .confirm_enrolment(
+            0,
+            "alice",
+            &second.id,
+            &hotp(&secret, 0, 6, Algorithm::Sha1),
+        )
+        .expect("confirm");
+    let (handle, step) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    assert!(step.text.contains("(phone;"), "{}", step.text);
+    let listed = f.service.answer(OWNER, &handle, "").expect("answer");
+    assert!(!listed.failure, "asking for the list is not a failure");
+    assert_eq!(listed.step.kind, StepKind::PromptEchoOn);
+    assert!(
+        listed.step.text.contains("1) phone (totp)"),
+        "{}",
+        listed.step.text
+    );
+    assert!(
+        listed.step.text.contains("2) token (hotp)"),
+        "{}",
+        listed.step.text
+    );
+    let chosen = f.service.answer(OWNER, &handle, "2").expect("answer");
+    assert!(chosen.step.text.contains("(token;"), "{}", chosen.step.text);
+    // The TOTP code is not a code of the chosen factor.
+    let wrong = f
+        .service
+        .answer(OWNER, &handle, &totp_code(&key, NOW))
+        .expect("answer");
+    assert!(wrong.failure);
+    let right = f
+        .service
+        .answer(OWNER, &handle, &hotp(&secret, 1, 6, Algorithm::Sha1))
+        .expect("answer");
+    assert_eq!(right.step, Step::allow());
+}
+
+#[test]
+fn the_preferred_factor_is_asked_first() {
+    let f = fixture(|_| {});
+    enrol_totp(&f, "alice");
+    f.clock.set(NOW + 1);
+    let second = f
+        .service
+        .begin_enrolment(0, "alice", "hotp", "token", &EnrolOptions::default())
+        .expect("begin");
+    let secret = otpauth::decode_base32(&second.secret_base32).expect("b32");
+    f.service
+        .confirm_enrolment(
+            0,
+            "alice",
+            &second.id,
+            &hotp(&secret, 0, 6, Algorithm::Sha1),
+        )
+        .expect("confirm");
+    f.service
+        .set_preferred(0, "alice", &second.id)
+        .expect("prefer");
+    let (_, step) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    assert!(step.text.contains("(token;"), "{}", step.text);
+}
+
+#[test]
+fn encourage_offers_enrolment_and_declining_lets_in() {
+    let f = fixture(|c| {
+        c.policy.default_rule.require = Requirement::Encourage;
+        c.policy.enrol_at_login = true;
+    });
+    let (handle, step) = f.service.start_login(OWNER, request("bob")).expect("start");
+    assert_eq!(step.kind, StepKind::Info);
+    let offer = f.service.answer(OWNER, &handle, "").expect("info");
+    assert_eq!(offer.step, Step::prompt(login::ENCOURAGE_PROMPT, true));
+    let declined = f.service.answer(OWNER, &handle, "n").expect("answer");
+    assert_eq!(declined.step, Step::allow());
+    assert!(f.service.list_factors("bob").expect("list").is_empty());
+}
+
+#[test]
+fn force_enrols_at_login_and_the_new_factor_works() {
+    let f = fixture(|c| c.policy.enrol_at_login = true);
+    let (handle, step) = f.service.start_login(OWNER, request("bob")).expect("start");
+    assert_eq!(step, Step::info(login::FORCE_TEXT));
+    let shown = f.service.answer(OWNER, &handle, "").expect("info");
+    assert_eq!(shown.step.kind, StepKind::Info);
+    let secret_line = shown
+        .step
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("Secret: "))
+        .expect("secret shown")
+        .to_string();
+    let secret = otpauth::decode_base32(&secret_line).expect("b32");
+    let prompt = f.service.answer(OWNER, &handle, "").expect("prompt");
+    assert_eq!(prompt.step, Step::prompt(login::CONFIRM_PROMPT, false));
+    let wrong = f.service.answer(OWNER, &handle, "000000").expect("wrong");
+    assert!(wrong.failure);
+    assert_eq!(wrong.step, Step::prompt(login::CONFIRM_RETRY_PROMPT, false));
+    let done = f
+        .service
+        .answer(OWNER, &handle, &totp_code(&secret, NOW))
+        .expect("confirm");
+    assert_eq!(done.step.kind, StepKind::Allow);
+    let factors = f.service.list_factors("bob").expect("list");
+    assert_eq!(factors.len(), 1);
+    assert!(factors[0].confirmed);
+    // Next login asks for a code of it.
+    let (_, step) = f.service.start_login(OWNER, request("bob")).expect("start");
+    assert_eq!(step, Step::prompt(login::PROMPT, false));
+}
+
+#[test]
+fn a_device_is_trusted_after_a_right_code_until_revoked() {
+    let f = fixture(|c| c.policy.remember_days = 3);
+    let key = enrol_totp(&f, "alice");
+    let from = |rhost: &str| LoginRequest {
+        rhost: rhost.into(),
+        ..request("alice")
+    };
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, from("192.0.2.7"))
+        .expect("start");
+    let done = f
+        .service
+        .answer(OWNER, &handle, &totp_code(&key, NOW))
+        .expect("answer");
+    assert_eq!(done.step, Step::allow());
+    let (handle, step) = f
+        .service
+        .start_login(OWNER, from("192.0.2.7"))
+        .expect("start");
+    assert_eq!((handle.as_str(), step), ("", Step::allow()));
+    let (_, step) = f
+        .service
+        .start_login(OWNER, from("192.0.2.8"))
+        .expect("start");
+    assert_eq!(step, Step::prompt(login::PROMPT, false));
+    let devices = f.service.list_devices("alice").expect("devices");
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].device, "address 192.0.2.7");
+    assert_eq!(devices[0].expires, NOW + 3 * 86_400);
+    f.clock.set(NOW + 3 * 86_400);
+    let (_, step) = f
+        .service
+        .start_login(OWNER, from("192.0.2.7"))
+        .expect("start");
+    assert_eq!(step, Step::prompt(login::PROMPT, false), "expired");
+    f.clock.set(NOW);
+    assert_eq!(f.service.revoke_devices(0, "alice", "").expect("revoke"), 1);
+    let (_, step) = f
+        .service
+        .start_login(OWNER, from("192.0.2.7"))
+        .expect("start");
+    assert_eq!(step, Step::prompt(login::PROMPT, false), "revoked");
+}
+
+#[test]
+fn levels_are_bounded_by_the_rule() {
+    let f = fixture(|_| {});
+    enrol_totp(&f, "alice");
+    let err = f
+        .service
+        .set_level(0, "alice", "privileged")
+        .expect_err("below min_level");
+    assert!(err.to_string().contains("appropriate"), "{err}");
+    let f = fixture(|c| c.policy.default_rule.min_level = Level::Privileged);
+    enrol_totp(&f, "alice");
+    f.service
+        .set_level(0, "alice", "privileged")
+        .expect("level");
+    let (_, step) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    assert_eq!(step, Step::allow(), "not asked at login");
+    let sudo = LoginRequest {
+        service: "sudo".into(),
+        ..request("alice")
+    };
+    let (_, step) = f.service.start_login(OWNER, sudo).expect("start");
+    assert_eq!(step, Step::prompt(login::PROMPT, false), "asked by sudo");
 }
 
 #[test]

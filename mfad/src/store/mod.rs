@@ -6,9 +6,11 @@
 mod record;
 mod schema;
 mod seal;
+mod settings;
 
 pub use record::FactorRecord;
 pub use seal::KEY_FILE;
+pub use settings::DeviceRow;
 
 use seal::Sealer;
 
@@ -146,8 +148,8 @@ impl Store {
     fn insert_factor(&self, tx: &Connection, factor: &FactorRecord) -> Result<(), StoreError> {
         let sealed = self.seal(factor)?;
         tx.prepare_cached(
-            "INSERT INTO factors (id, user, kind, label, secret, algorithm, digits, period, counter, confirmed, created, last_used, expires)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO factors (id, user, kind, label, secret, algorithm, digits, period, counter, confirmed, created, last_used, expires, approved)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )
         .and_then(|mut stmt| {
             stmt.execute(params![
@@ -164,6 +166,7 @@ impl Store {
                 factor.created as i64,
                 factor.last_used as i64,
                 factor.expires as i64,
+                factor.approved,
             ])
         })
         .map_err(sql("insert factor"))?;
@@ -442,8 +445,8 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Remove every factor and recovery code of `user`; returns how many
-    /// factors.
+    /// Remove every factor, recovery code, setting and trusted device of
+    /// `user`; returns how many factors.
     pub fn remove_user(&self, user: &str) -> Result<u32, StoreError> {
         let mut conn = self.conn();
         let tx = conn
@@ -452,8 +455,13 @@ impl Store {
         let n = tx
             .execute("DELETE FROM factors WHERE user = ?1", params![user])
             .map_err(sql("reset user"))?;
-        tx.execute("DELETE FROM recovery_codes WHERE user = ?1", params![user])
+        for table in ["recovery_codes", "user_settings", "trusted_devices"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE user = ?1"),
+                params![user],
+            )
             .map_err(sql("reset user"))?;
+        }
         tx.commit().map_err(sql("commit reset"))?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
@@ -651,6 +659,7 @@ fn row_to_factor(r: &Row<'_>) -> rusqlite::Result<Result<FactorRecord, String>> 
             counter: nonneg(r.get("counter")?),
         },
         confirmed: r.get("confirmed")?,
+        approved: r.get("approved")?,
         created: nonneg(r.get("created")?),
         last_used: nonneg(r.get("last_used")?),
         expires: nonneg(r.get("expires")?),

@@ -10,6 +10,8 @@ pub struct FactorRecord {
     pub label: String,
     pub params: OtpParams,
     pub confirmed: bool,
+    /// An admin approved it for privileged services (sudo, su, …).
+    pub approved: bool,
     /// Seconds since the epoch.
     pub created: u64,
     /// Seconds since the epoch; 0 = never used.

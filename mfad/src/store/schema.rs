@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 /// `PRAGMA user_version` of the schema this mfad writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE factors (
@@ -37,6 +37,46 @@ CREATE TABLE lockout (
     locked_until INTEGER NOT NULL
 );
 ";
+
+/// Each later version as the statements that turn the one before into it.
+/// An existing store is migrated in one transaction when mfad opens it.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    2,
+    "
+-- policy: factors an admin approved for privileged services
+ALTER TABLE factors ADD COLUMN approved INTEGER NOT NULL DEFAULT 0;
+-- what each user chose: security level, the factor asked first
+CREATE TABLE user_settings (
+    user      TEXT PRIMARY KEY NOT NULL,
+    level     TEXT,
+    preferred TEXT
+);
+-- devices remembered after a successful second factor
+CREATE TABLE trusted_devices (
+    id        TEXT PRIMARY KEY NOT NULL,
+    user      TEXT NOT NULL,
+    device    TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    expires   INTEGER NOT NULL,
+    last_used INTEGER NOT NULL,
+    UNIQUE (user, device)
+);
+-- every login decision and change, for `mfactl audit`
+CREATE TABLE audit_log (
+    id      INTEGER PRIMARY KEY,
+    time    INTEGER NOT NULL,
+    event   TEXT NOT NULL,
+    user    TEXT NOT NULL,
+    service TEXT NOT NULL,
+    rhost   TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    detail  TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_time ON audit_log (time);
+CREATE INDEX audit_log_by_user ON audit_log (user, time);
+",
+)];
 
 /// A database with nothing in it yet: mfad may create its key.
 pub fn is_fresh(conn: &Connection) -> Result<bool, String> {
@@ -78,15 +118,30 @@ pub fn prepare(conn: &Connection) -> Result<(), String> {
         .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
         .map_err(|e| e.to_string())?;
     match (version, tables) {
-        (0, 0) => conn
-            .execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA_V1} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))
-            .map_err(|e| format!("cannot create schema: {e}")),
+        (0, 0) => migrate(conn, SCHEMA_V1, 1),
         (SCHEMA_VERSION, _) => Ok(()),
         (0, _) => Err("database has tables but no pam_mfa schema version".into()),
+        (v, _) if (1..SCHEMA_VERSION).contains(&v) => migrate(conn, "", v),
         (v, _) => Err(format!(
             "schema version {v} is not supported (this mfad reads version {SCHEMA_VERSION})"
         )),
     }
+}
+
+/// Run `first` (the base schema, or nothing) and every migration past
+/// version `from`, then record the new version: all in one transaction, so
+/// a crash leaves the old schema or the new one, never half of it.
+fn migrate(conn: &Connection, first: &str, from: i64) -> Result<(), String> {
+    let steps: String = MIGRATIONS
+        .iter()
+        .filter(|(version, _)| *version > from)
+        .map(|(_, sql)| *sql)
+        .collect();
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {first} {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+    ))
+    .map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        format!("cannot bring the schema from version {from} to {SCHEMA_VERSION}: {e}")
+    })
 }

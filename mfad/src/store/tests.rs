@@ -21,6 +21,7 @@ fn pending(user: &str, id: &str) -> FactorRecord {
             counter: 0,
         },
         confirmed: false,
+        approved: false,
         created: NOW,
         last_used: 0,
         expires: NOW + 600,

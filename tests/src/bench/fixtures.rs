@@ -245,6 +245,7 @@ fn mfad_factors(secrets: &Secrets, enrolled: &Enrolled) -> Vec<FactorRecord> {
             counter: 0,
         },
         confirmed: true,
+        approved: false,
         created,
         last_used: 0,
         expires: 0,

@@ -31,6 +31,7 @@ pub fn time_store(
                 counter: 0,
             },
             confirmed: true,
+            approved: false,
             created,
             last_used: 0,
             expires: 0,

@@ -1,0 +1,198 @@
+//! What users choose within the policy (level, preferred factor, trusted
+//! devices), what admins approve, and `policy explain` / `policy check`.
+
+use super::Service;
+use crate::config::Config;
+use crate::error::DaemonError;
+use crate::policy::{check_admins, Device, Level, Outcome};
+use mfa_dbus::{DeviceInfo, Explanation, LoginRequest, PolicyCheck, UserSettings};
+use std::path::Path;
+
+impl Service {
+    pub fn set_preferred(&self, caller_uid: u32, user: &str, id: &str) -> Result<(), DaemonError> {
+        if !self.store.set_preferred(user, id)? {
+            return Err(DaemonError::NotFound(format!(
+                "{user} has no confirmed factor {id:?}"
+            )));
+        }
+        self.audit
+            .change("prefer", caller_uid, user, &[("factor", id)]);
+        Ok(())
+    }
+
+    /// The level `user` chooses; refused below what their rule allows.
+    pub fn set_level(&self, caller_uid: u32, user: &str, level: &str) -> Result<(), DaemonError> {
+        let chosen = match level {
+            "" => None,
+            name => Some(Level::from_name(name).ok_or_else(|| {
+                DaemonError::InvalidArgument(format!(
+                    "unknown level {name:?}; use privileged, appropriate or always"
+                ))
+            })?),
+        };
+        let min = self.min_level(user)?;
+        if let Some(chosen) = chosen.filter(|c| *c < min) {
+            return Err(DaemonError::AccessDenied(format!(
+                "policy allows no level below {} for {user} (asked for {})",
+                min.name(),
+                chosen.name()
+            )));
+        }
+        self.store.set_level(user, chosen)?;
+        self.audit.change(
+            "level",
+            caller_uid,
+            user,
+            &[("level", chosen.map(Level::name).unwrap_or("default"))],
+        );
+        Ok(())
+    }
+
+    pub fn settings(&self, user: &str) -> Result<UserSettings, DaemonError> {
+        let (chosen, preferred) = self.store.settings(user)?;
+        let chosen_level = chosen.and_then(|c| Level::from_name(&c));
+        let min = self.min_level(user)?;
+        Ok(UserSettings {
+            level: chosen_level
+                .unwrap_or(Level::DEFAULT)
+                .max(min)
+                .name()
+                .into(),
+            chosen_level: chosen_level.map(Level::name).unwrap_or("").into(),
+            min_level: min.name().into(),
+            preferred: preferred.unwrap_or_default(),
+        })
+    }
+
+    /// The least level the rule deciding for `user` allows.
+    fn min_level(&self, user: &str) -> Result<Level, DaemonError> {
+        let request = LoginRequest {
+            user: user.into(),
+            service: "login".into(),
+            ..Default::default()
+        };
+        let decision = self.decide(&request)?;
+        if let Outcome::Refuse(crate::policy::Refusal::Lookup(e)) = decision.outcome {
+            return Err(DaemonError::Internal(format!("group lookup: {e}")));
+        }
+        let rule = match &decision.rule {
+            None => &self.config.policy.default_rule,
+            Some(origin) => self
+                .config
+                .policy
+                .groups
+                .iter()
+                .find(|r| &r.origin == origin)
+                .unwrap_or(&self.config.policy.default_rule),
+        };
+        Ok(rule.min_level)
+    }
+
+    pub fn list_devices(&self, user: &str) -> Result<Vec<DeviceInfo>, DaemonError> {
+        Ok(self
+            .store
+            .devices(user, self.clock.now())?
+            .into_iter()
+            .map(|d| DeviceInfo {
+                id: d.id,
+                device: Device::describe(&d.device),
+                created: d.created,
+                expires: d.expires,
+                last_used: d.last_used,
+            })
+            .collect())
+    }
+
+    /// Forget device `id`, or every device with an empty `id`.
+    pub fn revoke_devices(
+        &self,
+        caller_uid: u32,
+        user: &str,
+        id: &str,
+    ) -> Result<u32, DaemonError> {
+        let which = (!id.is_empty()).then_some(id);
+        let n = self.store.revoke_devices(user, which)?;
+        if n == 0 && which.is_some() {
+            return Err(DaemonError::NotFound(format!(
+                "{user} has no trusted device {id:?}"
+            )));
+        }
+        self.audit.change(
+            "revoke-devices",
+            caller_uid,
+            user,
+            &[
+                ("device", which.unwrap_or("all")),
+                ("count", &n.to_string()),
+            ],
+        );
+        Ok(n)
+    }
+
+    pub fn approve_factor(
+        &self,
+        caller_uid: u32,
+        user: &str,
+        id: &str,
+        approved: bool,
+    ) -> Result<(), DaemonError> {
+        crate::login::validate_user(user)?;
+        if !self.store.set_approved(user, id, approved)? {
+            return Err(DaemonError::NotFound(format!(
+                "{user} has no confirmed factor {id:?}"
+            )));
+        }
+        let action = if approved { "approve" } else { "unapprove" };
+        self.audit
+            .change(action, caller_uid, user, &[("factor", id)]);
+        Ok(())
+    }
+
+    /// What a login described by `request` would meet now.
+    pub fn explain(&self, request: &LoginRequest) -> Result<Explanation, DaemonError> {
+        crate::login::validate_request(request)?;
+        let decision = self.decide(request)?;
+        let (outcome, reason) = match &decision.outcome {
+            Outcome::Skip(skip) => ("skip", skip.reason()),
+            Outcome::Ask { .. } => ("ask", String::new()),
+            Outcome::Offer { .. } => ("offer", String::new()),
+            Outcome::Enrol { .. } => ("enrol", String::new()),
+            Outcome::Refuse(r) => ("refuse", r.reason().to_string()),
+        };
+        Ok(Explanation {
+            outcome: outcome.into(),
+            reason,
+            rule: decision.rule.map(|r| r.to_string()).unwrap_or_default(),
+            class: decision.class.name().into(),
+            level: decision.level.map(Level::name).unwrap_or("").into(),
+            lines: decision.explanation,
+        })
+    }
+
+    /// Parse `text` as mfad.toml and check that root and the admins could
+    /// still log in under its policy, with the factors they have now.
+    pub fn check_policy(&self, text: &str) -> PolicyCheck {
+        let config = match Config::parse(text, Path::new("(checked text)")) {
+            Ok(c) => c,
+            Err(e) => {
+                return PolicyCheck {
+                    errors: vec![e.to_string()],
+                    warnings: Vec::new(),
+                }
+            }
+        };
+        let now = self.clock.now();
+        let state = |user: &str| self.store.policy_state(user, now).unwrap_or_default();
+        let check = check_admins(
+            &config.policy,
+            self.directory.as_ref(),
+            config.daemon.admin_group.as_deref(),
+            &state,
+            now,
+        );
+        PolicyCheck {
+            errors: check.errors,
+            warnings: check.warnings,
+        }
+    }
+}
