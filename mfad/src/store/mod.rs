@@ -196,7 +196,7 @@ impl Store {
         query_factors(
             &conn,
             &self.sealer,
-            "SELECT * FROM factors WHERE user = ?1 AND (confirmed = 1 OR expires > ?2) ORDER BY created, id",
+            "SELECT * FROM factors WHERE user = ?1 AND (confirmed = 1 OR expires > ?2) ORDER BY created, rowid",
             params![user, now as i64],
         )
     }
@@ -226,7 +226,7 @@ impl Store {
         let factors = query_factors(
             &tx,
             &self.sealer,
-            "SELECT * FROM factors WHERE user = ?1 AND confirmed = 1 ORDER BY created, id",
+            "SELECT * FROM factors WHERE user = ?1 AND confirmed = 1 ORDER BY created, rowid",
             params![user],
         )?;
         let Some((mut factor, counter)) =

@@ -25,7 +25,7 @@ impl Store {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id, kind, label, approved FROM factors
-                 WHERE user = ?1 AND confirmed = 1 ORDER BY created, id",
+                 WHERE user = ?1 AND confirmed = 1 ORDER BY created, rowid",
             )
             .map_err(sql("read factors"))?;
         let rows = stmt
@@ -167,7 +167,7 @@ impl Store {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id, device, created, expires, last_used FROM trusted_devices
-                 WHERE user = ?1 AND expires > ?2 ORDER BY created, id",
+                 WHERE user = ?1 AND expires > ?2 ORDER BY created, rowid",
             )
             .map_err(sql("list devices"))?;
         let nonneg = |v: i64| v.max(0) as u64;
