@@ -24,6 +24,11 @@ pub struct TestUser {
 pub const ADMIN_GROUP: &str = "mfaadmin";
 pub const ADMIN_GID: u32 = 2100;
 
+/// A group for policy rules (`[[policy.group]]`): alice, dave and demo are
+/// in it; bob and carol are not.
+pub const POLICY_GROUP: &str = "mfapolicy";
+pub const POLICY_GID: u32 = 2200;
+
 /// First uid of the numbered users (`user1` = 30001, …).
 const NUMBERED_BASE: u32 = 30000;
 /// How many numbered users the passwd file lists.
@@ -119,6 +124,7 @@ pub fn write_nss_files(dir: &Path) -> (PathBuf, PathBuf) {
         group.push_str(&format!("{group_name}:x:{}:\n", u.gid));
     }
     group.push_str(&format!("{ADMIN_GROUP}:x:{ADMIN_GID}:carol\n"));
+    group.push_str(&format!("{POLICY_GROUP}:x:{POLICY_GID}:alice,dave,demo\n"));
     let passwd_path = dir.join("passwd");
     let group_path = dir.join("group");
     std::fs::write(&passwd_path, passwd).expect("cannot write passwd");

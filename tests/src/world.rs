@@ -7,7 +7,8 @@ use crate::daemon::{Daemon, DaemonConfig};
 use crate::otp::Totp;
 use crate::pam::{Login, PamResult, ServiceDir};
 use crate::probe::{self, Enrolled};
-use crate::users::TestUser;
+use crate::process::{run, Finished};
+use crate::users::{command_as, TestUser};
 
 /// The PAM service every [`World`] writes.
 pub const SERVICE: &str = "mfa-test";
@@ -55,5 +56,12 @@ impl World {
 
     pub fn enrol_hotp(&self, user: &TestUser, digits: u32) -> Enrolled {
         probe::enrol_hotp(self.address(), user, digits)
+    }
+
+    /// `mfactl ARGS` run as `user` against this world's bus.
+    pub fn mfactl(&self, user: &TestUser, args: &[&str]) -> Finished {
+        let mut cmd = command_as(user, &crate::bins::mfactl());
+        cmd.arg("--bus-address").arg(self.address()).args(args);
+        run("mfactl", &mut cmd, "", crate::QUICK)
     }
 }

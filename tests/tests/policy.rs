@@ -1,0 +1,360 @@
+//! The policy engine through real libpam (pam-driver with the services
+//! sshd, sudo and su) and `mfactl policy explain`, whose verdict is checked
+//! against what the login really did, case by case. Codes from oathtool.
+
+use mfa_tests::daemon::DaemonConfig;
+use mfa_tests::otp::Totp;
+use mfa_tests::pam::{Login, PamResult, NOT_ENROLLED, PAM_AUTH_ERR, PAM_SUCCESS, PROMPT};
+use mfa_tests::process::Finished;
+use mfa_tests::users::{self, TestUser};
+use mfa_tests::World;
+use serde_json::Value;
+
+const SERVICES: [&str; 3] = ["sshd", "sudo", "su"];
+
+fn world_with(config: DaemonConfig) -> World {
+    let world = World::with_config(&config);
+    for service in SERVICES {
+        // One try: a wrong code ends the login at once.
+        world
+            .pam
+            .mfa(service, world.address(), "timeout=10 max_tries=1");
+    }
+    world
+}
+
+/// MFA on; `require` for everyone else; `tables` appended to `[policy.default]`.
+fn world(require: &str, tables: &str) -> World {
+    world_with(DaemonConfig {
+        require: require.into(),
+        policy_tables: tables.into(),
+        ..DaemonConfig::default()
+    })
+}
+
+fn login(
+    world: &World,
+    service: &str,
+    user: &TestUser,
+    rhost: &str,
+    answers: &[&str],
+) -> PamResult {
+    let mut login = Login::new(service, &user.name, answers);
+    if !rhost.is_empty() {
+        login.rhost = Some(rhost.into());
+    }
+    login.run(&world.pam)
+}
+
+/// `mfactl --json policy explain USER --service S --from ADDR`, as root.
+fn explain(world: &World, user: &TestUser, service: &str, rhost: &str) -> Value {
+    let out = world.mfactl(
+        &users::root(),
+        &[
+            "--json",
+            "policy",
+            "explain",
+            &user.name,
+            "--service",
+            service,
+            "--from",
+            rhost,
+        ],
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.describe()))
+}
+
+fn outcome(e: &Value) -> (&str, &str) {
+    (
+        e["outcome"].as_str().expect("outcome"),
+        e["reason"].as_str().expect("reason"),
+    )
+}
+
+fn says(e: &Value, words: &str) -> bool {
+    e["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .any(|l| l.as_str().is_some_and(|l| l.contains(words)))
+}
+
+fn not_asked(result: &PamResult) {
+    result.assert_rc(PAM_SUCCESS);
+    assert!(result.prompts().is_empty(), "asked: {result:#?}");
+}
+
+fn ok(out: &Finished) {
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+}
+
+#[test]
+fn with_mfa_off_nobody_is_asked_even_with_a_factor() {
+    let world = world_with(DaemonConfig {
+        policy_enabled: false,
+        ..DaemonConfig::default()
+    });
+    let alice = users::named("alice");
+    world.enrol_totp(&alice, &Totp::default_params());
+    for service in SERVICES {
+        not_asked(&login(&world, service, &alice, "", &[]));
+        not_asked(&login(&world, service, &users::named("bob"), "", &[]));
+    }
+    let e = explain(&world, &alice, "sshd", "");
+    assert_eq!(outcome(&e), ("skip", "mfa-disabled"));
+}
+
+#[test]
+fn a_forced_group_member_is_asked_and_a_user_in_no_mfa_group_is_not() {
+    let world = world(
+        "no",
+        &format!(
+            "[[policy.group]]\ngroup = \"{}\"\nrequire = \"force\"\n",
+            users::POLICY_GROUP
+        ),
+    );
+    let (alice, dave, bob) = (
+        users::named("alice"),
+        users::named("dave"),
+        users::named("bob"),
+    );
+    let totp = Totp::default_params();
+    world.enrol_totp(&alice, &totp);
+
+    let asked = login(&world, "sshd", &alice, "", &[&totp.code(1)]);
+    asked.assert_rc(PAM_SUCCESS);
+    assert_eq!(asked.prompts(), vec![PROMPT]);
+    login(&world, "sshd", &alice, "", &["000000"]).assert_rc(mfa_tests::pam::PAM_MAXTRIES);
+    let e = explain(&world, &alice, "sshd", "");
+    assert_eq!(outcome(&e), ("ask", ""));
+    assert!(
+        e["rule"].as_str().is_some_and(|r| r.contains("mfapolicy")),
+        "{e}"
+    );
+    assert!(says(&e, "alice is in groups"), "{e}");
+
+    // A member without a factor, enrolment at login off: refused.
+    let refused = login(&world, "sshd", &dave, "", &[]);
+    refused.assert_rc(PAM_AUTH_ERR);
+    assert_eq!(refused.errors(), vec![NOT_ENROLLED]);
+    assert_eq!(
+        outcome(&explain(&world, &dave, "sshd", "")),
+        ("refuse", "not-enrolled")
+    );
+
+    // In no MFA group and no factor: not asked.
+    not_asked(&login(&world, "sshd", &bob, "", &[]));
+    let e = explain(&world, &bob, "sshd", "");
+    assert_eq!(outcome(&e), ("skip", "not-required"));
+    assert_eq!(e["rule"], "default rule");
+}
+
+#[test]
+fn privileged_only_users_are_asked_by_sudo_and_su_not_at_login() {
+    let world = world("no", "min_level = \"privileged\"\n");
+    let alice = users::named("alice");
+    let totp = Totp::default_params();
+    world.enrol_totp(&alice, &totp);
+    ok(&world.mfactl(&alice, &["level", "privileged"]));
+
+    not_asked(&login(&world, "sshd", &alice, "", &[]));
+    let e = explain(&world, &alice, "sshd", "");
+    assert_eq!(outcome(&e), ("skip", "level-privileged-only"));
+
+    let sudo = login(&world, "sudo", &alice, "", &[&totp.code(1)]);
+    sudo.assert_rc(PAM_SUCCESS);
+    assert_eq!(sudo.prompts(), vec![PROMPT]);
+    login(&world, "su", &alice, "", &["000000"]).assert_rc(mfa_tests::pam::PAM_MAXTRIES);
+    let e = explain(&world, &alice, "sudo", "");
+    assert_eq!(outcome(&e), ("ask", ""));
+    assert_eq!(e["class"], "privileged");
+
+    // Where policy does not allow it, the level cannot be chosen.
+    let strict = world_with(DaemonConfig::default());
+    strict.enrol_totp(&alice, &totp);
+    let refused = strict.mfactl(&alice, &["level", "privileged"]);
+    assert_ne!(refused.code(), Some(0), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("appropriate"),
+        "{}",
+        refused.describe()
+    );
+}
+
+#[test]
+fn sudo_accepts_only_factors_an_admin_approved() {
+    let world = world(
+        "no",
+        &format!(
+            "[[policy.group]]\ngroup = \"{}\"\nrequire = \"force\"\nelevation_approval = true\n",
+            users::POLICY_GROUP
+        ),
+    );
+    let alice = users::named("alice");
+    let factor = world.enrol_hotp(&alice, 6);
+    let mut next = factor.next_counter()..;
+    let mut code = || factor.hotp_code(next.next().expect("counter"));
+
+    let refused = login(&world, "sudo", &alice, "", &[&code()]);
+    refused.assert_rc(PAM_AUTH_ERR);
+    assert!(refused.prompts().is_empty(), "not even asked: {refused:#?}");
+    assert!(refused.errors()[0].contains("approved"), "{refused:#?}");
+    assert_eq!(
+        outcome(&explain(&world, &alice, "sudo", "")),
+        ("refuse", "not-approved")
+    );
+    // Logins are not privileged services: asked as usual.
+    login(&world, "sshd", &alice, "", &[&code()]).assert_rc(PAM_SUCCESS);
+
+    // Only an admin approves.
+    let own = world.mfactl(&alice, &["approve", "alice", &factor.id]);
+    assert_eq!(own.code(), Some(5), "{}", own.describe());
+    ok(&world.mfactl(&users::root(), &["approve", "alice", &factor.id]));
+    let listed = world.mfactl(&alice, &["--json", "list"]);
+    assert!(
+        listed.stdout.contains("\"approved\": true"),
+        "{}",
+        listed.describe()
+    );
+    assert_eq!(outcome(&explain(&world, &alice, "sudo", "")), ("ask", ""));
+    let sudo = login(&world, "sudo", &alice, "", &[&code()]);
+    sudo.assert_rc(PAM_SUCCESS);
+    assert_eq!(sudo.prompts(), vec![PROMPT]);
+
+    ok(&world.mfactl(
+        &users::root(),
+        &["approve", "--revoke", "alice", &factor.id],
+    ));
+    login(&world, "sudo", &alice, "", &[]).assert_rc(PAM_AUTH_ERR);
+}
+
+const BYPASS: &str = "[bypass]
+enabled = true
+
+[[bypass.rule]]
+name = \"office\"
+network = \"192.0.2.0/24\"
+
+[[bypass.rule]]
+name = \"old-vpn\"
+network = \"198.51.100.0/24\"
+expires = 2020-01-01
+";
+
+#[test]
+fn a_bypass_network_skips_the_code_unless_expired_named_or_level_always() {
+    let world = world("force", BYPASS);
+    let alice = users::named("alice");
+    // HOTP: every login below takes the next code.
+    let token = world.enrol_hotp(&alice, 6);
+    let mut next = token.next_counter()..;
+    let mut code = || token.hotp_code(next.next().expect("counter"));
+
+    not_asked(&login(&world, "sshd", &alice, "192.0.2.7", &[]));
+    let e = explain(&world, &alice, "sshd", "192.0.2.7");
+    assert_eq!(outcome(&e), ("skip", "bypass:office"));
+
+    for (rhost, why) in [
+        ("203.0.113.1", "in no bypass rule"),
+        ("198.51.100.5", "expired"),
+        ("office.example", "not a literal address"),
+    ] {
+        let result = login(&world, "sshd", &alice, rhost, &["000000"]);
+        assert_ne!(result.rc, PAM_SUCCESS, "{rhost}");
+        assert_eq!(result.prompts(), vec![PROMPT], "{rhost}");
+        let e = explain(&world, &alice, "sshd", rhost);
+        assert_eq!(outcome(&e), ("ask", ""), "{rhost}");
+        assert!(says(&e, why), "{rhost}: {e}");
+    }
+    // The failures above counted; a right code resets them.
+    login(&world, "sshd", &alice, "", &[&code()]).assert_rc(PAM_SUCCESS);
+
+    ok(&world.mfactl(&alice, &["level", "always"]));
+    let asked = login(&world, "sshd", &alice, "192.0.2.7", &[&code()]);
+    asked.assert_rc(PAM_SUCCESS);
+    assert_eq!(
+        asked.prompts(),
+        vec![PROMPT],
+        "level always is never bypassed"
+    );
+    let e = explain(&world, &alice, "sshd", "192.0.2.7");
+    assert_eq!(outcome(&e), ("ask", ""));
+    assert!(says(&e, "level always"), "{e}");
+}
+
+#[test]
+fn a_trusted_address_skips_the_code_until_revoked() {
+    let world = world("force", "[devices]\nremember_days = 7\n");
+    let alice = users::named("alice");
+    // HOTP: every login below takes the next code.
+    let token = world.enrol_hotp(&alice, 6);
+    let mut next = token.next_counter()..;
+    let mut code = || token.hotp_code(next.next().expect("counter"));
+
+    login(&world, "sshd", &alice, "192.0.2.50", &[&code()]).assert_rc(PAM_SUCCESS);
+    not_asked(&login(&world, "sshd", &alice, "192.0.2.50", &[]));
+    assert_eq!(
+        outcome(&explain(&world, &alice, "sshd", "192.0.2.50")),
+        ("skip", "trusted-device")
+    );
+    let other = login(&world, "sshd", &alice, "192.0.2.51", &["000000"]);
+    assert_eq!(other.prompts(), vec![PROMPT], "another address is asked");
+
+    let listed = world.mfactl(&alice, &["devices"]);
+    assert!(
+        listed.stdout.contains("address 192.0.2.50"),
+        "{}",
+        listed.describe()
+    );
+    // An admin sees them too; the user revokes all.
+    let admin = world.mfactl(&users::root(), &["devices", "--user", "alice"]);
+    assert!(
+        admin.stdout.contains("address 192.0.2.50"),
+        "{}",
+        admin.describe()
+    );
+    ok(&world.mfactl(&alice, &["devices", "revoke", "--all"]));
+    let again = login(&world, "sshd", &alice, "192.0.2.50", &[&code()]);
+    again.assert_rc(PAM_SUCCESS);
+    assert_eq!(again.prompts(), vec![PROMPT], "asked again after revoke");
+}
+
+#[test]
+fn policy_check_refuses_a_policy_that_locks_out_root() {
+    let world = World::start();
+    let dir = mfa_tests::shared_tempdir("policy-check");
+    let path = dir.path().join("mfad.toml");
+    let write = |text: &str| std::fs::write(&path, text).expect("write");
+    let path_str = path.to_str().expect("utf-8 path");
+
+    write("version = 1\n[policy]\nenabled = true\nenrol_at_login = false\n[policy.default]\nrequire = \"force\"\n");
+    let out = world.mfactl(&users::root(), &["policy", "check", path_str]);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(
+        out.stdout.contains("root could not log in"),
+        "{}",
+        out.describe()
+    );
+
+    write("version = 1\n[policy]\nenabled = true\n[policy.default]\nrequire = \"force\"\n");
+    let out = world.mfactl(&users::root(), &["policy", "check", path_str]);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "enrolment at login keeps root able: {}",
+        out.describe()
+    );
+
+    write("version = 1\n[policy]\nenabled = true\n[[policy.group]]\ngroup = \"wheel\"\nrequire = \"sometimes\"\n");
+    let out = world.mfactl(&users::root(), &["policy", "check", path_str]);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(
+        out.stdout.contains("policy.group[1].require"),
+        "{}",
+        out.describe()
+    );
+
+    let denied = world.mfactl(&users::named("bob"), &["policy", "check", path_str]);
+    assert_ne!(denied.code(), Some(0), "{}", denied.describe());
+}
