@@ -4,8 +4,8 @@
 
 use crate::error::MfaError;
 use crate::types::{
-    DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation, FactorInfo, LoginRequest, PolicyCheck,
-    Step, UserSettings, UserSummary,
+    AuditEntry, DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation, FactorInfo, LoginRequest,
+    PolicyCheck, Step, UserSettings, UserSummary,
 };
 
 #[zbus::proxy(
@@ -92,4 +92,7 @@ pub trait Admin {
     /// Check an mfad.toml text: errors refuse it (it would lock out root or
     /// every admin); warnings do not.
     fn check_policy(&self, config: &str) -> Result<PolicyCheck, MfaError>;
+    /// Recorded decisions and changes since `since` (seconds since the
+    /// epoch), of `user` or everyone (empty), the latest `limit`, oldest first.
+    fn audit(&self, user: &str, since: u64, limit: u32) -> Result<Vec<AuditEntry>, MfaError>;
 }

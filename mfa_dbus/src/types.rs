@@ -256,6 +256,27 @@ pub struct PolicyCheck {
     pub warnings: Vec<String>,
 }
 
+/// One decision or change, for `mfactl audit`. Never a code or a secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
+pub struct AuditEntry {
+    /// Seconds since the epoch.
+    pub time: u64,
+    /// `login` or `change`.
+    pub event: String,
+    pub user: String,
+    /// PAM service (logins only).
+    pub service: String,
+    /// PAM_RHOST (logins only).
+    pub rhost: String,
+    /// Logins: allow, deny, retry, start, cancel. Changes: the action
+    /// (enrol, confirm, remove, reset, unlock, approve, …).
+    pub outcome: String,
+    /// Why: wrong-code, locked, bypass:office, trusted-device, …
+    pub reason: String,
+    /// Other fields, `key=value` separated by spaces.
+    pub detail: String,
+}
+
 /// One row of the admin users table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
 pub struct UserSummary {

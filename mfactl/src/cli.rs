@@ -209,6 +209,30 @@ pub enum Command {
     /// Admin: explain or check the policy
     #[command(subcommand)]
     Policy(PolicyCommand),
+
+    /// Admin: recorded login decisions and changes, with their reasons
+    #[command(
+        long_about = "Admin: recorded login decisions and changes, with their reasons.\n\n\
+        Each login shows its outcome (allow, deny, retry, start, cancel) and \
+        why: wrong-code, replayed codes are wrong codes, locked, max-tries, \
+        bypass:RULE, trusted-device, not-required, level-privileged-only, \
+        exempt, not-enrolled, not-approved, encourage-declined, \
+        enrolled-at-login. Changes show the action (enrol, confirm, remove, \
+        reset, unlock, approve, level, revoke-devices, …) and by_uid. No code \
+        or secret is ever recorded. Times are UTC."
+    )]
+    Audit {
+        /// Only this user
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// From this time: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, or an age such
+        /// as 30m, 12h, 7d
+        #[arg(long, value_name = "T", value_parser = crate::dates::parse_since)]
+        since: Option<u64>,
+        /// At most this many (the latest)
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,8 +3,8 @@
 
 use crate::error::Error;
 use mfa_dbus::{
-    AdminProxy, ClientError, DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation, FactorInfo,
-    FactorsProxy, MfaError, PolicyCheck, UserSettings, UserSummary,
+    AdminProxy, AuditEntry, ClientError, DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation,
+    FactorInfo, FactorsProxy, MfaError, PolicyCheck, UserSettings, UserSummary,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -157,6 +157,16 @@ impl Client {
         let proxy = self.admin().await?;
         self.call(proxy.explain_policy(user, service, rhost, auth_info))
             .await
+    }
+
+    pub async fn audit(
+        &self,
+        user: &str,
+        since: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, Error> {
+        let proxy = self.admin().await?;
+        self.call(proxy.audit(user, since, limit)).await
     }
 
     pub async fn check_policy(&self, config: &str) -> Result<PolicyCheck, Error> {

@@ -65,9 +65,91 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// Days since 1970-01-01 of a date (the inverse of `civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
+/// `--since`: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SSZ` (UTC) or an age before
+/// now (`90s`, `30m`, `12h`, `7d`), as seconds since the epoch.
+pub fn parse_since(text: &str) -> Result<u64, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    since_at(text, now)
+}
+
+fn since_at(text: &str, now: u64) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a time: use YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or an age like 12h or 7d"
+        )
+    };
+    if let Some(unit) = text.chars().last().filter(|c| "smhd".contains(*c)) {
+        let n: u64 = text[..text.len() - 1].parse().map_err(|_| bad())?;
+        let scale = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            _ => 86_400,
+        };
+        return Ok(now.saturating_sub(n.saturating_mul(scale)));
+    }
+    let (date, time) = match text.split_once('T') {
+        Some((d, t)) => (d, Some(t.strip_suffix('Z').ok_or_else(bad)?)),
+        None => (text, None),
+    };
+    let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
+    let parts: Vec<&str> = date.split('-').collect();
+    let [y, m, d] = parts[..] else {
+        return Err(bad());
+    };
+    let (y, m, d) = (num(y)?, num(m)?, num(d)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
+        return Err(bad());
+    }
+    let mut secs = days_from_civil(y, m, d) * 86_400;
+    if let Some(time) = time {
+        let parts: Vec<&str> = time.split(':').collect();
+        let [h, mi, s] = parts[..] else {
+            return Err(bad());
+        };
+        let (h, mi, s) = (num(h)?, num(mi)?, num(s)?);
+        if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..61).contains(&s) {
+            return Err(bad());
+        }
+        secs += h * 3_600 + mi * 60 + s;
+    }
+    u64::try_from(secs).map_err(|_| bad())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_takes_dates_times_and_ages() {
+        assert_eq!(since_at("2023-11-14", 0), Ok(1_699_920_000));
+        assert_eq!(since_at("2023-11-14T22:13:20Z", 0), Ok(1_700_000_000));
+        assert_eq!(since_at("2000-03-01", 0), Ok(951_868_800));
+        assert_eq!(since_at("12h", 100_000), Ok(100_000 - 43_200));
+        assert_eq!(since_at("7d", 10), Ok(0));
+        for bad in [
+            "yesterday",
+            "2023-13-01",
+            "2023-11-14T22:13",
+            "h",
+            "-1d",
+            "",
+        ] {
+            assert!(since_at(bad, 0).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn known_instants() {

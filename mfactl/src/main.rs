@@ -186,6 +186,10 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let client = Client::connect(address).await?;
             policy::approve(&client, &user, &id, revoke, json).await?
         }
+        Command::Audit { user, since, limit } => {
+            let client = Client::connect(address).await?;
+            policy::audit(&client, user.as_deref(), since, limit, json).await?
+        }
         Command::Policy(command) => {
             policy::policy(&Client::connect(address).await?, command, json).await?
         }

@@ -194,3 +194,51 @@ pub async fn policy(client: &Client, command: PolicyCommand, json: bool) -> Resu
         }
     }
 }
+
+pub async fn audit(
+    client: &Client,
+    user: Option<&str>,
+    since: Option<u64>,
+    limit: u32,
+    json: bool,
+) -> Result<(), Error> {
+    let entries = client
+        .audit(user.unwrap_or(""), since.unwrap_or(0), limit)
+        .await?;
+    emit(&if json {
+        json_line(&json!(entries
+            .iter()
+            .map(|e| json!({
+                "time": dates::rfc3339(e.time), "event": e.event, "user": e.user,
+                "service": e.service, "rhost": e.rhost, "outcome": e.outcome,
+                "reason": e.reason, "detail": e.detail,
+            }))
+            .collect::<Vec<_>>()))
+    } else if entries.is_empty() {
+        "Nothing recorded.\n".to_string()
+    } else {
+        let mut t = Table::new(&[
+            ("TIME", Align::Left),
+            ("USER", Align::Left),
+            ("EVENT", Align::Left),
+            ("SERVICE", Align::Left),
+            ("FROM", Align::Left),
+            ("OUTCOME", Align::Left),
+            ("REASON", Align::Left),
+            ("DETAIL", Align::Left),
+        ]);
+        for e in &entries {
+            t.push(vec![
+                dates::rfc3339(e.time),
+                e.user.clone(),
+                e.event.clone(),
+                e.service.clone(),
+                e.rhost.clone(),
+                e.outcome.clone(),
+                e.reason.clone(),
+                e.detail.clone(),
+            ]);
+        }
+        t.render()
+    })
+}

@@ -2,14 +2,18 @@
 //! its reason, to syslog (authpriv) or stderr. Only names, ids and reasons
 //! are ever logged: the types passed in carry no code and no secret.
 
+use crate::clock::Clock;
 use crate::config::LogTarget;
+use crate::store::{History, HistoryRow};
 use mfa_dbus::LoginRequest;
 use std::ffi::CString;
 use std::fmt::Write;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 pub struct Audit {
     target: LogTarget,
+    /// Where `mfactl audit` reads from, once the store is open.
+    history: Option<(History, Arc<dyn Clock>)>,
 }
 
 /// Syslog severities used here.
@@ -31,7 +35,62 @@ impl Audit {
                 unsafe { libc::openlog(c"mfad".as_ptr(), libc::LOG_PID, libc::LOG_AUTHPRIV) };
             });
         }
-        Audit { target }
+        Audit {
+            target,
+            history: None,
+        }
+    }
+
+    /// Keep every line also in the store's history, stamped by `clock`.
+    pub fn with_history(mut self, history: History, clock: Arc<dyn Clock>) -> Audit {
+        self.history = Some((history, clock));
+        self
+    }
+
+    pub fn history(&self) -> Option<&History> {
+        self.history.as_ref().map(|(h, _)| h)
+    }
+
+    fn record(
+        &self,
+        event: String,
+        user: &str,
+        service: &str,
+        rhost: &str,
+        outcome: &str,
+        fields: &[(&str, &str)],
+    ) {
+        let Some((history, clock)) = &self.history else {
+            return;
+        };
+        let reason = fields
+            .iter()
+            .find(|(k, _)| *k == "reason")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+        let mut detail = String::new();
+        for (k, v) in fields
+            .iter()
+            .filter(|(k, v)| *k != "reason" && !v.is_empty())
+        {
+            push_field(&mut detail, k, v);
+        }
+        let row = HistoryRow {
+            time: clock.now(),
+            event,
+            user: user.into(),
+            service: service.into(),
+            rhost: rhost.into(),
+            outcome: outcome.into(),
+            reason,
+            detail: detail.trim_start().to_string(),
+        };
+        if let Err(e) = history.append(&row) {
+            self.emit(
+                Severity::Warning,
+                &format!("audit history not recorded: {e}"),
+            );
+        }
     }
 
     /// A login decision or step: `event` is e.g. `allow`, `deny`, `retry`.
@@ -54,6 +113,14 @@ impl Audit {
             Severity::Notice
         };
         self.emit(severity, &line);
+        self.record(
+            "login".into(),
+            &request.user,
+            &request.service,
+            &request.rhost,
+            event,
+            fields,
+        );
     }
 
     /// A change to factors: `action` is e.g. `enrol`, `confirm`, `remove`, `reset`.
@@ -65,6 +132,10 @@ impl Audit {
             push_field(&mut line, k, v);
         }
         self.emit(Severity::Notice, &line);
+        let by = caller_uid.to_string();
+        let mut all = vec![("by_uid", by.as_str())];
+        all.extend_from_slice(fields);
+        self.record("change".into(), user, "", "", action, &all);
     }
 
     /// Anything else worth an admin's attention.

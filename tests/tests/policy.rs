@@ -358,3 +358,63 @@ fn policy_check_refuses_a_policy_that_locks_out_root() {
     let denied = world.mfactl(&users::named("bob"), &["policy", "check", path_str]);
     assert_ne!(denied.code(), Some(0), "{}", denied.describe());
 }
+
+#[test]
+fn audit_shows_each_decision_with_its_reason_and_never_a_code() {
+    let world = world("force", BYPASS);
+    let (alice, bob) = (users::named("alice"), users::named("bob"));
+    let token = world.enrol_hotp(&alice, 6);
+    let right = token.hotp_code(token.next_counter());
+    not_asked(&login(&world, "sshd", &alice, "192.0.2.7", &[]));
+    login(&world, "sshd", &alice, "203.0.113.1", &["000000"])
+        .assert_rc(mfa_tests::pam::PAM_MAXTRIES);
+    login(&world, "sudo", &alice, "", &[&right]).assert_rc(PAM_SUCCESS);
+    login(&world, "sshd", &bob, "", &[]).assert_rc(PAM_AUTH_ERR);
+
+    let out = world.mfactl(
+        &users::root(),
+        &["--json", "audit", "--user", "alice", "--since", "1d"],
+    );
+    ok(&out);
+    let entries: Vec<Value> = serde_json::from_str(&out.stdout).expect("json");
+    let has = |event: &str, outcome: &str, reason: &str| {
+        entries.iter().any(|e| {
+            e["event"] == event && e["outcome"] == outcome && e["reason"].as_str() == Some(reason)
+        })
+    };
+    assert!(has("change", "confirm", ""), "{entries:#?}");
+    assert!(has("login", "allow", "bypass:office"), "{entries:#?}");
+    assert!(has("login", "deny", "max-tries"), "{entries:#?}");
+    let allowed = entries
+        .iter()
+        .find(|e| e["outcome"] == "allow" && e["service"] == "sudo")
+        .expect("the sudo login");
+    assert!(
+        allowed["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("method=hotp")),
+        "{allowed}"
+    );
+    assert!(entries.iter().all(|e| e["user"] == "alice"), "only alice");
+    for secret in [
+        right.as_str(),
+        token.secret.as_str(),
+        token.confirm_code.as_str(),
+    ] {
+        assert!(
+            !out.stdout.contains(secret),
+            "a code or secret in the audit"
+        );
+    }
+    // Everyone's, as a table; and only for admins.
+    let all = world.mfactl(&users::root(), &["audit"]);
+    ok(&all);
+    assert!(
+        all.stdout.contains("not-enrolled") && all.stdout.contains("bob"),
+        "{}",
+        all.describe()
+    );
+    assert_eq!(world.mfactl(&bob, &["audit"]).code(), Some(5));
+    let bad = world.mfactl(&users::root(), &["audit", "--since", "yesterday"]);
+    assert_eq!(bad.code(), Some(2), "{}", bad.describe());
+}

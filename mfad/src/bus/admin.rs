@@ -2,7 +2,8 @@
 
 use super::{blocking, Shared};
 use mfa_dbus::{
-    DeviceInfo, Explanation, FactorInfo, LoginRequest, MfaError, PolicyCheck, UserSummary,
+    AuditEntry, DeviceInfo, Explanation, FactorInfo, LoginRequest, MfaError, PolicyCheck,
+    UserSummary,
 };
 use std::sync::Arc;
 use zbus::message::Header;
@@ -161,6 +162,26 @@ impl AdminInterface {
                 ));
             }
             Ok(service.check_policy(&config))
+        })
+        .await
+    }
+
+    #[zbus(out_args("entries"))]
+    async fn audit(
+        &self,
+        user: String,
+        since: u64,
+        limit: u32,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<AuditEntry>, MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            access.check_admin(caller.uid)?;
+            if !user.is_empty() {
+                crate::login::validate_user(&user)?;
+            }
+            service.audit_history(&user, since, limit)
         })
         .await
     }

@@ -42,6 +42,16 @@ pub struct Service {
 
 impl Service {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, audit: Audit) -> Service {
+        let audit = match store.history() {
+            Ok(history) => audit.with_history(history, clock.clone()),
+            Err(e) => {
+                audit.message(
+                    crate::audit::Severity::Error,
+                    &format!("audit history unavailable, syslog only: {e}"),
+                );
+                audit
+            }
+        };
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())

@@ -5,7 +5,7 @@ use super::Service;
 use crate::config::Config;
 use crate::error::DaemonError;
 use crate::policy::{check_admins, Device, Level, Outcome};
-use mfa_dbus::{DeviceInfo, Explanation, LoginRequest, PolicyCheck, UserSettings};
+use mfa_dbus::{AuditEntry, DeviceInfo, Explanation, LoginRequest, PolicyCheck, UserSettings};
 use std::path::Path;
 
 impl Service {
@@ -194,5 +194,33 @@ impl Service {
             errors: check.errors,
             warnings: check.warnings,
         }
+    }
+
+    /// Recorded decisions and changes, as `mfactl audit` shows them.
+    pub fn audit_history(
+        &self,
+        user: &str,
+        since: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, DaemonError> {
+        let history = self
+            .audit
+            .history()
+            .ok_or_else(|| DaemonError::Internal("the audit history is not available".into()))?;
+        let user = (!user.is_empty()).then_some(user);
+        Ok(history
+            .query(user, since, limit.clamp(1, 100_000))?
+            .into_iter()
+            .map(|r| AuditEntry {
+                time: r.time,
+                event: r.event,
+                user: r.user,
+                service: r.service,
+                rhost: r.rhost,
+                outcome: r.outcome,
+                reason: r.reason,
+                detail: r.detail,
+            })
+            .collect())
     }
 }

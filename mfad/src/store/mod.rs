@@ -3,11 +3,13 @@
 //! disk before the caller hears about it, so a kill -9 or a power cut never
 //! moves a counter back. Lookups go through the `user` index.
 
+mod history;
 mod record;
 mod schema;
 mod seal;
 mod settings;
 
+pub use history::{History, HistoryRow};
 pub use record::FactorRecord;
 pub use seal::KEY_FILE;
 pub use settings::DeviceRow;
@@ -134,6 +136,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The audit history, on a connection of its own.
+    pub fn history(&self) -> Result<History, StoreError> {
+        History::open(&self.path)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
