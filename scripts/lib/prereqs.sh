@@ -16,6 +16,8 @@ MFA_PACKAGES=(
     libclang-dev                  # bindgen
     zbar-tools                    # zbarimg reads back the QR code mfactl draws
     util-linux                    # setpriv: run clients as other uids
+    openssh-server                # a real sshd for the SSH login tests
+    openssh-client                # ssh and ssh-keygen for the SSH login tests
     libpam-google-authenticator   # benchmark baseline
     libpam-oath                   # benchmark baseline
 )

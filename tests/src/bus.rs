@@ -148,6 +148,11 @@ fn config_xml(socket: &Path, policy: Policy) -> String {
           send_interface="org.freedesktop.DBus"
           send_member="UpdateActivationEnvironment"/>
   </policy>
+  <!-- As in system.conf: root may monitor the bus. -->
+  <policy user="root">
+    <allow send_destination="org.freedesktop.DBus"
+           send_interface="org.freedesktop.DBus.Monitoring"/>
+  </policy>
   <include>{}</include>"#,
             crate::shipped_bus_policy().display()
         ),

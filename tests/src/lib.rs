@@ -16,10 +16,13 @@
 pub mod bins;
 pub mod bus;
 pub mod daemon;
+pub mod monitor;
 pub mod otp;
 pub mod pam;
 pub mod probe;
 pub mod process;
+pub mod ssh;
+pub mod sshd;
 pub mod users;
 pub mod world;
 

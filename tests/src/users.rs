@@ -4,7 +4,8 @@
 //! dbus-daemon drops connections from uids it cannot resolve. The tests run
 //! both under `nss_wrapper` (cwrap, like `pam_wrapper`) with a generated
 //! passwd/group file, and run clients as those uids with `setpriv`; nothing on
-//! the machine changes. root (0) and nobody (65534) are in the file too.
+//! the machine changes. root (0), nobody (65534) and sshd's privilege
+//! separation user are in the file too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -102,15 +103,27 @@ fn all_users() -> Vec<TestUser> {
     users
 }
 
+/// sshd's privilege separation user: sshd looks it up by name, so the
+/// passwd file of a test sshd must list it. Not a login user.
+pub const SSHD_PRIVSEP_USER: &str = "sshd";
+pub const SSHD_PRIVSEP_UID: u32 = 2099;
+
 /// Write `passwd` and `group` into `dir`; returns their paths.
 pub fn write_nss_files(dir: &Path) -> (PathBuf, PathBuf) {
+    write_nss_files_with_home(dir, None)
+}
+
+/// [`write_nss_files`], but every user except root gets `home` (which must
+/// exist) as home directory: a real sshd changes into it for the session.
+/// Names and uids are the same as in every other passwd file.
+pub fn write_nss_files_with_home(dir: &Path, home: Option<&Path>) -> (PathBuf, PathBuf) {
     let mut passwd = String::new();
     let mut group = String::new();
     for u in all_users() {
-        let home = if u.uid == 0 {
-            "/root".to_string()
-        } else {
-            format!("/home/{}", u.name)
+        let home = match home {
+            _ if u.uid == 0 => "/root".to_string(),
+            Some(home) => home.display().to_string(),
+            None => format!("/home/{}", u.name),
         };
         passwd.push_str(&format!(
             "{}:x:{}:{}:{}:{home}:/bin/sh\n",
@@ -125,6 +138,9 @@ pub fn write_nss_files(dir: &Path) -> (PathBuf, PathBuf) {
     }
     group.push_str(&format!("{ADMIN_GROUP}:x:{ADMIN_GID}:carol\n"));
     group.push_str(&format!("{POLICY_GROUP}:x:{POLICY_GID}:alice,dave,demo\n"));
+    passwd.push_str(&format!(
+        "{SSHD_PRIVSEP_USER}:x:{SSHD_PRIVSEP_UID}:65534::/run/sshd:/usr/sbin/nologin\n"
+    ));
     let passwd_path = dir.join("passwd");
     let group_path = dir.join("group");
     std::fs::write(&passwd_path, passwd).expect("cannot write passwd");
