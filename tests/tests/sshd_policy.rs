@@ -1,0 +1,286 @@
+//! The policy through a real sshd and OpenSSH's ssh on a terminal: a forced
+//! group, enrolment at first login, network bypass by source address,
+//! trusted devices by SSH key. Each case also checks what `mfactl policy
+//! explain` says about it. Codes from oathtool.
+
+use mfa_tests::daemon::DaemonConfig;
+use mfa_tests::otp::{self, Algorithm};
+use mfa_tests::pam::PROMPT;
+use mfa_tests::process::Finished;
+use mfa_tests::ssh::SshSession;
+use mfa_tests::sshd::{Sshd, SshdConfig, KBDINT, PUBKEY_THEN_KBDINT};
+use mfa_tests::users::{self, TestUser};
+use mfa_tests::world::OPTIONS;
+use mfa_tests::{World, QUICK};
+use serde_json::Value;
+
+fn start(require: &str, tables: &str, enrol_at_login: bool, methods: &str) -> (World, Sshd) {
+    let world = World::with_config(&DaemonConfig {
+        require: require.into(),
+        policy_tables: tables.into(),
+        enrol_at_login,
+        ..DaemonConfig::default()
+    });
+    let sshd = Sshd::start(&SshdConfig::mfa(methods, world.address(), OPTIONS));
+    (world, sshd)
+}
+
+fn explain(world: &World, user: &str, from: &str, ssh_key: Option<&str>) -> Value {
+    let mut args = vec![
+        "--json",
+        "policy",
+        "explain",
+        user,
+        "--service",
+        "sshd",
+        "--from",
+        from,
+    ];
+    if let Some(key) = ssh_key {
+        args.extend(["--ssh-key", key]);
+    }
+    let out = world.mfactl(&users::root(), &args);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    serde_json::from_str(&out.stdout).expect("explain JSON")
+}
+
+fn verdict(e: &Value) -> (String, String) {
+    (
+        e["outcome"].as_str().unwrap_or("?").to_string(),
+        e["reason"].as_str().unwrap_or("?").to_string(),
+    )
+}
+
+fn pair(outcome: &str, reason: &str) -> (String, String) {
+    (outcome.to_string(), reason.to_string())
+}
+
+/// A login that must not be asked anything: ssh runs the session at once.
+fn logs_in_unasked(ssh: SshSession, user: &str) {
+    let outcome = ssh.finish();
+    outcome.assert_logged_in(user);
+    assert!(
+        !outcome.transcript.contains("code"),
+        "was asked:\n{}",
+        outcome.transcript
+    );
+}
+
+/// A login that must be asked: answer `code`, expect the session.
+fn logs_in_with(mut ssh: SshSession, user: &str, code: &str) {
+    ssh.expect(PROMPT, QUICK);
+    ssh.send_line(code);
+    ssh.finish().assert_logged_in(user);
+}
+
+fn ok(out: &Finished) {
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+}
+
+/// An HOTP factor and its codes in order, so every login has a fresh one.
+struct Token {
+    enrolled: mfa_tests::probe::Enrolled,
+    next: u64,
+}
+
+impl Token {
+    fn enrol(world: &World, user: &TestUser) -> Token {
+        let enrolled = world.enrol_hotp(user, 6);
+        let next = enrolled.next_counter();
+        Token { enrolled, next }
+    }
+    fn code(&mut self) -> String {
+        self.next += 1;
+        self.enrolled.hotp_code(self.next - 1)
+    }
+}
+
+#[test]
+fn a_forced_member_is_asked_and_a_user_in_no_mfa_group_is_not() {
+    let rule = format!(
+        "[[policy.group]]\ngroup = \"{}\"\nrequire = \"force\"\n",
+        users::POLICY_GROUP
+    );
+    let (world, sshd) = start("no", &rule, false, KBDINT);
+    let alice = users::named("alice");
+    let mut token = Token::enrol(&world, &alice);
+
+    logs_in_with(sshd.client("alice").spawn(), "alice", &token.code());
+    let e = explain(&world, "alice", "127.0.0.1", None);
+    assert_eq!(verdict(&e), pair("ask", ""));
+    assert!(
+        e["rule"]
+            .as_str()
+            .is_some_and(|r| r.contains(users::POLICY_GROUP)),
+        "{e}"
+    );
+
+    logs_in_unasked(sshd.client("bob").spawn(), "bob");
+    assert_eq!(
+        verdict(&explain(&world, "bob", "127.0.0.1", None)),
+        pair("skip", "not-required")
+    );
+
+    // dave is in the forced group without a factor, and enrolment at login is off.
+    let refused = sshd.client("dave").spawn().finish();
+    refused.assert_refused();
+    assert!(
+        refused.transcript.contains("No second factor"),
+        "{}",
+        refused.transcript
+    );
+    assert_eq!(
+        verdict(&explain(&world, "dave", "", None)),
+        pair("refuse", "not-enrolled")
+    );
+}
+
+#[test]
+fn force_enrolment_at_first_login_ends_with_a_working_factor() {
+    let (world, sshd) = start("force", "", true, KBDINT);
+    assert_eq!(
+        verdict(&explain(&world, "dave", "", None)),
+        pair("enrol", "")
+    );
+
+    let mut ssh = sshd.client("dave").spawn();
+    let shown = ssh.expect("Code from your app: ", QUICK);
+    assert!(shown.contains("needs a second factor"), "{shown}");
+    assert!(
+        shown.contains('█') || shown.contains('▀'),
+        "a QR code is drawn:\n{shown}"
+    );
+    let secret = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Secret: "))
+        .unwrap_or_else(|| panic!("no secret shown:\n{shown}"))
+        .trim()
+        .to_string();
+    ssh.send_line(&otp::oath_totp(&secret, Algorithm::Sha1, 6, 30, 0));
+    let outcome = ssh.finish();
+    outcome.assert_logged_in("dave");
+    assert!(
+        outcome.transcript.contains("Second factor set up"),
+        "{}",
+        outcome.transcript
+    );
+
+    // The factor is confirmed: the next login asks for a code of it.
+    let listed = world.mfactl(&users::named("dave"), &["--json", "list"]);
+    assert!(
+        listed.stdout.contains("\"status\": \"active\""),
+        "{}",
+        listed.describe()
+    );
+    assert_eq!(verdict(&explain(&world, "dave", "", None)), pair("ask", ""));
+    logs_in_with(
+        sshd.client("dave").spawn(),
+        "dave",
+        &otp::oath_totp(&secret, Algorithm::Sha1, 6, 30, 1),
+    );
+    world.daemon.assert_log_free_of(&[&secret]);
+}
+
+const BYPASS: &str = "[bypass]
+enabled = true
+
+[[bypass.rule]]
+name = \"lab\"
+network = \"127.0.0.2/32\"
+
+[[bypass.rule]]
+name = \"old-lab\"
+network = \"127.0.0.3/32\"
+expires = 2020-01-01
+";
+
+#[test]
+fn a_bypass_address_skips_the_code_until_expired_and_never_for_level_always() {
+    let (world, sshd) = start("force", BYPASS, false, KBDINT);
+    let alice = users::named("alice");
+    let mut token = Token::enrol(&world, &alice);
+
+    logs_in_unasked(sshd.client("alice").bind("127.0.0.2").spawn(), "alice");
+    assert_eq!(
+        verdict(&explain(&world, "alice", "127.0.0.2", None)),
+        pair("skip", "bypass:lab")
+    );
+
+    logs_in_with(
+        sshd.client("alice").bind("127.0.0.4").spawn(),
+        "alice",
+        &token.code(),
+    );
+    assert_eq!(
+        verdict(&explain(&world, "alice", "127.0.0.4", None)),
+        pair("ask", "")
+    );
+
+    logs_in_with(
+        sshd.client("alice").bind("127.0.0.3").spawn(),
+        "alice",
+        &token.code(),
+    );
+    let e = explain(&world, "alice", "127.0.0.3", None);
+    assert_eq!(verdict(&e), pair("ask", ""));
+    assert!(e.to_string().contains("expired"), "{e}");
+
+    ok(&world.mfactl(&alice, &["level", "always"]));
+    logs_in_with(
+        sshd.client("alice").bind("127.0.0.2").spawn(),
+        "alice",
+        &token.code(),
+    );
+    let e = explain(&world, "alice", "127.0.0.2", None);
+    assert_eq!(verdict(&e), pair("ask", ""));
+    assert!(e.to_string().contains("level always"), "{e}");
+}
+
+#[test]
+fn the_ssh_key_that_passed_is_a_trusted_device_until_revoked() {
+    let (world, sshd) = start(
+        "force",
+        "[devices]\nremember_days = 7\n",
+        false,
+        PUBKEY_THEN_KBDINT,
+    );
+    let alice = users::named("alice");
+    let mut token = Token::enrol(&world, &alice);
+    let first = sshd.add_key("alice");
+    let second = sshd.add_key("alice");
+
+    logs_in_with(
+        sshd.client("alice").key(&first.private).spawn(),
+        "alice",
+        &token.code(),
+    );
+    logs_in_unasked(sshd.client("alice").key(&first.private).spawn(), "alice");
+    let e = explain(&world, "alice", "127.0.0.1", Some(&first.public));
+    assert_eq!(verdict(&e), pair("skip", "trusted-device"));
+    assert_eq!(
+        verdict(&explain(&world, "alice", "127.0.0.1", Some(&second.public))),
+        pair("ask", "")
+    );
+
+    let listed = world.mfactl(&alice, &["devices"]);
+    assert!(
+        listed
+            .stdout
+            .contains(&format!("SSH key {}", first.fingerprint)),
+        "{}",
+        listed.describe()
+    );
+    // Another key is another device.
+    logs_in_with(
+        sshd.client("alice").key(&second.private).spawn(),
+        "alice",
+        &token.code(),
+    );
+
+    ok(&world.mfactl(&alice, &["devices", "revoke", "--all"]));
+    logs_in_with(
+        sshd.client("alice").key(&first.private).spawn(),
+        "alice",
+        &token.code(),
+    );
+}
