@@ -58,6 +58,9 @@ pub trait Factors {
     fn list_devices(&self) -> Result<Vec<DeviceInfo>, MfaError>;
     /// Forget one trusted device by id, or all with an empty id; returns how many.
     fn revoke_devices(&self, id: &str) -> Result<u32, MfaError>;
+    /// Bring one of the caller's factors back in step from two consecutive
+    /// codes (HOTP: up to 1000 ahead; TOTP: clock drift), resetting drift.
+    fn resync_factor(&self, id: &str, first: &str, second: &str) -> Result<(), MfaError>;
 }
 
 #[zbus::proxy(
@@ -79,6 +82,14 @@ pub trait Admin {
     fn approve_factor(&self, user: &str, id: &str, approved: bool) -> Result<(), MfaError>;
     /// A user's trusted devices.
     fn list_user_devices(&self, user: &str) -> Result<Vec<DeviceInfo>, MfaError>;
+    /// Bring a user's factor back in step from two consecutive codes.
+    fn resync_user_factor(
+        &self,
+        user: &str,
+        id: &str,
+        first: &str,
+        second: &str,
+    ) -> Result<(), MfaError>;
     /// Forget one of a user's devices by id, or all with an empty id.
     fn revoke_user_devices(&self, user: &str, id: &str) -> Result<u32, MfaError>;
     /// What a login of `user` to `service` from `rhost` would meet, and why.

@@ -189,6 +189,28 @@ pub enum Command {
         action: Option<DevicesAction>,
     },
 
+    /// Bring a factor back in step from two consecutive codes
+    #[command(
+        long_about = "Bring a factor back in step from two consecutive codes.\n\n\
+        HOTP: for a token pressed many times without logging in, mfad looks \
+        up to 1000 codes ahead of the last one used. TOTP: for a phone whose \
+        clock is off, mfad looks [totp].max_drift periods either way and \
+        records the drift it finds, replacing the one learned at login. \
+        Type two codes in a row from the authenticator. --user (admin) acts \
+        on another user's factor."
+    )]
+    Resync {
+        /// Admin: another user's factor
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Id of the factor (see `mfactl list`)
+        id: String,
+        /// A code from the authenticator
+        first: String,
+        /// The code right after it
+        second: String,
+    },
+
     /// Admin: approve a user's factor for privileged services
     #[command(
         long_about = "Admin: approve a user's factor for privileged services.\n\n\

@@ -142,6 +142,27 @@ impl Client {
         }
     }
 
+    /// Resync a factor: the caller's own, or `user`'s (admin).
+    pub async fn resync(
+        &self,
+        user: Option<&str>,
+        id: &str,
+        first: &str,
+        second: &str,
+    ) -> Result<(), Error> {
+        match user {
+            None => {
+                let proxy = self.factors().await?;
+                self.call(proxy.resync_factor(id, first, second)).await
+            }
+            Some(user) => {
+                let proxy = self.admin().await?;
+                self.call(proxy.resync_user_factor(user, id, first, second))
+                    .await
+            }
+        }
+    }
+
     pub async fn approve_factor(&self, user: &str, id: &str, approved: bool) -> Result<(), Error> {
         let proxy = self.admin().await?;
         self.call(proxy.approve_factor(user, id, approved)).await

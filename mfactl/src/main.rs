@@ -182,6 +182,20 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let client = Client::connect(address).await?;
             policy::devices(&client, user.as_deref(), action, json).await?
         }
+        Command::Resync {
+            user,
+            id,
+            first,
+            second,
+        } => {
+            let client = Client::connect(address).await?;
+            client.resync(user.as_deref(), &id, &first, &second).await?;
+            output::emit(&if json {
+                output::json_line(&serde_json::json!({ "resynced": id }))
+            } else {
+                format!("Factor {} is in step again.\n", table::printable(&id))
+            })?;
+        }
         Command::Approve { user, id, revoke } => {
             let client = Client::connect(address).await?;
             policy::approve(&client, &user, &id, revoke, json).await?

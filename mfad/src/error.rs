@@ -13,8 +13,9 @@ pub enum DaemonError {
     NotFound(String),
     #[error("unknown or expired login handle")]
     UnknownHandle,
-    #[error("the code is wrong")]
-    WrongCode,
+    /// A wrong code; the text says what stays as it was.
+    #[error("the code is wrong: {0}")]
+    WrongCode(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -30,8 +31,8 @@ impl From<DaemonError> for MfaError {
             DaemonError::UnknownHandle => {
                 MfaError::UnknownHandle("unknown or expired login handle".into())
             }
-            DaemonError::WrongCode => {
-                MfaError::WrongCode("the code is wrong; the enrolment is still pending".into())
+            DaemonError::WrongCode(what) => {
+                MfaError::WrongCode(format!("the code is wrong; {what}"))
             }
             // Details go to mfad's log, not to the caller.
             DaemonError::Store(_) => MfaError::Store(

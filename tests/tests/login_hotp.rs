@@ -113,3 +113,69 @@ fn with_several_factors_the_first_is_asked_and_an_empty_answer_picks_another() {
         .login(&user, &[&first.hotp_code(n + 1)])
         .assert_rc(PAM_SUCCESS);
 }
+
+#[test]
+fn resync_from_two_consecutive_codes_brings_a_token_back_in_step() {
+    let world = world();
+    let user = numbered(8);
+    let token = world.enrol_hotp(&user, 6);
+    let far = token.next_counter() + 200;
+    // Pressed 200 times without logging in: past the look-ahead window.
+    world
+        .login(&user, &[&token.hotp_code(far)])
+        .assert_rc(PAM_MAXTRIES);
+
+    let not_consecutive = world.mfactl(
+        &user,
+        &[
+            "resync",
+            &token.id,
+            &token.hotp_code(far),
+            &token.hotp_code(far + 2),
+        ],
+    );
+    assert_eq!(
+        not_consecutive.code(),
+        Some(4),
+        "{}",
+        not_consecutive.describe()
+    );
+    assert!(
+        not_consecutive.stderr.contains("unchanged"),
+        "{}",
+        not_consecutive.describe()
+    );
+
+    // An admin resyncs it for the user.
+    let admin = users::root();
+    let done = world.mfactl(
+        &admin,
+        &[
+            "resync",
+            "--user",
+            &user.name,
+            &token.id,
+            &token.hotp_code(far),
+            &token.hotp_code(far + 1),
+        ],
+    );
+    assert_eq!(done.code(), Some(0), "{}", done.describe());
+    // The two codes are used up; the next one logs in.
+    world
+        .login(&user, &[&token.hotp_code(far + 1)])
+        .assert_rc(PAM_MAXTRIES);
+    world
+        .login(&user, &[&token.hotp_code(far + 2)])
+        .assert_rc(PAM_SUCCESS);
+    // Another user cannot resync it.
+    let other = world.mfactl(
+        &numbered(9),
+        &[
+            "resync",
+            &token.id,
+            &token.hotp_code(far + 5),
+            &token.hotp_code(far + 6),
+        ],
+    );
+    assert_ne!(other.code(), Some(0), "{}", other.describe());
+}

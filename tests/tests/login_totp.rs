@@ -286,3 +286,28 @@ fn skew_accepts_one_step_ahead_and_refuses_two() {
     wide.enrol_totp(&bob, &totp);
     wide.login(&bob, &[&totp.code(2)]).assert_rc(PAM_SUCCESS);
 }
+
+#[test]
+fn a_phone_clock_far_off_is_resynced_and_then_followed() {
+    let world = World::with_config(&config(1));
+    let user = numbered(20);
+    let totp = Totp::default_params();
+    let factor = world.enrol_totp(&user, &totp);
+    // Codes of steps counted from one instant, so a period ending during the
+    // test shifts nothing that is asserted.
+    let t0 = mfa_tests::otp::now();
+    let at = |steps: u64| {
+        mfa_tests::otp::oath_totp_at(&totp.secret, Algorithm::Sha1, 6, 30, t0 + steps * 30)
+    };
+    // A phone six periods (3 minutes) fast: outside the skew of one period.
+    world.login(&user, &[&at(6)]).assert_rc(PAM_MAXTRIES);
+    let resync = world.mfactl(&user, &["resync", &factor.id, &at(6), &at(7)]);
+    assert_eq!(resync.code(), Some(0), "{}", resync.describe());
+    // The drift is learned: the window now sits six periods ahead, and
+    // the codes used by the resync are spent.
+    world.login(&user, &[&at(7)]).assert_rc(PAM_MAXTRIES);
+    world.login(&user, &[&at(8)]).assert_rc(PAM_SUCCESS);
+    // Beyond [totp].max_drift (10 periods) nothing is found.
+    let far = world.mfactl(&user, &["resync", &factor.id, &at(30), &at(31)]);
+    assert_eq!(far.code(), Some(4), "{}", far.describe());
+}

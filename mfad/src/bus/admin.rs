@@ -185,4 +185,22 @@ impl AdminInterface {
         })
         .await
     }
+
+    async fn resync_user_factor(
+        &self,
+        user: String,
+        id: String,
+        first: String,
+        second: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            access.check_admin(caller.uid)?;
+            crate::login::validate_user(&user)?;
+            service.resync(caller.uid, &user, &id, &first, &second)
+        })
+        .await
+    }
 }

@@ -154,4 +154,20 @@ impl FactorsInterface {
         })
         .await
     }
+
+    async fn resync_factor(
+        &self,
+        id: String,
+        first: String,
+        second: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            let user = access.own_user(caller.uid)?;
+            service.resync(caller.uid, &user, &id, &first, &second)
+        })
+        .await
+    }
 }

@@ -75,8 +75,10 @@ pub struct TotpConfig {
     pub algorithm: Algorithm,
     pub digits: u32,
     pub period: u32,
-    /// Time steps accepted on either side of the current one.
+    /// Time steps accepted on either side of the expected one.
     pub skew: u32,
+    /// Steps a token's clock may be learned to be off by (and resync searches).
+    pub max_drift: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +114,7 @@ impl Default for Config {
                 digits: 6,
                 period: 30,
                 skew: 1,
+                max_drift: 10,
             },
             notify: NotifyConfig::default(),
             hotp: HotpConfig {

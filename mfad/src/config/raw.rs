@@ -127,6 +127,7 @@ struct RawTotp {
     digits: Option<Spanned<i64>>,
     period: Option<Spanned<i64>>,
     skew: Option<Spanned<i64>>,
+    max_drift: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -556,6 +557,12 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
             defaults.totp.period,
         )?,
         skew: int_in("totp.skew", raw.totp.skew, 0..=10, defaults.totp.skew)?,
+        max_drift: int_in(
+            "totp.max_drift",
+            raw.totp.max_drift,
+            0..=120,
+            defaults.totp.max_drift,
+        )?,
     };
     let hotp = HotpConfig {
         digits: int_in("hotp.digits", raw.hotp.digits, 6..=8, defaults.hotp.digits)?,

@@ -57,6 +57,16 @@ pub struct OtpParams {
     /// still acceptable (one past the last accepted), so no code is
     /// accepted twice and none older than an accepted one.
     pub counter: u64,
+    /// TOTP: how many steps the authenticator's clock is ahead (or behind,
+    /// negative), learned from accepted codes, capped; 0 for HOTP.
+    pub drift: i64,
+}
+
+/// Where a factor moves after an accepted code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advance {
+    pub counter: u64,
+    pub drift: i64,
 }
 
 impl fmt::Debug for OtpParams {
@@ -67,6 +77,7 @@ impl fmt::Debug for OtpParams {
             .field("digits", &self.digits)
             .field("period", &self.period)
             .field("counter", &self.counter)
+            .field("drift", &self.drift)
             .finish()
     }
 }
@@ -75,9 +86,13 @@ impl fmt::Debug for OtpParams {
 pub trait Mechanism: Send + Sync {
     fn kind(&self) -> FactorKind;
     /// Check `answer` at time `now` (seconds since the epoch). On success,
-    /// the counter value the factor must move to; `None` if the answer is
-    /// wrong, malformed or already used.
-    fn verify(&self, params: &OtpParams, answer: &str, now: u64) -> Option<u64>;
+    /// where the factor moves to; `None` if the answer is wrong, malformed
+    /// or already used.
+    fn verify(&self, params: &OtpParams, answer: &str, now: u64) -> Option<Advance>;
+    /// Find two consecutive codes, `first` then `second`, in a range wider
+    /// than `verify` looks at (a token pressed many times, a clock gone
+    /// wrong); where the factor moves to if they are found.
+    fn resync(&self, params: &OtpParams, first: &str, second: &str, now: u64) -> Option<Advance>;
 }
 
 /// The code a user typed, if it has the shape of a `digits`-long code.

@@ -1,11 +1,36 @@
 //! TOTP, RFC 6238.
 
 use super::otp::{codes_equal, hotp};
-use super::{normalise_code, FactorKind, Mechanism, OtpParams};
+use super::{normalise_code, Advance, FactorKind, Mechanism, OtpParams};
 
 pub struct Totp {
-    /// Time steps accepted on either side of the current one.
+    /// Time steps accepted on either side of the expected one.
     pub skew: u32,
+    /// The most steps a token's clock may be learned to be off by; resync
+    /// searches this far too.
+    pub max_drift: u32,
+}
+
+impl Totp {
+    /// The drift of a code accepted at `step` when the time step is `current`,
+    /// within the cap.
+    fn drift(&self, step: u64, current: u64) -> i64 {
+        let cap = i64::from(self.max_drift);
+        (step as i64 - current as i64).clamp(-cap, cap)
+    }
+
+    /// The first step whose code equals `code`, among `steps`, checking all
+    /// of them so the time taken does not tell which one matched.
+    fn find(params: &OtpParams, code: &str, steps: impl Iterator<Item = u64>) -> Option<u64> {
+        let mut matched = None;
+        for step in steps {
+            let candidate = hotp(&params.secret, step, params.digits, params.algorithm);
+            if codes_equal(&candidate, code) && matched.is_none() {
+                matched = Some(step);
+            }
+        }
+        matched
+    }
 }
 
 impl Mechanism for Totp {
@@ -13,26 +38,52 @@ impl Mechanism for Totp {
         FactorKind::Totp
     }
 
-    fn verify(&self, params: &OtpParams, answer: &str, now: u64) -> Option<u64> {
+    fn verify(&self, params: &OtpParams, answer: &str, now: u64) -> Option<Advance> {
         let code = normalise_code(answer, params.digits)?;
         if params.period == 0 {
             return None;
         }
         let current = now / u64::from(params.period);
-        let first = current
+        // The window is centred where the token's clock was last seen.
+        let cap = i64::from(self.max_drift);
+        let expected = current.saturating_add_signed(params.drift.clamp(-cap, cap));
+        let first = expected
             .saturating_sub(u64::from(self.skew))
             .max(params.counter);
-        let last = current.saturating_add(u64::from(self.skew));
-        // Check every candidate step, so the time taken does not depend on
-        // which one matched.
-        let mut matched = None;
-        for step in first..=last {
-            let candidate = hotp(&params.secret, step, params.digits, params.algorithm);
-            if codes_equal(&candidate, &code) && matched.is_none() {
-                matched = Some(step + 1);
+        let last = expected.saturating_add(u64::from(self.skew));
+        let step = Self::find(params, &code, first..=last)?;
+        Some(Advance {
+            counter: step + 1,
+            drift: self.drift(step, current),
+        })
+    }
+
+    fn resync(&self, params: &OtpParams, first: &str, second: &str, now: u64) -> Option<Advance> {
+        let (first, second) = (
+            normalise_code(first, params.digits)?,
+            normalise_code(second, params.digits)?,
+        );
+        if params.period == 0 {
+            return None;
+        }
+        let current = now / u64::from(params.period);
+        let low = current
+            .saturating_sub(u64::from(self.max_drift))
+            .max(params.counter);
+        let high = current.saturating_add(u64::from(self.max_drift));
+        let mut found = None;
+        for step in low..high {
+            let pair = Self::find(params, &first, step..=step)
+                .and_then(|_| Self::find(params, &second, step + 1..=step + 1));
+            if pair.is_some() && found.is_none() {
+                found = Some(step + 1);
             }
         }
-        matched
+        let step = found?;
+        Some(Advance {
+            counter: step + 1,
+            drift: self.drift(step, current),
+        })
     }
 }
 
@@ -48,6 +99,7 @@ mod tests {
             digits,
             period: 30,
             counter: 0,
+            drift: 0,
         }
     }
 
@@ -77,9 +129,13 @@ mod tests {
                     code,
                     "{algorithm:?} at t={t}"
                 );
-                let totp = Totp { skew: 0 };
+                let totp = Totp {
+                    skew: 0,
+                    max_drift: 10,
+                };
                 assert_eq!(
-                    totp.verify(&params(key, algorithm, 8), code, t),
+                    totp.verify(&params(key, algorithm, 8), code, t)
+                        .map(|a| a.counter),
                     Some(t / 30 + 1),
                     "{algorithm:?} at t={t} must verify"
                 );
@@ -92,7 +148,10 @@ mod tests {
         let p = params(SHA1_KEY, Algorithm::Sha1, 6);
         let now = 1_700_000_010;
         let step = now / 30;
-        let totp = Totp { skew: 1 };
+        let totp = Totp {
+            skew: 1,
+            max_drift: 10,
+        };
         for (offset, accepted) in [(-2i64, false), (-1, true), (0, true), (1, true), (2, false)] {
             let s = (step as i64 + offset) as u64;
             let code = hotp(SHA1_KEY, s, 6, Algorithm::Sha1);
@@ -109,10 +168,13 @@ mod tests {
         let now = 1_700_000_010;
         let step = now / 30;
         let mut p = params(SHA1_KEY, Algorithm::Sha1, 6);
-        let totp = Totp { skew: 1 };
+        let totp = Totp {
+            skew: 1,
+            max_drift: 10,
+        };
         let code = hotp(SHA1_KEY, step, 6, Algorithm::Sha1);
         let next = totp.verify(&p, &code, now).expect("fresh code");
-        p.counter = next;
+        p.counter = next.counter;
         assert_eq!(totp.verify(&p, &code, now), None, "replay");
         let older = hotp(SHA1_KEY, step - 1, 6, Algorithm::Sha1);
         assert_eq!(
@@ -125,7 +187,10 @@ mod tests {
     #[test]
     fn malformed_answers_are_refused() {
         let p = params(SHA1_KEY, Algorithm::Sha1, 6);
-        let totp = Totp { skew: 1 };
+        let totp = Totp {
+            skew: 1,
+            max_drift: 10,
+        };
         for answer in [
             "",
             "12345",
@@ -140,5 +205,64 @@ mod tests {
         let code = hotp(SHA1_KEY, 1, 6, Algorithm::Sha1);
         let spaced = format!("{} {}", &code[..3], &code[3..]);
         assert!(totp.verify(&p, &spaced, 59).is_some(), "spaces are allowed");
+    }
+
+    #[test]
+    fn drift_is_learned_from_accepted_codes_and_capped() {
+        let now = 1_700_000_010;
+        let step = now / 30;
+        let totp = Totp {
+            skew: 1,
+            max_drift: 3,
+        };
+        let mut p = params(SHA1_KEY, Algorithm::Sha1, 6);
+        // A token one step fast, then two: each accepted code moves the
+        // window, so a clock that wanders slowly is followed.
+        for (ahead, drift) in [(1i64, 1i64), (2, 2), (3, 3)] {
+            let code = hotp(SHA1_KEY, (step as i64 + ahead) as u64, 6, Algorithm::Sha1);
+            let advance = totp
+                .verify(&p, &code, now)
+                .expect("within skew of the drift");
+            assert_eq!(advance.drift, drift);
+            (p.counter, p.drift) = (advance.counter, advance.drift);
+        }
+        // Four ahead is past the cap of three: learned no further.
+        let code = hotp(SHA1_KEY, step + 4, 6, Algorithm::Sha1);
+        assert_eq!(totp.verify(&p, &code, now).map(|a| a.drift), Some(3));
+        // A learned drift without a code never moves by itself.
+        let far = hotp(SHA1_KEY, step + 6, 6, Algorithm::Sha1);
+        assert_eq!(totp.verify(&p, &far, now), None);
+    }
+
+    #[test]
+    fn resync_finds_two_consecutive_codes_within_the_cap() {
+        let now = 1_700_000_010;
+        let step = now / 30;
+        let totp = Totp {
+            skew: 1,
+            max_drift: 10,
+        };
+        let p = params(SHA1_KEY, Algorithm::Sha1, 6);
+        let code = |s: u64| hotp(SHA1_KEY, s, 6, Algorithm::Sha1);
+        let advance = totp
+            .resync(&p, &code(step - 7), &code(step - 6), now)
+            .expect("found");
+        assert_eq!(
+            advance,
+            Advance {
+                counter: step - 5,
+                drift: -6
+            }
+        );
+        assert_eq!(
+            totp.resync(&p, &code(step - 7), &code(step - 5), now),
+            None,
+            "not consecutive"
+        );
+        assert_eq!(
+            totp.resync(&p, &code(step + 11), &code(step + 12), now),
+            None,
+            "past the cap"
+        );
     }
 }

@@ -24,6 +24,9 @@ mod settings;
 
 const MAX_ANSWER: usize = 1024;
 const MAX_LABEL: usize = 64;
+/// What stays as it was after a wrong code.
+const PENDING: &str = "the enrolment is still pending";
+const UNMOVED: &str = "no two consecutive codes found; the factor is unchanged";
 
 pub struct Service {
     config: Config,
@@ -60,6 +63,7 @@ impl Service {
             logins: Mutex::new(Logins::new(config.login.timeout)),
             totp: Totp {
                 skew: config.totp.skew,
+                max_drift: config.totp.max_drift,
             },
             hotp: Hotp {
                 window: config.hotp.window,
@@ -219,6 +223,7 @@ impl Service {
                 digits,
                 period,
                 counter: 0,
+                drift: 0,
             },
             confirmed: false,
             approved: false,
@@ -272,7 +277,7 @@ impl Service {
     ) -> Result<FactorInfo, DaemonError> {
         let now = self.clock.now();
         if code.len() > MAX_ANSWER {
-            return Err(DaemonError::WrongCode);
+            return Err(DaemonError::WrongCode(PENDING));
         }
         let outcome = self.store.confirm(user, id, now, |f| {
             self.mechanism(f.kind).verify(&f.params, code, now)
@@ -294,7 +299,7 @@ impl Service {
                     user,
                     &[("factor", id), ("reason", "wrong-code")],
                 );
-                Err(DaemonError::WrongCode)
+                Err(DaemonError::WrongCode(PENDING))
             }
             Confirmation::NotFound => Err(DaemonError::NotFound(format!(
                 "no pending enrolment {id:?} (it may have expired)"
@@ -317,6 +322,59 @@ impl Service {
                 ..info(f)
             })
             .collect())
+    }
+
+    /// Move `user`'s factor `id` to where two consecutive codes are found
+    /// (HOTP: up to 1000 ahead; TOTP: within `[totp].max_drift`), which
+    /// also resets a learned drift.
+    pub fn resync(
+        &self,
+        caller_uid: u32,
+        user: &str,
+        id: &str,
+        first: &str,
+        second: &str,
+    ) -> Result<(), DaemonError> {
+        if first.len() > MAX_ANSWER || second.len() > MAX_ANSWER {
+            return Err(DaemonError::WrongCode(UNMOVED));
+        }
+        let now = self.clock.now();
+        let exists = self
+            .store
+            .factors(user, now)?
+            .iter()
+            .any(|f| f.id == id && f.confirmed);
+        if !exists {
+            return Err(DaemonError::NotFound(format!(
+                "{user} has no active factor {id:?}"
+            )));
+        }
+        match self.store.resync(user, id, |f| {
+            self.mechanism(f.kind).resync(&f.params, first, second, now)
+        })? {
+            Some((factor, advance)) => {
+                self.audit.change(
+                    "resync",
+                    caller_uid,
+                    user,
+                    &[
+                        ("factor", id),
+                        ("method", factor.kind.name()),
+                        ("drift", &advance.drift.to_string()),
+                    ],
+                );
+                Ok(())
+            }
+            None => {
+                self.audit.change(
+                    "resync-failed",
+                    caller_uid,
+                    user,
+                    &[("factor", id), ("reason", "codes-not-found")],
+                );
+                Err(DaemonError::WrongCode(UNMOVED))
+            }
+        }
     }
 
     pub fn remove_factor(&self, caller_uid: u32, user: &str, id: &str) -> Result<(), DaemonError> {

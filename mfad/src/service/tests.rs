@@ -434,7 +434,7 @@ fn pending_enrolment_is_not_a_factor() {
     let (_, step) = f.service.start_login(OWNER, request("bob")).expect("start");
     assert_eq!(step.reason, DenyReason::NotEnrolled);
     let err = f.service.confirm_enrolment(0, "bob", &offer.id, "000000");
-    assert!(matches!(err, Err(DaemonError::WrongCode)));
+    assert!(matches!(err, Err(DaemonError::WrongCode(_))));
     let listed = f.service.list_factors("bob").expect("list");
     assert_eq!(listed.len(), 1);
     assert!(!listed[0].confirmed);

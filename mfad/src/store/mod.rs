@@ -16,7 +16,7 @@ pub use settings::DeviceRow;
 
 use seal::Sealer;
 
-use crate::mechanism::{Algorithm, FactorKind, OtpParams};
+use crate::mechanism::{Advance, Algorithm, FactorKind, OtpParams};
 use rusqlite::{params, Connection, Row, TransactionBehavior};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -155,8 +155,8 @@ impl Store {
     fn insert_factor(&self, tx: &Connection, factor: &FactorRecord) -> Result<(), StoreError> {
         let sealed = self.seal(factor)?;
         tx.prepare_cached(
-            "INSERT INTO factors (id, user, kind, label, secret, algorithm, digits, period, counter, confirmed, created, last_used, expires, approved)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            "INSERT INTO factors (id, user, kind, label, secret, algorithm, digits, period, counter, confirmed, created, last_used, expires, approved, drift)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )
         .and_then(|mut stmt| {
             stmt.execute(params![
@@ -174,6 +174,7 @@ impl Store {
                 factor.last_used as i64,
                 factor.expires as i64,
                 factor.approved,
+                factor.params.drift,
             ])
         })
         .map_err(sql("insert factor"))?;
@@ -218,7 +219,7 @@ impl Store {
         user: &str,
         now: u64,
         lockout: Lockout,
-        mut verify: impl FnMut(&FactorRecord) -> Option<u64>,
+        mut verify: impl FnMut(&FactorRecord) -> Option<Advance>,
     ) -> Result<CodeCheck, StoreError> {
         let mut conn = self.conn();
         let tx = conn
@@ -236,8 +237,8 @@ impl Store {
             "SELECT * FROM factors WHERE user = ?1 AND confirmed = 1 ORDER BY created, rowid",
             params![user],
         )?;
-        let Some((mut factor, counter)) =
-            factors.into_iter().find_map(|f| verify(&f).map(|c| (f, c)))
+        let Some((mut factor, advance)) =
+            factors.into_iter().find_map(|f| verify(&f).map(|a| (f, a)))
         else {
             let (failures, locked_until) = count_failure(&tx, user, failures, now, lockout)?;
             tx.commit().map_err(sql("commit failure"))?;
@@ -247,14 +248,20 @@ impl Store {
             });
         };
         tx.execute(
-            "UPDATE factors SET counter = ?1, last_used = ?2 WHERE id = ?3",
-            params![counter_to_sql(counter), now as i64, factor.id],
+            "UPDATE factors SET counter = ?1, drift = ?2, last_used = ?3 WHERE id = ?4",
+            params![
+                counter_to_sql(advance.counter),
+                advance.drift,
+                now as i64,
+                factor.id
+            ],
         )
         .map_err(sql("record use"))?;
         tx.execute("DELETE FROM lockout WHERE user = ?1", params![user])
             .map_err(sql("reset failures"))?;
         tx.commit().map_err(sql("commit use"))?;
-        factor.params.counter = counter;
+        factor.params.counter = advance.counter;
+        factor.params.drift = advance.drift;
         factor.last_used = now;
         Ok(CodeCheck::Accepted(factor))
     }
@@ -410,7 +417,7 @@ impl Store {
         user: &str,
         id: &str,
         now: u64,
-        verify: impl FnOnce(&FactorRecord) -> Option<u64>,
+        verify: impl FnOnce(&FactorRecord) -> Option<Advance>,
     ) -> Result<Confirmation, StoreError> {
         let mut conn = self.conn();
         let tx = conn
@@ -425,19 +432,54 @@ impl Store {
         let Some(mut factor) = found.into_iter().next() else {
             return Ok(Confirmation::NotFound);
         };
-        let Some(counter) = verify(&factor) else {
+        let Some(advance) = verify(&factor) else {
             return Ok(Confirmation::WrongCode);
         };
         tx.execute(
-            "UPDATE factors SET confirmed = 1, counter = ?1, expires = 0 WHERE id = ?2",
-            params![counter_to_sql(counter), id],
+            "UPDATE factors SET confirmed = 1, counter = ?1, drift = ?2, expires = 0 WHERE id = ?3",
+            params![counter_to_sql(advance.counter), advance.drift, id],
         )
         .map_err(sql("confirm"))?;
         tx.commit().map_err(sql("commit confirmation"))?;
         factor.confirmed = true;
-        factor.params.counter = counter;
+        factor.params.counter = advance.counter;
+        factor.params.drift = advance.drift;
         factor.expires = 0;
         Ok(Confirmation::Confirmed(factor))
+    }
+
+    /// Move a confirmed factor of `user` to where `resync` finds it, in one
+    /// transaction; `None` if there is no such factor or the codes were not
+    /// found.
+    pub fn resync(
+        &self,
+        user: &str,
+        id: &str,
+        resync: impl FnOnce(&FactorRecord) -> Option<Advance>,
+    ) -> Result<Option<(FactorRecord, Advance)>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        let found = query_factors(
+            &tx,
+            &self.sealer,
+            "SELECT * FROM factors WHERE id = ?1 AND user = ?2 AND confirmed = 1",
+            params![id, user],
+        )?;
+        let Some(factor) = found.into_iter().next() else {
+            return Ok(None);
+        };
+        let Some(advance) = resync(&factor) else {
+            return Ok(None);
+        };
+        tx.execute(
+            "UPDATE factors SET counter = ?1, drift = ?2 WHERE id = ?3",
+            params![counter_to_sql(advance.counter), advance.drift, id],
+        )
+        .map_err(sql("resync"))?;
+        tx.commit().map_err(sql("commit resync"))?;
+        Ok(Some((factor, advance)))
     }
 
     /// Remove one factor of `user`; false if there was none with that id.
@@ -664,6 +706,7 @@ fn row_to_factor(r: &Row<'_>) -> rusqlite::Result<Result<FactorRecord, String>> 
             digits: r.get("digits")?,
             period: r.get("period")?,
             counter: nonneg(r.get("counter")?),
+            drift: r.get("drift")?,
         },
         confirmed: r.get("confirmed")?,
         approved: r.get("approved")?,

@@ -45,6 +45,8 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     "
 -- policy: factors an admin approved for privileged services
 ALTER TABLE factors ADD COLUMN approved INTEGER NOT NULL DEFAULT 0;
+-- TOTP: steps the token's clock is off by, learned from accepted codes
+ALTER TABLE factors ADD COLUMN drift INTEGER NOT NULL DEFAULT 0;
 -- what each user chose: security level, the factor asked first
 CREATE TABLE user_settings (
     user      TEXT PRIMARY KEY NOT NULL,

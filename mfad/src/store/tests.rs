@@ -19,6 +19,7 @@ fn pending(user: &str, id: &str) -> FactorRecord {
             digits: 6,
             period: 30,
             counter: 0,
+            drift: 0,
         },
         confirmed: false,
         approved: false,
@@ -52,7 +53,10 @@ const LOCKOUT: Lockout = Lockout {
 /// Whether the store accepts alice's-style TOTP code `step_offset` steps
 /// from NOW for `user`.
 fn accepts(store: &Store, user: &str, step_offset: i64) -> bool {
-    let totp = Totp { skew: 1 };
+    let totp = Totp {
+        skew: 1,
+        max_drift: 10,
+    };
     let code = code(step_offset);
     matches!(
         store
@@ -64,7 +68,10 @@ fn accepts(store: &Store, user: &str, step_offset: i64) -> bool {
 
 fn confirmed_store(dir: &Path, users: &[&str]) -> Store {
     let store = Store::open(dir).expect("open");
-    let totp = Totp { skew: 1 };
+    let totp = Totp {
+        skew: 1,
+        max_drift: 10,
+    };
     for user in users {
         let id = format!("{user}-f1");
         store.insert_pending(&pending(user, &id)).expect("insert");
@@ -162,7 +169,10 @@ fn pending_factors_are_not_usable_and_expire() {
     let (_tmp, dir) = state();
     let store = Store::open(&dir).expect("open");
     store.insert_pending(&pending("bob", "b1")).expect("insert");
-    let totp = Totp { skew: 1 };
+    let totp = Totp {
+        skew: 1,
+        max_drift: 10,
+    };
     assert!(!accepts(&store, "bob", 0));
     assert_eq!(store.factors("bob", NOW).expect("list").len(), 1);
     assert!(store.factors("bob", NOW + 601).expect("list").is_empty());
@@ -291,7 +301,10 @@ fn lockout_refuses_without_checking_then_ends() {
     let mut checked = false;
     let locked = store.check_code("alice", NOW + 59, strict, |_| {
         checked = true;
-        Some(1)
+        Some(crate::mechanism::Advance {
+            counter: 1,
+            drift: 0,
+        })
     });
     assert!(matches!(locked.expect("check"), CodeCheck::Locked { until } if until == NOW + 60));
     assert!(!checked, "a locked user's code is not even checked");
@@ -299,7 +312,7 @@ fn lockout_refuses_without_checking_then_ends() {
     assert!(
         matches!(
             reopened
-                .check_code("alice", NOW + 59, strict, |_| Some(1))
+                .check_code("alice", NOW + 59, strict, |_| Some(advance(1)))
                 .expect("check"),
             CodeCheck::Locked { .. }
         ),
@@ -307,7 +320,7 @@ fn lockout_refuses_without_checking_then_ends() {
     );
     assert!(matches!(
         reopened
-            .check_code("alice", NOW + 60, strict, |_| Some(u64::MAX / 4))
+            .check_code("alice", NOW + 60, strict, |_| Some(advance(u64::MAX / 4)))
             .expect("check"),
         CodeCheck::Accepted(_)
     ));
@@ -336,7 +349,7 @@ fn admin_unlock_clears_the_lockout() {
     assert!(store.users(NOW + 1_000_000).expect("users")[0].locked);
     assert!(matches!(
         store
-            .check_code("alice", NOW + 1_000_000, forever, |_| Some(1))
+            .check_code("alice", NOW + 1_000_000, forever, |_| Some(advance(1)))
             .expect("check"),
         CodeCheck::Locked { .. }
     ));
@@ -394,6 +407,10 @@ fn a_store_with_another_key_fails_closed() {
     drop(confirmed_store(&dir, &["alice"]));
     std::fs::write(dir.join(KEY_FILE), [7u8; 32]).expect("other key");
     let store = Store::open(&dir).expect("opens: the key has the right shape");
-    let check = store.check_code("alice", NOW, LOCKOUT, |_| Some(1));
+    let check = store.check_code("alice", NOW, LOCKOUT, |_| Some(advance(1)));
     assert!(matches!(check, Err(StoreError::Corrupt(_))), "{check:?}");
+}
+
+fn advance(counter: u64) -> crate::mechanism::Advance {
+    crate::mechanism::Advance { counter, drift: 0 }
 }

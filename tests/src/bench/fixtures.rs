@@ -243,6 +243,7 @@ fn mfad_factors(secrets: &Secrets, enrolled: &Enrolled) -> Vec<FactorRecord> {
                 0
             },
             counter: 0,
+            drift: 0,
         },
         confirmed: true,
         approved: false,

@@ -29,6 +29,7 @@ pub fn time_store(
                 digits: DIGITS,
                 period: PERIOD as u32,
                 counter: 0,
+                drift: 0,
             },
             confirmed: true,
             approved: false,
@@ -40,7 +41,10 @@ pub fn time_store(
     store
         .insert_confirmed(&factors)
         .map_err(|e| e.to_string())?;
-    let totp = Totp { skew: 1 };
+    let totp = Totp {
+        skew: 1,
+        max_drift: 10,
+    };
     let (mut reads, mut uses) = (Vec::new(), Vec::new());
     for i in 0..users {
         let user = user_name(i);
