@@ -3,6 +3,7 @@
 
 use crate::error::{Error, EXIT_CODES_HELP};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use std::fmt;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -38,7 +39,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+/// `Debug` by hand below: a code or a secret given on the command line is
+/// never printed.
+#[derive(Subcommand)]
 pub enum Command {
     /// Register a new TOTP or HOTP factor for yourself
     #[command(
@@ -305,7 +308,8 @@ pub enum PolicyCommand {
     },
 }
 
-#[derive(Debug, Args)]
+/// `Debug` by hand below: `--secret` and `--code` are never printed.
+#[derive(Args)]
 #[command(group(ArgGroup::new("secret_source").args(["secret", "secret_file", "secret_stdin"])))]
 pub struct EnrolArgs {
     /// Kind of factor: time-based (totp) or counter-based (hotp)
@@ -402,6 +406,84 @@ pub enum UserSort {
     LastUsed,
     /// Users without an active factor first, then by their methods
     Methods,
+}
+
+/// What `Debug` shows of a code or secret: whether there is one.
+fn redacted(value: &Option<String>) -> Option<&'static str> {
+    value.as_ref().map(|_| "<redacted>")
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Enrol(args) => f.debug_tuple("Enrol").field(args).finish(),
+            Command::Confirm { id, code } => f
+                .debug_struct("Confirm")
+                .field("id", id)
+                .field("code", &redacted(code))
+                .finish(),
+            Command::List => f.write_str("List"),
+            Command::RecoveryCodes => f.write_str("RecoveryCodes"),
+            Command::Remove { id, yes } => f
+                .debug_struct("Remove")
+                .field("id", id)
+                .field("yes", yes)
+                .finish(),
+            Command::Users { sort } => f.debug_struct("Users").field("sort", sort).finish(),
+            Command::User { user } => f.debug_struct("User").field("user", user).finish(),
+            Command::Reset { user, yes } => f
+                .debug_struct("Reset")
+                .field("user", user)
+                .field("yes", yes)
+                .finish(),
+            Command::Unlock { user } => f.debug_struct("Unlock").field("user", user).finish(),
+            Command::Prefer { id } => f.debug_struct("Prefer").field("id", id).finish(),
+            Command::Level { level } => f.debug_struct("Level").field("level", level).finish(),
+            Command::Devices { user, action } => f
+                .debug_struct("Devices")
+                .field("user", user)
+                .field("action", action)
+                .finish(),
+            Command::Resync { user, id, .. } => f
+                .debug_struct("Resync")
+                .field("user", user)
+                .field("id", id)
+                .field("first", &"<redacted>")
+                .field("second", &"<redacted>")
+                .finish(),
+            Command::Approve { user, id, revoke } => f
+                .debug_struct("Approve")
+                .field("user", user)
+                .field("id", id)
+                .field("revoke", revoke)
+                .finish(),
+            Command::Policy(command) => f.debug_tuple("Policy").field(command).finish(),
+            Command::Audit { user, since, limit } => f
+                .debug_struct("Audit")
+                .field("user", user)
+                .field("since", since)
+                .field("limit", limit)
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Debug for EnrolArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnrolArgs")
+            .field("kind", &self.kind)
+            .field("label", &self.label)
+            .field("algorithm", &self.algorithm)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .field("secret", &redacted(&self.secret))
+            .field("secret_file", &self.secret_file)
+            .field("secret_stdin", &self.secret_stdin)
+            .field("code", &redacted(&self.code))
+            .field("no_qr", &self.no_qr)
+            .field("show_secret_only", &self.show_secret_only)
+            .finish()
+    }
 }
 
 impl EnrolArgs {
@@ -526,5 +608,27 @@ mod tests {
     fn help_documents_exit_codes() {
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("Exit status:") && help.contains("5  access denied"));
+    }
+
+    #[test]
+    fn debug_shows_no_code_and_no_secret() {
+        const SECRET: &str = "MARKERSECRETQQQQ";
+        const CODE: &str = "98765432";
+        for args in [
+            &["enrol", "totp", "--secret", SECRET, "--code", CODE][..],
+            &["confirm", "f00d", CODE][..],
+        ] {
+            let cli = parse(args).expect("parses");
+            let shown = format!("{cli:?} {cli:#?} {:?}", cli.command);
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(!shown.contains(CODE), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+        // Nothing else is hidden.
+        let shown = format!("{:?}", parse(&["remove", "f00d", "--yes"]).expect("parses"));
+        assert!(
+            shown.contains("f00d") && shown.contains("yes: true"),
+            "{shown}"
+        );
     }
 }

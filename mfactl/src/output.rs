@@ -66,8 +66,9 @@ impl<'a> From<&'a UserSummary> for UserJson<'a> {
     }
 }
 
-/// The enrolment offer, secret included: shown this once.
-#[derive(Debug, Serialize, PartialEq)]
+/// The enrolment offer, secret included: shown this once. `Debug` by hand
+/// below, without the secret and the URI that holds it.
+#[derive(Serialize, PartialEq)]
 pub struct OfferJson<'a> {
     pub id: &'a str,
     pub kind: &'a str,
@@ -82,6 +83,24 @@ pub struct OfferJson<'a> {
     pub secret: &'a str,
     pub uri: &'a str,
     pub expires: String,
+}
+
+impl std::fmt::Debug for OfferJson<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfferJson")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("label", &self.label)
+            .field("issuer", &self.issuer)
+            .field("algorithm", &self.algorithm)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .field("counter", &self.counter)
+            .field("secret", &"<redacted>")
+            .field("uri", &"<redacted>")
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 impl<'a> From<&'a EnrolmentOffer> for OfferJson<'a> {
@@ -338,5 +357,30 @@ mod tests {
         assert!(v.get("period").is_none());
         assert_eq!(v["expires"], "2023-11-14T22:13:20Z");
         assert!(json_line(&1).ends_with('\n') && !json_line(&[1, 2]).trim_end().contains('\n'));
+    }
+
+    #[test]
+    fn offer_debug_shows_no_secret() {
+        const SECRET: &str = "MARKERSECRETQQQQ";
+        let offer = EnrolmentOffer {
+            id: "p1".into(),
+            kind: "totp".into(),
+            label: "phone".into(),
+            issuer: "pam_mfa".into(),
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period: 30,
+            counter: 0,
+            secret_base32: SECRET.into(),
+            uri: format!("otpauth://totp/pam_mfa:alice?secret={SECRET}&issuer=pam_mfa"),
+            expires: 1_700_000_000,
+        };
+        let json = OfferJson::from(&offer);
+        let shown = format!("{json:?} {json:#?}");
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(
+            shown.contains("p1") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 }

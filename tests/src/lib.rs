@@ -23,6 +23,7 @@ pub mod probe;
 pub mod process;
 pub mod ssh;
 pub mod sshd;
+pub mod store;
 pub mod users;
 pub mod world;
 

@@ -114,6 +114,21 @@ impl Store {
             path: path.clone(),
             message,
         };
+        // A key without its database is a store that was lost (deleted,
+        // emptied, a botched restore), not a new one: starting afresh would
+        // silently drop every factor, counter and lockout.
+        let key_path = state_dir.join(KEY_FILE);
+        let lost = |what: &str| {
+            unusable(format!(
+                "it is {what} but its key file {} exists: the store was lost. Restore both \
+                 from backup; only for a new installation whose first start was cut short, \
+                 remove the key file to begin with an empty store",
+                key_path.display()
+            ))
+        };
+        if !path.exists() && key_path.exists() {
+            return Err(lost("missing"));
+        }
         // SQLite gives the -wal and -shm files the mode of the database file.
         std::fs::OpenOptions::new()
             .create(true)
@@ -122,10 +137,14 @@ impl Store {
             .open(&path)
             .map_err(|e| unusable(format!("cannot open: {e}")))?;
         let conn = Connection::open(&path).map_err(|e| unusable(e.to_string()))?;
-        // The key comes first: a crash between the two leaves a fresh
-        // database and a key, never tables without their key.
+        // The key comes first: a crash between the two leaves an empty
+        // database and a key (refused as a lost store, whose message says
+        // what to do), never tables without their key.
         let fresh = schema::is_fresh(&conn).map_err(unusable)?;
-        let sealer = Sealer::load(&state_dir.join(KEY_FILE), fresh).map_err(unusable)?;
+        if fresh && key_path.exists() {
+            return Err(lost("empty"));
+        }
+        let sealer = Sealer::load(&key_path, fresh).map_err(unusable)?;
         schema::prepare(&conn).map_err(unusable)?;
         Ok(Store {
             sealer,

@@ -411,6 +411,35 @@ fn a_store_with_another_key_fails_closed() {
     assert!(matches!(check, Err(StoreError::Corrupt(_))), "{check:?}");
 }
 
+#[test]
+fn a_lost_store_next_to_its_key_is_refused_not_reinitialised() {
+    for emptied in [true, false] {
+        let (_tmp, dir) = state();
+        drop(confirmed_store(&dir, &["alice"]));
+        let db = dir.join(DB_FILE);
+        // Whatever the WAL held is gone with the database.
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.join(format!("{DB_FILE}{suffix}")));
+        }
+        if emptied {
+            std::fs::write(&db, b"").expect("empty");
+        } else {
+            std::fs::remove_file(&db).expect("remove");
+        }
+        match Store::open(&dir) {
+            Err(StoreError::Unusable { message, .. }) => {
+                assert!(message.contains(KEY_FILE), "{message}")
+            }
+            Err(other) => panic!("wrong error: {other}"),
+            Ok(_) => panic!("a lost store was replaced by an empty one"),
+        }
+        assert_eq!(db.exists(), emptied, "the refused store was touched");
+        if emptied {
+            assert_eq!(std::fs::metadata(&db).expect("db").len(), 0);
+        }
+    }
+}
+
 fn advance(counter: u64) -> crate::mechanism::Advance {
     crate::mechanism::Advance { counter, drift: 0 }
 }
