@@ -64,6 +64,7 @@ fn main() -> ExitCode {
         .or_else(|| std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
         .unwrap_or_else(|| mfa_dbus::SYSTEM_BUS_ADDRESS.to_string());
     let service = Arc::new(Service::new(config, store, Arc::new(SystemClock), audit));
+    service.warn_about_policy();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

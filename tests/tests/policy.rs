@@ -322,7 +322,11 @@ fn a_trusted_address_skips_the_code_until_revoked() {
 
 #[test]
 fn policy_check_refuses_a_policy_that_locks_out_root() {
+    // The test default (force, no enrolment at login) locks root out, and
+    // mfad says so when it starts, before it serves.
     let world = World::start();
+    let log = world.daemon.log();
+    assert!(log.contains("policy: root could not log in"), "{log}");
     let dir = mfa_tests::shared_tempdir("policy-check");
     let path = dir.path().join("mfad.toml");
     let write = |text: &str| std::fs::write(&path, text).expect("write");

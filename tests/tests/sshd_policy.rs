@@ -284,3 +284,33 @@ fn the_ssh_key_that_passed_is_a_trusted_device_until_revoked() {
         &token.code(),
     );
 }
+
+#[test]
+fn encourage_offers_enrolment_declining_lets_in_and_asks_again_next_time() {
+    let (world, sshd) = start("encourage", "", true, KBDINT);
+    assert_eq!(
+        verdict(&explain(&world, "bob", "", None)),
+        pair("offer", "")
+    );
+
+    let mut ssh = sshd.client("bob").spawn();
+    let shown = ssh.expect("Set one up now? [y/N]: ", QUICK);
+    assert!(shown.contains("Protect your account"), "{shown}");
+    ssh.send_line("n");
+    ssh.finish().assert_logged_in("bob");
+
+    // Asked again; this time bob sets one up right there.
+    let mut ssh = sshd.client("bob").spawn();
+    ssh.expect("Set one up now? [y/N]: ", QUICK);
+    ssh.send_line("y");
+    let shown = ssh.expect("Code from your app: ", QUICK);
+    let secret = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Secret: "))
+        .unwrap_or_else(|| panic!("no secret shown:\n{shown}"))
+        .trim()
+        .to_string();
+    ssh.send_line(&otp::oath_totp(&secret, Algorithm::Sha1, 6, 30, 0));
+    ssh.finish().assert_logged_in("bob");
+    assert_eq!(verdict(&explain(&world, "bob", "", None)), pair("ask", ""));
+}

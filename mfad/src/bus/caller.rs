@@ -36,7 +36,12 @@ pub struct Callers {
 const LIMIT: usize = 65_536;
 
 impl Callers {
-    pub async fn new(connection: &Connection) -> zbus::Result<Arc<Callers>> {
+    /// Watch connections come and go; `gone` is told each unique name that
+    /// leaves the bus (its logins in progress can be dropped).
+    pub async fn new(
+        connection: &Connection,
+        gone: impl Fn(&str) + Send + Sync + 'static,
+    ) -> zbus::Result<Arc<Callers>> {
         let bus = zbus::fdo::DBusProxy::builder(connection)
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
@@ -55,7 +60,10 @@ impl Callers {
                 };
                 match (args.old_owner().is_none(), args.new_owner().is_none()) {
                     (true, false) => watcher.prefetch(name.to_owned()),
-                    (_, true) => watcher.forget(name.as_str()),
+                    (_, true) => {
+                        watcher.forget(name.as_str());
+                        gone(name.as_str());
+                    }
                     _ => {}
                 }
             }

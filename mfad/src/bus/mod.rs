@@ -55,7 +55,8 @@ pub async fn serve(address: &str, service: Arc<Service>) -> Result<Served, zbus:
         .await?
         .receive_name_lost()
         .await?;
-    let callers = Callers::new(&connection).await?;
+    let on_gone = Arc::clone(&service);
+    let callers = Callers::new(&connection, move |name| on_gone.connection_gone(name)).await?;
     let access = Arc::new(Access::new(service.config().daemon.admin_group.clone()));
     let shared = Shared {
         service,

@@ -120,6 +120,20 @@ impl Logins {
         Ok(session)
     }
 
+    /// Take out every login started by `owner` (its connection is gone).
+    pub fn drop_owner(&mut self, owner: &str) -> Vec<Session> {
+        let handles: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.owner == owner)
+            .map(|(h, _)| h.clone())
+            .collect();
+        handles
+            .iter()
+            .filter_map(|h| self.sessions.remove(h))
+            .collect()
+    }
+
     pub fn restore(&mut self, handle: String, session: Session) {
         self.sessions.insert(handle, session);
     }

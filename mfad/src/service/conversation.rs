@@ -595,6 +595,18 @@ impl Service {
         }
     }
 
+    /// The bus connection `owner` closed: its logins can never be answered.
+    pub fn connection_gone(&self, owner: &str) {
+        let dropped = self.logins().drop_owner(owner);
+        for session in dropped {
+            self.audit.login(
+                &session.request,
+                "cancel",
+                &[("reason", "connection-closed")],
+            );
+        }
+    }
+
     /// Drop logins past their time limit.
     pub fn sweep(&self) {
         let now = self.clock.now();

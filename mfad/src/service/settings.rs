@@ -181,19 +181,39 @@ impl Service {
                 }
             }
         };
+        let check = self.admin_check(&config);
+        PolicyCheck {
+            errors: check.errors,
+            warnings: check.warnings,
+        }
+    }
+
+    /// At start: say loudly if the policy in force keeps root or every admin
+    /// out (mfad still serves: refusing to would keep everyone out).
+    pub fn warn_about_policy(&self) {
+        let check = self.admin_check(&self.config);
+        for error in &check.errors {
+            self.audit
+                .message(crate::audit::Severity::Error, &format!("policy: {error}"));
+        }
+        for warning in &check.warnings {
+            self.audit.message(
+                crate::audit::Severity::Warning,
+                &format!("policy: {warning}"),
+            );
+        }
+    }
+
+    fn admin_check(&self, config: &Config) -> crate::policy::AdminCheck {
         let now = self.clock.now();
         let state = |user: &str| self.store.policy_state(user, now).unwrap_or_default();
-        let check = check_admins(
+        check_admins(
             &config.policy,
             self.directory.as_ref(),
             config.daemon.admin_group.as_deref(),
             &state,
             now,
-        );
-        PolicyCheck {
-            errors: check.errors,
-            warnings: check.warnings,
-        }
+        )
     }
 
     /// Recorded decisions and changes, as `mfactl audit` shows them.

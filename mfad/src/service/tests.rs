@@ -725,3 +725,27 @@ fn wrong_recovery_codes_count_toward_lockout() {
         "not checked while locked"
     );
 }
+
+#[test]
+fn a_closed_connection_takes_its_logins_with_it() {
+    let f = fixture(|_| {});
+    let key = enrol_totp(&f, "alice");
+    let (gone, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("start");
+    let (kept, _) = f
+        .service
+        .start_login(":1.43", request("alice"))
+        .expect("start");
+    f.service.connection_gone(OWNER);
+    assert!(matches!(
+        f.service.answer(OWNER, &gone, &totp_code(&key, NOW)),
+        Err(DaemonError::UnknownHandle)
+    ));
+    let answered = f
+        .service
+        .answer(":1.43", &kept, &totp_code(&key, NOW))
+        .expect("the other connection's login is untouched");
+    assert_eq!(answered.step, Step::allow());
+}
