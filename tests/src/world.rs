@@ -64,4 +64,17 @@ impl World {
         cmd.arg("--bus-address").arg(self.address()).args(args);
         run("mfactl", &mut cmd, "", crate::QUICK)
     }
+
+    /// A fresh batch of `user`'s recovery codes, made with `mfactl`.
+    pub fn recovery_codes(&self, user: &TestUser) -> Vec<String> {
+        let out = self.mfactl(user, &["--json", "recovery-codes"]);
+        out.assert_success("mfactl recovery-codes");
+        let doc: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
+        doc["recovery_codes"]
+            .as_array()
+            .expect("codes")
+            .iter()
+            .map(|c| c.as_str().expect("string").to_string())
+            .collect()
+    }
 }

@@ -60,11 +60,12 @@ fn the_module_asks_libpam_for_a_failure_delay_unless_nodelay() {
 
     let wrong = world.login(&alice, &["000000", "000000", "000000"]);
     assert_ne!(wrong.rc, PAM_SUCCESS);
-    // libpam spreads the requested 2 s by up to a quarter either way.
+    // libpam spreads the requested 2 s randomly (seen: 1.3 s to 2.5 s);
+    // what matters is that a delay of that order was asked for.
     let asked = wrong
         .fail_delay_us
         .expect("libpam was asked for a failure delay");
-    assert!((1_500_000..=2_500_000).contains(&asked), "{wrong:#?}");
+    assert!((1_000_000..=3_000_000).contains(&asked), "{wrong:#?}");
     let right = world.login(&alice, &[&totp.code(1)]);
     right.assert_rc(PAM_SUCCESS);
     assert_eq!(right.fail_delay_us, None, "libpam delays only failures");

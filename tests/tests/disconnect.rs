@@ -17,9 +17,8 @@ use mfa_tests::daemon::DaemonConfig;
 use mfa_tests::otp::{self, Totp};
 use mfa_tests::pam::{PAM_MAXTRIES, PAM_SUCCESS};
 use mfa_tests::probe::{self, Enrolled};
-use mfa_tests::process::run;
 use mfa_tests::store::{self, Snapshot};
-use mfa_tests::users::{self, command_as, TestUser};
+use mfa_tests::users::{self, TestUser};
 use mfa_tests::World;
 use serde_json::Value;
 use zbus::zvariant::DynamicType;
@@ -69,20 +68,6 @@ fn send_and_hang_up(world: &World, conn: Connection, calls: &[zbus::Message]) {
     });
 }
 
-fn recovery_codes(world: &World, user: &TestUser) -> Vec<String> {
-    let mut cmd = command_as(user, &mfa_tests::bins::mfactl());
-    cmd.args(["--bus-address", world.address(), "--json", "recovery-codes"]);
-    let out = run("mfactl recovery-codes", &mut cmd, "", mfa_tests::QUICK);
-    out.assert_success("mfactl recovery-codes");
-    let doc: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
-    doc["recovery_codes"]
-        .as_array()
-        .expect("codes")
-        .iter()
-        .map(|c| c.as_str().expect("string").to_string())
-        .collect()
-}
-
 fn count_lines(log: &str, parts: &[&str]) -> usize {
     log.lines()
         .filter(|l| parts.iter().all(|p| l.contains(p)))
@@ -120,7 +105,7 @@ fn scene(world: &World) -> Scene {
     let pending = offer["id"].as_str().expect("id").to_string();
     let counter = offer["counter"].as_u64().expect("counter");
     let confirm_code = otp::oath_hotp(&secret, counter, 6);
-    let old_codes = recovery_codes(world, &root);
+    let old_codes = world.recovery_codes(&root);
     let alice = world.enrol_totp(&users::named("alice"), &Totp::default_params());
     let step = alice.totp().step_at(otp::now()) + 1;
     Scene {

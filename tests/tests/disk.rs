@@ -11,11 +11,9 @@
 use mfa_tests::daemon::DaemonConfig;
 use mfa_tests::otp::{self, Totp};
 use mfa_tests::pam::{PAM_AUTH_ERR, PAM_MAXTRIES, PAM_SUCCESS};
-use mfa_tests::process::run;
 use mfa_tests::store;
-use mfa_tests::users::{self, command_as, TestUser};
+use mfa_tests::users::{self};
 use mfa_tests::World;
-use serde_json::Value;
 use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -102,20 +100,6 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-fn recovery_codes(world: &World, user: &TestUser) -> Vec<String> {
-    let mut cmd = command_as(user, &mfa_tests::bins::mfactl());
-    cmd.args(["--bus-address", world.address(), "--json", "recovery-codes"]);
-    let out = run("mfactl recovery-codes", &mut cmd, "", mfa_tests::QUICK);
-    out.assert_success("mfactl recovery-codes");
-    let doc: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
-    doc["recovery_codes"]
-        .as_array()
-        .expect("codes")
-        .iter()
-        .map(|c| c.as_str().expect("string").to_string())
-        .collect()
-}
-
 fn store_errors(log: &str) -> usize {
     log.lines()
         .filter(|l| l.contains("login deny") && l.contains("reason=store-error"))
@@ -132,7 +116,7 @@ fn a_full_disk_refuses_right_codes_and_loses_nothing() {
     let hotp = world.enrol_hotp(&alice, 6);
     let bob = users::named("bob");
     let bob_totp = world.enrol_totp(&bob, &Totp::default_params());
-    let bobs_codes = recovery_codes(&world, &bob);
+    let bobs_codes = world.recovery_codes(&bob);
     let mut counter = hotp.next_counter();
     world
         .login(&alice, &[&hotp.hotp_code(counter)])

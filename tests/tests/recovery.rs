@@ -4,31 +4,15 @@
 
 use mfa_tests::otp::Totp;
 use mfa_tests::pam::{PAM_SUCCESS, PROMPT_AGAIN};
-use mfa_tests::process::run;
-use mfa_tests::users::{self, command_as};
+use mfa_tests::users::{self};
 use mfa_tests::World;
-use serde_json::Value;
-
-fn recovery_codes(world: &World, user: &mfa_tests::TestUser) -> Vec<String> {
-    let mut cmd = command_as(user, &mfa_tests::bins::mfactl());
-    cmd.args(["--bus-address", world.address(), "--json", "recovery-codes"]);
-    let out = run("mfactl recovery-codes", &mut cmd, "", mfa_tests::QUICK);
-    out.assert_success("mfactl recovery-codes");
-    let doc: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
-    doc["recovery_codes"]
-        .as_array()
-        .expect("codes")
-        .iter()
-        .map(|c| c.as_str().expect("string").to_string())
-        .collect()
-}
 
 #[test]
 fn a_recovery_code_logs_in_once_and_is_never_stored() {
     let world = World::start();
     let alice = users::named("alice");
     world.enrol_totp(&alice, &Totp::default_params());
-    let codes = recovery_codes(&world, &alice);
+    let codes = world.recovery_codes(&alice);
     assert_eq!(codes.len(), 10);
 
     let first = world.login(&alice, &[&codes[0]]);
@@ -48,7 +32,7 @@ fn a_recovery_code_logs_in_once_and_is_never_stored() {
     // Another user's code is not alice's.
     let bob = users::named("bob");
     world.enrol_totp(&bob, &Totp::default_params());
-    let bobs = recovery_codes(&world, &bob);
+    let bobs = world.recovery_codes(&bob);
     assert_ne!(world.login(&alice, &[&bobs[0]]).rc, PAM_SUCCESS);
 
     let state = world.daemon.state_dir();

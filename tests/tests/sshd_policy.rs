@@ -73,6 +73,16 @@ fn logs_in_with(mut ssh: SshSession, user: &str, code: &str) {
     ssh.finish().assert_logged_in(user);
 }
 
+/// The base32 secret mfad showed for manual entry during enrolment at login.
+fn secret_shown(shown: &str) -> String {
+    shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Secret: "))
+        .unwrap_or_else(|| panic!("no secret shown:\n{shown}"))
+        .trim()
+        .to_string()
+}
+
 fn ok(out: &Finished) {
     assert_eq!(out.code(), Some(0), "{}", out.describe());
 }
@@ -150,12 +160,7 @@ fn force_enrolment_at_first_login_ends_with_a_working_factor() {
         shown.contains('█') || shown.contains('▀'),
         "a QR code is drawn:\n{shown}"
     );
-    let secret = shown
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Secret: "))
-        .unwrap_or_else(|| panic!("no secret shown:\n{shown}"))
-        .trim()
-        .to_string();
+    let secret = secret_shown(&shown);
     ssh.send_line(&otp::oath_totp(&secret, Algorithm::Sha1, 6, 30, 0));
     let outcome = ssh.finish();
     outcome.assert_logged_in("dave");
@@ -304,12 +309,7 @@ fn encourage_offers_enrolment_declining_lets_in_and_asks_again_next_time() {
     ssh.expect("Set one up now? [y/N]: ", QUICK);
     ssh.send_line("y");
     let shown = ssh.expect("Code from your app: ", QUICK);
-    let secret = shown
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Secret: "))
-        .unwrap_or_else(|| panic!("no secret shown:\n{shown}"))
-        .trim()
-        .to_string();
+    let secret = secret_shown(&shown);
     ssh.send_line(&otp::oath_totp(&secret, Algorithm::Sha1, 6, 30, 0));
     ssh.finish().assert_logged_in("bob");
     assert_eq!(verdict(&explain(&world, "bob", "", None)), pair("ask", ""));

@@ -24,7 +24,6 @@ use mfa_tests::store::{self, Snapshot};
 use mfa_tests::users::{self, command_as, numbered, TestUser};
 use mfa_tests::world::SERVICE;
 use mfa_tests::World;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
@@ -339,7 +338,7 @@ fn enrol_all(world: &World) -> Vec<Account> {
     let factor = world.enrol_totp(&holder, &Totp::default_params());
     accounts.push(Account {
         kind: Kind::Recovery {
-            codes: recovery_codes(world, &holder),
+            codes: world.recovery_codes(&holder),
             next: 0,
             uncertain: false,
         },
@@ -360,20 +359,6 @@ fn enrol_all(world: &World) -> Vec<Account> {
         });
     }
     accounts
-}
-
-fn recovery_codes(world: &World, user: &TestUser) -> Vec<String> {
-    let mut cmd = command_as(user, &mfa_tests::bins::mfactl());
-    cmd.args(["--bus-address", world.address(), "--json", "recovery-codes"]);
-    let out = run("mfactl recovery-codes", &mut cmd, "", mfa_tests::QUICK);
-    out.assert_success("mfactl recovery-codes");
-    let doc: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
-    doc["recovery_codes"]
-        .as_array()
-        .expect("codes")
-        .iter()
-        .map(|c| c.as_str().expect("string").to_string())
-        .collect()
 }
 
 /// "Recovery code accepted; N left." → N.

@@ -1,11 +1,10 @@
 //! org.pam_mfa.Admin1: root or the configured admin group.
 
-use super::{blocking, Shared};
+use super::Shared;
 use mfa_dbus::{
     AuditEntry, DeviceInfo, Explanation, FactorInfo, LoginRequest, MfaError, PolicyCheck,
     UserSummary,
 };
-use std::sync::Arc;
 use zbus::message::Header;
 
 pub struct AdminInterface(pub Shared);
@@ -17,13 +16,9 @@ impl AdminInterface {
         &self,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<UserSummary>, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_admin(caller.uid)?;
-            service.list_users()
-        })
-        .await
+        self.0
+            .as_admin(&header, move |service, _| service.list_users())
+            .await
     }
 
     #[zbus(out_args("factors"))]
@@ -32,14 +27,12 @@ impl AdminInterface {
         user: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<FactorInfo>, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_admin(caller.uid)?;
-            crate::login::validate_user(&user)?;
-            service.list_factors(&user)
-        })
-        .await
+        self.0
+            .as_admin(&header, move |service, _| {
+                crate::login::validate_user(&user)?;
+                service.list_factors(&user)
+            })
+            .await
     }
 
     #[zbus(out_args("removed"))]
@@ -48,13 +41,9 @@ impl AdminInterface {
         user: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<u32, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_admin(caller.uid)?;
-            service.reset_user(caller.uid, &user)
-        })
-        .await
+        self.0
+            .as_admin(&header, move |service, uid| service.reset_user(uid, &user))
+            .await
     }
 
     #[zbus(out_args("was_locked"))]
@@ -63,13 +52,9 @@ impl AdminInterface {
         user: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<bool, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_admin(caller.uid)?;
-            service.unlock_user(caller.uid, &user)
-        })
-        .await
+        self.0
+            .as_admin(&header, move |service, uid| service.unlock_user(uid, &user))
+            .await
     }
 
     async fn approve_factor(
@@ -79,13 +64,11 @@ impl AdminInterface {
         approved: bool,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_admin(caller.uid)?;
-            service.approve_factor(caller.uid, &user, &id, approved)
-        })
-        .await
+        self.0
+            .as_admin(&header, move |service, uid| {
+                service.approve_factor(uid, &user, &id, approved)
+            })
+            .await
     }
 
     #[zbus(out_args("devices"))]
@@ -94,14 +77,12 @@ impl AdminInterface {
         user: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<DeviceInfo>, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_admin(caller.uid)?;
-            crate::login::validate_user(&user)?;
-            service.list_devices(&user)
-        })
-        .await
+        self.0
+            .as_admin(&header, move |service, _| {
+                crate::login::validate_user(&user)?;
+                service.list_devices(&user)
+            })
+            .await
     }
 
     #[zbus(out_args("revoked"))]
@@ -111,14 +92,12 @@ impl AdminInterface {
         id: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<u32, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_admin(caller.uid)?;
-            crate::login::validate_user(&user)?;
-            service.revoke_devices(caller.uid, &user, &id)
-        })
-        .await
+        self.0
+            .as_admin(&header, move |service, uid| {
+                crate::login::validate_user(&user)?;
+                service.revoke_devices(uid, &user, &id)
+            })
+            .await
     }
 
     #[zbus(out_args("explanation"))]
@@ -130,8 +109,6 @@ impl AdminInterface {
         auth_info: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Explanation, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
         let request = LoginRequest {
             user,
             service,
@@ -139,11 +116,9 @@ impl AdminInterface {
             auth_info,
             ..Default::default()
         };
-        blocking(&self.0, move |svc| {
-            access.check_admin(caller.uid)?;
-            svc.explain(&request)
-        })
-        .await
+        self.0
+            .as_admin(&header, move |svc, _| svc.explain(&request))
+            .await
     }
 
     #[zbus(out_args("check"))]
@@ -152,18 +127,16 @@ impl AdminInterface {
         config: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<PolicyCheck, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_admin(caller.uid)?;
-            if config.len() > 1024 * 1024 {
-                return Err(crate::error::DaemonError::InvalidArgument(
-                    "config text is larger than 1 MiB".into(),
-                ));
-            }
-            Ok(service.check_policy(&config))
-        })
-        .await
+        self.0
+            .as_admin(&header, move |service, _| {
+                if config.len() > 1024 * 1024 {
+                    return Err(crate::error::DaemonError::InvalidArgument(
+                        "config text is larger than 1 MiB".into(),
+                    ));
+                }
+                Ok(service.check_policy(&config))
+            })
+            .await
     }
 
     #[zbus(out_args("entries"))]
@@ -174,16 +147,14 @@ impl AdminInterface {
         limit: u32,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<AuditEntry>, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_admin(caller.uid)?;
-            if !user.is_empty() {
-                crate::login::validate_user(&user)?;
-            }
-            service.audit_history(&user, since, limit)
-        })
-        .await
+        self.0
+            .as_admin(&header, move |service, _| {
+                if !user.is_empty() {
+                    crate::login::validate_user(&user)?;
+                }
+                service.audit_history(&user, since, limit)
+            })
+            .await
     }
 
     async fn resync_user_factor(
@@ -194,13 +165,11 @@ impl AdminInterface {
         second: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            access.check_admin(caller.uid)?;
-            crate::login::validate_user(&user)?;
-            service.resync(caller.uid, &user, &id, &first, &second)
-        })
-        .await
+        self.0
+            .as_admin(&header, move |service, uid| {
+                crate::login::validate_user(&user)?;
+                service.resync(uid, &user, &id, &first, &second)
+            })
+            .await
     }
 }

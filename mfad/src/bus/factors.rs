@@ -1,8 +1,7 @@
 //! org.pam_mfa.Factors1: every call acts on the caller's own account.
 
-use super::{blocking, Shared};
+use super::Shared;
 use mfa_dbus::{DeviceInfo, EnrolOptions, EnrolmentOffer, FactorInfo, MfaError, UserSettings};
-use std::sync::Arc;
 use zbus::message::Header;
 
 pub struct FactorsInterface(pub Shared);
@@ -17,13 +16,11 @@ impl FactorsInterface {
         options: EnrolOptions,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<EnrolmentOffer, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            let user = access.own_user(caller.uid)?;
-            service.begin_enrolment(caller.uid, &user, &kind, &label, &options)
-        })
-        .await
+        self.0
+            .as_own_user(&header, move |service, uid, user| {
+                service.begin_enrolment(uid, user, &kind, &label, &options)
+            })
+            .await
     }
 
     #[zbus(out_args("factor"))]
@@ -33,13 +30,11 @@ impl FactorsInterface {
         code: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<FactorInfo, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            let user = access.own_user(caller.uid)?;
-            service.confirm_enrolment(caller.uid, &user, &id, &code)
-        })
-        .await
+        self.0
+            .as_own_user(&header, move |service, uid, user| {
+                service.confirm_enrolment(uid, user, &id, &code)
+            })
+            .await
     }
 
     #[zbus(out_args("factors"))]
@@ -47,13 +42,9 @@ impl FactorsInterface {
         &self,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<FactorInfo>, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            let user = access.own_user(caller.uid)?;
-            service.list_factors(&user)
-        })
-        .await
+        self.0
+            .as_own_user(&header, move |service, _, user| service.list_factors(user))
+            .await
     }
 
     async fn remove_factor(
@@ -61,13 +52,11 @@ impl FactorsInterface {
         id: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            let user = access.own_user(caller.uid)?;
-            service.remove_factor(caller.uid, &user, &id)
-        })
-        .await
+        self.0
+            .as_own_user(&header, move |service, uid, user| {
+                service.remove_factor(uid, user, &id)
+            })
+            .await
     }
 
     #[zbus(out_args("codes"))]
@@ -75,13 +64,11 @@ impl FactorsInterface {
         &self,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<String>, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            let user = access.own_user(caller.uid)?;
-            service.generate_recovery_codes(caller.uid, &user)
-        })
-        .await
+        self.0
+            .as_own_user(&header, move |service, uid, user| {
+                service.generate_recovery_codes(uid, user)
+            })
+            .await
     }
 
     async fn set_preferred(
@@ -89,13 +76,11 @@ impl FactorsInterface {
         id: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            let user = access.own_user(caller.uid)?;
-            service.set_preferred(caller.uid, &user, &id)
-        })
-        .await
+        self.0
+            .as_own_user(&header, move |service, uid, user| {
+                service.set_preferred(uid, user, &id)
+            })
+            .await
     }
 
     async fn set_level(
@@ -103,13 +88,11 @@ impl FactorsInterface {
         level: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            let user = access.own_user(caller.uid)?;
-            service.set_level(caller.uid, &user, &level)
-        })
-        .await
+        self.0
+            .as_own_user(&header, move |service, uid, user| {
+                service.set_level(uid, user, &level)
+            })
+            .await
     }
 
     #[zbus(out_args("settings"))]
@@ -117,13 +100,9 @@ impl FactorsInterface {
         &self,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<UserSettings, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            let user = access.own_user(caller.uid)?;
-            service.settings(&user)
-        })
-        .await
+        self.0
+            .as_own_user(&header, move |service, _, user| service.settings(user))
+            .await
     }
 
     #[zbus(out_args("devices"))]
@@ -131,13 +110,9 @@ impl FactorsInterface {
         &self,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<DeviceInfo>, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            let user = access.own_user(caller.uid)?;
-            service.list_devices(&user)
-        })
-        .await
+        self.0
+            .as_own_user(&header, move |service, _, user| service.list_devices(user))
+            .await
     }
 
     #[zbus(out_args("revoked"))]
@@ -146,13 +121,11 @@ impl FactorsInterface {
         id: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<u32, MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            let user = access.own_user(caller.uid)?;
-            service.revoke_devices(caller.uid, &user, &id)
-        })
-        .await
+        self.0
+            .as_own_user(&header, move |service, uid, user| {
+                service.revoke_devices(uid, user, &id)
+            })
+            .await
     }
 
     async fn resync_factor(
@@ -162,12 +135,10 @@ impl FactorsInterface {
         second: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
-        let caller = self.0.callers.identify(&header).await?;
-        let access = Arc::clone(&self.0.access);
-        blocking(&self.0, move |service| {
-            let user = access.own_user(caller.uid)?;
-            service.resync(caller.uid, &user, &id, &first, &second)
-        })
-        .await
+        self.0
+            .as_own_user(&header, move |service, uid, user| {
+                service.resync(uid, user, &id, &first, &second)
+            })
+            .await
     }
 }

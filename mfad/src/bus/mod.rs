@@ -14,6 +14,7 @@ use crate::service::Service;
 use futures_lite::StreamExt;
 use mfa_dbus::{MfaError, BUS_NAME, OBJECT_PATH};
 use std::sync::Arc;
+use zbus::message::Header;
 use zbus::Connection;
 
 /// What every interface needs.
@@ -94,6 +95,40 @@ fn inline<T>(
 
 /// Run a service call on a blocking thread: it may wait on NSS (user and
 /// group lookups can go to LDAP) as well as on the store.
+impl Shared {
+    /// Run `call` off the runtime for the caller's own account, named by
+    /// the caller's uid on the bus: (service, caller uid, user name).
+    async fn as_own_user<T: Send + 'static>(
+        &self,
+        header: &Header<'_>,
+        call: impl FnOnce(&Service, u32, &str) -> Result<T, crate::error::DaemonError> + Send + 'static,
+    ) -> Result<T, MfaError> {
+        let caller = self.callers.identify(header).await?;
+        let access = Arc::clone(&self.access);
+        blocking(self, move |service| {
+            let user = access.own_user(caller.uid)?;
+            call(service, caller.uid, &user)
+        })
+        .await
+    }
+
+    /// Run `call` off the runtime if the caller is an admin: (service,
+    /// caller uid).
+    async fn as_admin<T: Send + 'static>(
+        &self,
+        header: &Header<'_>,
+        call: impl FnOnce(&Service, u32) -> Result<T, crate::error::DaemonError> + Send + 'static,
+    ) -> Result<T, MfaError> {
+        let caller = self.callers.identify(header).await?;
+        let access = Arc::clone(&self.access);
+        blocking(self, move |service| {
+            access.check_admin(caller.uid)?;
+            call(service, caller.uid)
+        })
+        .await
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     shared: &Shared,
     call: impl FnOnce(&Service) -> Result<T, crate::error::DaemonError> + Send + 'static,

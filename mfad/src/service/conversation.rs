@@ -85,17 +85,7 @@ impl Service {
         login::validate_request(&request)?;
         let decision = match self.decide(&request) {
             Ok(d) => d,
-            Err(e) => {
-                self.audit.login(
-                    &request,
-                    "deny",
-                    &[("reason", "store-error"), ("error", &e.to_string())],
-                );
-                return Ok((
-                    String::new(),
-                    Step::deny(DenyReason::Internal, login::INTERNAL_TEXT),
-                ));
-            }
+            Err(e) => return Ok((String::new(), self.store_failed(&request, &e))),
         };
         let rule = decision
             .rule
@@ -396,14 +386,7 @@ impl Service {
                 );
                 Answered::failed(Step::deny(DenyReason::Expired, login::EXPIRED_TEXT))
             }
-            Err(e) => {
-                self.audit.login(
-                    &session.request,
-                    "deny",
-                    &[("reason", "store-error"), ("error", &e.to_string())],
-                );
-                Answered::failed(Step::deny(DenyReason::Internal, login::INTERNAL_TEXT))
-            }
+            Err(e) => Answered::failed(self.store_failed(&session.request, &e)),
         }
     }
 
@@ -493,14 +476,7 @@ impl Service {
                 self.logins().restore(handle.to_string(), session);
                 Answered::failed(code_prompt(factors, selected, true))
             }
-            Err(e) => {
-                self.audit.login(
-                    &session.request,
-                    "deny",
-                    &[("reason", "store-error"), ("error", &e.to_string())],
-                );
-                Answered::failed(Step::deny(DenyReason::Internal, login::INTERNAL_TEXT))
-            }
+            Err(e) => Answered::failed(self.store_failed(&session.request, &e)),
         }
     }
 
@@ -572,6 +548,16 @@ impl Service {
                 },
             },
         )
+    }
+
+    /// The store could not be read or written: refuse, and say why in the log.
+    fn store_failed(&self, request: &LoginRequest, e: &StoreError) -> Step {
+        self.audit.login(
+            request,
+            "deny",
+            &[("reason", "store-error"), ("error", &e.to_string())],
+        );
+        Step::deny(DenyReason::Internal, login::INTERNAL_TEXT)
     }
 
     fn touch_device(&self, request: &LoginRequest) {

@@ -65,6 +65,19 @@ fn enrol_totp(f: &Fixture, user: &str) -> Vec<u8> {
     key
 }
 
+/// Enrol and confirm an HOTP factor labelled "token"; returns its id and key.
+fn enrol_hotp_token(f: &Fixture, user: &str) -> (EnrolmentOffer, Vec<u8>) {
+    let offer = f
+        .service
+        .begin_enrolment(0, user, "hotp", "token", &EnrolOptions::default())
+        .expect("begin");
+    let secret = otpauth::decode_base32(&offer.secret_base32).expect("b32");
+    f.service
+        .confirm_enrolment(0, user, &offer.id, &hotp(&secret, 0, 6, Algorithm::Sha1))
+        .expect("confirm");
+    (offer, secret)
+}
+
 fn totp_code(key: &[u8], now: u64) -> String {
     hotp(key, now / 30, 6, Algorithm::Sha1)
 }
@@ -222,19 +235,7 @@ fn an_empty_answer_lists_the_other_factors_and_a_choice_asks_that_one() {
     let key = enrol_totp(&f, "alice");
     // Factors are listed oldest first.
     f.clock.set(NOW + 1);
-    let second = f
-        .service
-        .begin_enrolment(0, "alice", "hotp", "token", &EnrolOptions::default())
-        .expect("begin");
-    let secret = otpauth::decode_base32(&second.secret_base32).expect("b32");
-    f.service
-        .confirm_enrolment(
-            0,
-            "alice",
-            &second.id,
-            &hotp(&secret, 0, 6, Algorithm::Sha1),
-        )
-        .expect("confirm");
+    let (_, secret) = enrol_hotp_token(&f, "alice");
     let (handle, step) = f
         .service
         .start_login(OWNER, request("alice"))
@@ -273,19 +274,7 @@ fn the_preferred_factor_is_asked_first() {
     let f = fixture(|_| {});
     enrol_totp(&f, "alice");
     f.clock.set(NOW + 1);
-    let second = f
-        .service
-        .begin_enrolment(0, "alice", "hotp", "token", &EnrolOptions::default())
-        .expect("begin");
-    let secret = otpauth::decode_base32(&second.secret_base32).expect("b32");
-    f.service
-        .confirm_enrolment(
-            0,
-            "alice",
-            &second.id,
-            &hotp(&secret, 0, 6, Algorithm::Sha1),
-        )
-        .expect("confirm");
+    let (second, _) = enrol_hotp_token(&f, "alice");
     f.service
         .set_preferred(0, "alice", &second.id)
         .expect("prefer");
