@@ -85,7 +85,7 @@ impl Audit {
             reason,
             detail: detail.trim_start().to_string(),
         };
-        if let Err(e) = history.append(&row) {
+        if let Err(e) = history.append(row) {
             self.emit(
                 Severity::Warning,
                 &format!("audit history not recorded: {e}"),

@@ -172,11 +172,6 @@ impl Service {
                 }
             },
         };
-        self.audit.login(
-            &request,
-            "start",
-            &[("rule", &rule), ("class", decision.class.name())],
-        );
         let request_tries = request.max_tries;
         let mut queued: VecDeque<Step> = steps.into();
         let first = queued.pop_front().unwrap_or_else(Step::allow);

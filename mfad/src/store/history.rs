@@ -1,12 +1,14 @@
 //! The queryable audit history behind `mfactl audit`: one row per login
-//! decision or change, on its own connection with `synchronous = NORMAL`
-//! (WAL: a row survives a crash of mfad, and at worst the last rows a power
-//! cut; syslog has them too), so recording a decision adds no disk flush to
-//! a login.
+//! decision or change. A writer thread of its own takes the rows, in
+//! batches, on a connection with `synchronous = NORMAL`, so recording a
+//! decision costs a login nothing. The price: rows not yet written when
+//! mfad is killed, or the last ones before a power cut, are lost here —
+//! syslog has every line too. A query first waits for what was sent.
 
 use super::{sql, StoreError};
 use rusqlite::{params, Connection};
 use std::path::Path;
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Mutex;
 
 /// Rows kept; older ones are dropped as new ones come.
@@ -27,25 +29,104 @@ pub struct HistoryRow {
     pub detail: String,
 }
 
+/// What the writer thread is sent.
+enum Job {
+    Row(HistoryRow),
+    /// Answer once everything sent before is written.
+    Flush(Sender<()>),
+}
+
 pub struct History {
+    jobs: Mutex<Sender<Job>>,
     conn: Mutex<Connection>,
 }
 
+/// Rows written in one transaction at most.
+const BATCH: usize = 256;
+
 impl History {
-    /// A second connection to the open store at `path` (its schema is ready).
+    /// Connections of its own to the open store at `path` (its schema is
+    /// ready): one for the writer thread, one for queries.
     pub(super) fn open(path: &Path) -> Result<History, StoreError> {
-        let conn = Connection::open(path).map_err(sql("open history"))?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL;")
-            .map_err(sql("open history"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sql("open history"))?;
+        let writer = connect(path)?;
+        let conn = connect(path)?;
+        let (jobs, queue) = channel();
+        std::thread::Builder::new()
+            .name("mfad-history".into())
+            .spawn(move || write_rows(&writer, &queue))
+            .map_err(|e| StoreError::Unusable {
+                path: path.to_path_buf(),
+                message: format!("cannot start the history writer: {e}"),
+            })?;
         Ok(History {
+            jobs: Mutex::new(jobs),
             conn: Mutex::new(conn),
         })
     }
 
-    pub fn append(&self, row: &HistoryRow) -> Result<(), StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+    /// Queue `row`; it is written soon, off the caller's thread.
+    pub fn append(&self, row: HistoryRow) -> Result<(), StoreError> {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.send(Job::Row(row))
+            .map_err(|_| StoreError::Corrupt("the history writer stopped".into()))
+    }
+
+    /// Wait until every row queued so far is written.
+    fn flush(&self) {
+        let (done, wait) = channel();
+        let sent = {
+            let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            jobs.send(Job::Flush(done)).is_ok()
+        };
+        if sent {
+            let _ = wait.recv();
+        }
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(sql("open history"))?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL;")
+        .map_err(sql("open history"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql("open history"))?;
+    Ok(conn)
+}
+
+/// The writer thread: rows in batches, one transaction each, until mfad
+/// drops its [`History`]. A batch that cannot be written is reported on
+/// stderr and dropped; syslog has the lines.
+fn write_rows(conn: &Connection, queue: &Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut rows = Vec::new();
+        let mut flushes = Vec::new();
+        for job in std::iter::once(first).chain(queue.try_iter().take(BATCH)) {
+            match job {
+                Job::Row(row) => rows.push(row),
+                Job::Flush(done) => flushes.push(done),
+            }
+        }
+        if !rows.is_empty() {
+            if let Err(e) = insert(conn, &rows) {
+                eprintln!("mfad: audit history: {} rows not recorded: {e}", rows.len());
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+fn insert(conn: &Connection, rows: &[HistoryRow]) -> Result<(), StoreError> {
+    let tx = conn.unchecked_transaction().map_err(sql("begin history"))?;
+    for row in rows {
+        append_row(&tx, row)?;
+    }
+    tx.commit().map_err(sql("commit history"))
+}
+
+fn append_row(conn: &Connection, row: &HistoryRow) -> Result<(), StoreError> {
+    {
         conn.prepare_cached(
             "INSERT INTO audit_log (time, event, user, service, rhost, outcome, reason, detail)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -71,7 +152,9 @@ impl History {
         }
         Ok(())
     }
+}
 
+impl History {
     /// Rows from `since` on, of `user` if given, oldest first, at most `limit`
     /// (the most recent ones).
     pub fn query(
@@ -80,6 +163,7 @@ impl History {
         since: u64,
         limit: u32,
     ) -> Result<Vec<HistoryRow>, StoreError> {
+        self.flush();
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt = conn
             .prepare_cached(
