@@ -221,3 +221,23 @@ fn bad_policy_values_name_their_key_and_line() {
     let err = parse(&POLICY.replacen("enabled = true", "enabled = \"yes\"", 1)).expect_err("type");
     assert_eq!(err.key.as_deref(), Some("policy.enabled"));
 }
+
+#[test]
+fn the_worked_example_in_the_readme_parses() {
+    use crate::policy::Requirement;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let after = readme
+        .split("Worked example")
+        .nth(1)
+        .expect("the worked example");
+    let block = after
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("its TOML block");
+    let c = parse(&format!("version = 1\n{block}")).expect("the README example is valid");
+    assert!(c.policy.enabled && c.policy.bypass_enabled);
+    assert_eq!(c.policy.groups[0].require, Requirement::Force);
+    assert_eq!(c.policy.remember_days, 7);
+}
