@@ -103,6 +103,10 @@ pub trait Admin {
     /// Check an mfad.toml text: errors refuse it (it would lock out root or
     /// every admin); warnings do not.
     fn check_policy(&self, config: &str) -> Result<PolicyCheck, MfaError>;
+    /// Read mfad.toml again and put its policy in force for new logins; a
+    /// file with an error changes nothing. Returns notes on other sections
+    /// that changed and need a restart.
+    fn reload_policy(&self) -> Result<Vec<String>, MfaError>;
     /// Recorded decisions and changes since `since` (seconds since the
     /// epoch), of `user` or everyone (empty), the latest `limit`, oldest first.
     fn audit(&self, user: &str, since: u64, limit: u32) -> Result<Vec<AuditEntry>, MfaError>;

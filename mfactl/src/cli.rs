@@ -296,6 +296,16 @@ pub enum PolicyCommand {
         #[arg(long, value_name = "KEY")]
         ssh_key: Option<String>,
     },
+    /// Put the policy of mfad.toml in force without a restart
+    #[command(
+        long_about = "Admin: put the policy of mfad.toml in force without a restart.\n\n\
+        mfad reads its config file again; [policy], [[policy.group]], [bypass] \
+        and [devices] apply to the logins that start from now on. A file with \
+        an error changes nothing (the error names its line and key). Other \
+        sections need a restart; mfactl says which changed. `systemctl \
+        reload mfad` (SIGHUP) does the same."
+    )]
+    Reload,
     /// Check an mfad.toml before using it
     #[command(long_about = "Admin: check an mfad.toml before using it.\n\n\
         mfad parses FILE (default /etc/mfa/mfad.toml) and checks that root \

@@ -190,6 +190,11 @@ impl Client {
         self.call(proxy.audit(user, since, limit)).await
     }
 
+    pub async fn reload_policy(&self) -> Result<Vec<String>, Error> {
+        let proxy = self.admin().await?;
+        self.call(proxy.reload_policy()).await
+    }
+
     pub async fn check_policy(&self, config: &str) -> Result<PolicyCheck, Error> {
         let proxy = self.admin().await?;
         self.call(proxy.check_policy(config)).await

@@ -161,6 +161,18 @@ pub async fn policy(client: &Client, command: PolicyCommand, json: bool) -> Resu
                 text
             })
         }
+        PolicyCommand::Reload => {
+            let notes = client.reload_policy().await?;
+            emit(&if json {
+                json_line(&json!({ "reloaded": true, "notes": notes }))
+            } else {
+                let mut text = String::from("Policy reloaded.\n");
+                for note in &notes {
+                    text.push_str(&format!("note: {}\n", table::printable(note)));
+                }
+                text
+            })
+        }
         PolicyCommand::Check { file } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| Error::Usage(format!("cannot read {}: {e}", file.display())))?;

@@ -63,7 +63,10 @@ fn main() -> ExitCode {
         .bus_address
         .or_else(|| std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
         .unwrap_or_else(|| mfa_dbus::SYSTEM_BUS_ADDRESS.to_string());
-    let service = Arc::new(Service::new(config, store, Arc::new(SystemClock), audit));
+    let service = Arc::new(
+        Service::new(config, store, Arc::new(SystemClock), audit)
+            .with_config_path(args.config.clone()),
+    );
     service.warn_about_policy();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -102,12 +105,35 @@ async fn run(address: String, service: Arc<Service>) -> ExitCode {
             }
         })
     };
-    let (Ok(mut term), Ok(mut int)) = (
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         eprintln!("mfad: cannot install signal handlers");
         return ExitCode::from(1);
+    };
+    // SIGHUP (`systemctl reload mfad`): the policy again from the file.
+    let reloader = {
+        let service = Arc::clone(&service);
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let service = Arc::clone(&service);
+                let done = tokio::task::spawn_blocking(move || match service.reload_policy(0) {
+                    Ok(notes) => {
+                        for note in notes {
+                            service.audit().message(Severity::Notice, &note);
+                        }
+                    }
+                    Err(e) => service.audit().message(
+                        Severity::Error,
+                        &format!("reload refused, the policy in force is unchanged: {e}"),
+                    ),
+                });
+                let _ = done.await;
+            }
+        })
     };
     let status = tokio::select! {
         _ = term.recv() => ExitCode::SUCCESS,
@@ -122,6 +148,7 @@ async fn run(address: String, service: Arc<Service>) -> ExitCode {
         }
     };
     sweeper.abort();
+    reloader.abort();
     service.audit().message(Severity::Info, "stopping");
     drop(served);
     status

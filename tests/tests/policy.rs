@@ -422,3 +422,63 @@ fn audit_shows_each_decision_with_its_reason_and_never_a_code() {
     let bad = world.mfactl(&users::root(), &["audit", "--since", "yesterday"]);
     assert_eq!(bad.code(), Some(2), "{}", bad.describe());
 }
+
+#[test]
+fn a_reload_puts_a_new_policy_in_force_and_a_broken_file_changes_nothing() {
+    let off = DaemonConfig {
+        policy_enabled: false,
+        ..DaemonConfig::default()
+    };
+    let world = world_with(off.clone());
+    let alice = users::named("alice");
+    let token = world.enrol_hotp(&alice, 6);
+    not_asked(&login(&world, "sshd", &alice, "", &[]));
+
+    let config = world.daemon.config_path();
+    let state = world.daemon.state_dir();
+    let on = DaemonConfig {
+        policy_enabled: true,
+        lockout_max_failures: 7,
+        ..off
+    };
+    std::fs::write(&config, on.to_toml(&state)).expect("write config");
+    let out = world.mfactl(&users::root(), &["policy", "reload"]);
+    ok(&out);
+    assert!(
+        out.stdout.contains("[lockout] changed: restart mfad"),
+        "{}",
+        out.describe()
+    );
+    let asked = login(
+        &world,
+        "sshd",
+        &alice,
+        "",
+        &[&token.hotp_code(token.next_counter())],
+    );
+    asked.assert_rc(PAM_SUCCESS);
+    assert_eq!(asked.prompts(), vec![PROMPT], "the new policy is in force");
+
+    let broken = on
+        .to_toml(&state)
+        .replace("enabled = true", "enabled = maybe");
+    std::fs::write(&config, broken).expect("write config");
+    let refused = world.mfactl(&users::root(), &["policy", "reload"]);
+    assert_eq!(refused.code(), Some(1), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("policy.enabled"),
+        "{}",
+        refused.describe()
+    );
+    assert_eq!(
+        outcome(&explain(&world, &alice, "sshd", "")),
+        ("ask", ""),
+        "unchanged"
+    );
+    assert_eq!(
+        world
+            .mfactl(&users::named("bob"), &["policy", "reload"])
+            .code(),
+        Some(5)
+    );
+}

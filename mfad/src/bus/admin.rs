@@ -172,4 +172,14 @@ impl AdminInterface {
             })
             .await
     }
+
+    #[zbus(out_args("notes"))]
+    async fn reload_policy(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<String>, MfaError> {
+        self.0
+            .as_admin(&header, move |service, uid| service.reload_policy(uid))
+            .await
+    }
 }

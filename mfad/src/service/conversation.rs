@@ -56,7 +56,8 @@ impl Service {
     /// store; `Err` only when the store cannot be read.
     pub fn decide(&self, request: &LoginRequest) -> Result<Decision, StoreError> {
         let now = self.clock.now();
-        let state = if self.config.policy.enabled {
+        let policy = self.policy();
+        let state = if policy.enabled {
             self.store.policy_state(&request.user, now)?
         } else {
             Default::default()
@@ -68,7 +69,7 @@ impl Service {
             auth_info: &request.auth_info,
         };
         Ok(decide(
-            &self.config.policy,
+            &policy,
             self.directory.as_ref(),
             subject,
             &state,
@@ -136,7 +137,7 @@ impl Service {
                 (phase, vec![prompt])
             }
             Outcome::Offer { kind } => {
-                let can_enrol = self.config.policy.enrol_at_login;
+                let can_enrol = self.policy().enrol_at_login;
                 let steps = if can_enrol {
                     vec![
                         Step::info(login::ENCOURAGE_TEXT),
@@ -407,7 +408,7 @@ impl Service {
             }) => {
                 let mut fields = vec![("method", method), (detail.0, detail.1.as_str())];
                 if let Some(device) = remember {
-                    let days = u64::from(self.config.policy.remember_days);
+                    let days = u64::from(self.policy().remember_days);
                     let trusted = super::new_id().map_err(|e| e.to_string()).and_then(|id| {
                         self.store
                             .trust_device(&user, &device.key, &id, now, now + days * 86_400)

@@ -11,10 +11,12 @@ use crate::mechanism::otpauth::{self, UriParams};
 use crate::mechanism::recovery;
 use crate::mechanism::{Algorithm, FactorKind, Hotp, Mechanism, OtpParams, Totp};
 use crate::notify::{Event, Notifier};
+use crate::policy::Policy;
 use crate::policy::{Directory, Nss};
 use crate::store::{Confirmation, FactorRecord, Lockout, Store};
 use mfa_dbus::{EnrolOptions, EnrolmentOffer, FactorInfo, UserSummary};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 pub use crate::login::{validate_request, validate_user};
 pub use conversation::Answered;
@@ -29,7 +31,13 @@ const PENDING: &str = "the enrolment is still pending";
 const UNMOVED: &str = "no two consecutive codes found; the factor is unchanged";
 
 pub struct Service {
+    /// As read at start; its `policy` is only the first one: read the
+    /// policy in force with [`Service::policy`].
     config: Config,
+    /// The policy in force, replaced whole by a reload.
+    policy: RwLock<Arc<Policy>>,
+    /// Where the config was read from, for reloads; `None`: no reload.
+    config_path: Option<PathBuf>,
     store: Store,
     clock: Arc<dyn Clock>,
     audit: Audit,
@@ -69,6 +77,8 @@ impl Service {
                 window: config.hotp.window,
             },
             notifier: Notifier::new(config.notify.command.clone()),
+            policy: RwLock::new(Arc::new(config.policy.clone())),
+            config_path: None,
             config,
             store,
             clock,
@@ -76,6 +86,17 @@ impl Service {
             hostname,
             directory: Box::new(Nss),
         }
+    }
+
+    /// The same service, reloading its policy from `path` when asked.
+    pub fn with_config_path(mut self, path: PathBuf) -> Service {
+        self.config_path = Some(path);
+        self
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The same service, with group membership from `directory`.

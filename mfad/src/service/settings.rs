@@ -4,9 +4,10 @@
 use super::Service;
 use crate::config::Config;
 use crate::error::DaemonError;
-use crate::policy::{check_admins, Device, Level, Outcome};
+use crate::policy::{check_admins, AdminCheck, Device, Level, Outcome, Policy};
 use mfa_dbus::{AuditEntry, DeviceInfo, Explanation, LoginRequest, PolicyCheck, UserSettings};
 use std::path::Path;
+use std::sync::Arc;
 
 impl Service {
     pub fn set_preferred(&self, caller_uid: u32, user: &str, id: &str) -> Result<(), DaemonError> {
@@ -75,15 +76,14 @@ impl Service {
         if let Outcome::Refuse(crate::policy::Refusal::Lookup(e)) = decision.outcome {
             return Err(DaemonError::Internal(format!("group lookup: {e}")));
         }
+        let policy = self.policy();
         let rule = match &decision.rule {
-            None => &self.config.policy.default_rule,
-            Some(origin) => self
-                .config
-                .policy
+            None => &policy.default_rule,
+            Some(origin) => policy
                 .groups
                 .iter()
                 .find(|r| &r.origin == origin)
-                .unwrap_or(&self.config.policy.default_rule),
+                .unwrap_or(&policy.default_rule),
         };
         Ok(rule.min_level)
     }
@@ -181,7 +181,7 @@ impl Service {
                 }
             }
         };
-        let check = self.admin_check(&config);
+        let check = self.admin_check(&config.policy, config.daemon.admin_group.as_deref());
         PolicyCheck {
             errors: check.errors,
             warnings: check.warnings,
@@ -191,7 +191,7 @@ impl Service {
     /// At start: say loudly if the policy in force keeps root or every admin
     /// out (mfad still serves: refusing to would keep everyone out).
     pub fn warn_about_policy(&self) {
-        let check = self.admin_check(&self.config);
+        let check = self.admin_check(&self.policy(), self.config.daemon.admin_group.as_deref());
         for error in &check.errors {
             self.audit
                 .message(crate::audit::Severity::Error, &format!("policy: {error}"));
@@ -204,16 +204,50 @@ impl Service {
         }
     }
 
-    fn admin_check(&self, config: &Config) -> crate::policy::AdminCheck {
+    fn admin_check(&self, policy: &Policy, admin_group: Option<&str>) -> AdminCheck {
         let now = self.clock.now();
         let state = |user: &str| self.store.policy_state(user, now).unwrap_or_default();
-        check_admins(
-            &config.policy,
-            self.directory.as_ref(),
-            config.daemon.admin_group.as_deref(),
-            &state,
-            now,
-        )
+        check_admins(policy, self.directory.as_ref(), admin_group, &state, now)
+    }
+
+    /// Read the config file again and put its policy (`[policy]`,
+    /// `[[policy.group]]`, `[bypass]`, `[devices]`) in force for the logins
+    /// that start from now on. A file with an error changes nothing. The
+    /// other sections take effect at the next start: the notes say which
+    /// differ.
+    pub fn reload_policy(&self, caller_uid: u32) -> Result<Vec<String>, DaemonError> {
+        let path = self.config_path.as_ref().ok_or_else(|| {
+            DaemonError::Internal("mfad was started without a config file".into())
+        })?;
+        let new = Config::load(path).map_err(|e| DaemonError::InvalidArgument(e.to_string()))?;
+        let mut notes = Vec::new();
+        let old = &self.config;
+        for (section, changed) in [
+            (
+                "[daemon]",
+                new.daemon.state_dir != old.daemon.state_dir
+                    || new.daemon.admin_group != old.daemon.admin_group,
+            ),
+            ("[login]", new.login != old.login),
+            ("[lockout]", new.lockout != old.lockout),
+            ("[enrolment]", new.enrolment != old.enrolment),
+            ("[totp]", new.totp != old.totp),
+            ("[hotp]", new.hotp != old.hotp),
+            ("[notify]", new.notify != old.notify),
+        ] {
+            if changed {
+                notes.push(format!("{section} changed: restart mfad to use it"));
+            }
+        }
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new.policy);
+        self.audit.change(
+            "reload-policy",
+            caller_uid,
+            "",
+            &[("file", &path.display().to_string())],
+        );
+        self.warn_about_policy();
+        Ok(notes)
     }
 
     /// Recorded decisions and changes, as `mfactl audit` shows them.
