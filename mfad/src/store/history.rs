@@ -1,14 +1,34 @@
 //! The queryable audit history behind `mfactl audit`: one row per login
-//! decision or change. A writer thread of its own takes the rows, in
-//! batches, on a connection with `synchronous = NORMAL`, so recording a
-//! decision costs a login nothing. The price: rows not yet written when
+//! decision or change, in `history.sqlite` beside the store — a file of its
+//! own, so its writes never hold the store's write lock, which a login's
+//! code check needs. A writer thread takes the rows, in batches, with
+//! `synchronous = NORMAL`, so recording a decision costs a login nothing. The price: rows not yet written when
 //! mfad is killed, or the last ones before a power cut, are lost here —
 //! syslog has every line too. A query first waits for what was sent.
 
 use super::{sql, StoreError};
 use rusqlite::{params, Connection};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::mpsc::{channel, Receiver, Sender};
+
+pub const HISTORY_FILE: &str = "history.sqlite";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit_log (
+    id      INTEGER PRIMARY KEY,
+    time    INTEGER NOT NULL,
+    event   TEXT NOT NULL,
+    user    TEXT NOT NULL,
+    service TEXT NOT NULL,
+    rhost   TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    detail  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_by_time ON audit_log (time);
+CREATE INDEX IF NOT EXISTS audit_log_by_user ON audit_log (user, time);
+";
 use std::sync::Mutex;
 
 /// Rows kept; older ones are dropped as new ones come.
@@ -48,7 +68,20 @@ impl History {
     /// Connections of its own to the open store at `path` (its schema is
     /// ready): one for the writer thread, one for queries.
     pub(super) fn open(path: &Path) -> Result<History, StoreError> {
+        // Private like the store (SQLite gives -wal and -shm the same mode).
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Unusable {
+                path: path.to_path_buf(),
+                message: format!("cannot open: {e}"),
+            })?;
         let writer = connect(path)?;
+        writer
+            .execute_batch(&format!("PRAGMA journal_mode = WAL; {SCHEMA}"))
+            .map_err(sql("create history"))?;
         let conn = connect(path)?;
         let (jobs, queue) = channel();
         std::thread::Builder::new()

@@ -157,9 +157,11 @@ impl Store {
         &self.path
     }
 
-    /// The audit history, on a connection of its own.
+    /// The audit history, in a database file of its own next to the store
+    /// (so writing it never holds the store's write lock).
     pub fn history(&self) -> Result<History, StoreError> {
-        History::open(&self.path)
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        History::open(&dir.join(history::HISTORY_FILE))
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {

@@ -63,20 +63,6 @@ CREATE TABLE trusted_devices (
     last_used INTEGER NOT NULL,
     UNIQUE (user, device)
 );
--- every login decision and change, for `mfactl audit`
-CREATE TABLE audit_log (
-    id      INTEGER PRIMARY KEY,
-    time    INTEGER NOT NULL,
-    event   TEXT NOT NULL,
-    user    TEXT NOT NULL,
-    service TEXT NOT NULL,
-    rhost   TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    reason  TEXT NOT NULL,
-    detail  TEXT NOT NULL
-);
-CREATE INDEX audit_log_by_time ON audit_log (time);
-CREATE INDEX audit_log_by_user ON audit_log (user, time);
 ",
 )];
 
