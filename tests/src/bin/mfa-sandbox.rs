@@ -40,6 +40,8 @@ fn main() {
         &bus,
         &DaemonConfig {
             max_tries: opts.max_tries,
+            // Users without a factor set one up at login, root included.
+            enrol_at_login: true,
             ..DaemonConfig::default()
         },
     );
