@@ -6,10 +6,11 @@
 # Installs missing prerequisites (Debian packages, rustfmt, clippy), then:
 # formatting, clippy with warnings as errors, one `cargo build --workspace`
 # (the end-to-end tests run the binaries it builds: mfad, mfactl,
-# libpam_mfa.so), and all tests — unit tests, mfad on a private dbus-daemon,
-# and real libpam logins through pam_mfa.so. The last line is the test
-# runner's summary. Needs root: the end-to-end tests run clients as other
-# uids and drive logins, which the shipped bus policy allows only to root.
+# libpam_mfa.so), a short fuzzing run (scripts/fuzz.sh), and all tests —
+# unit tests, mfad on a private dbus-daemon, and real libpam logins through
+# pam_mfa.so. The last line is the test runner's summary. Needs root: the
+# end-to-end tests run clients as other uids and drive logins, which the
+# shipped bus policy allows only to root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/prereqs.sh
@@ -25,6 +26,11 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo build --workspace"
 cargo build --workspace
+
+# Briefly: no panic, no hang on a few thousand inputs per target. Longer
+# runs: bash scripts/fuzz.sh 600.
+echo "==> fuzz"
+bash scripts/fuzz.sh 15
 
 echo "==> tests"
 if cargo nextest --version >/dev/null 2>&1; then
