@@ -112,19 +112,11 @@ impl Service {
                     Refusal::NoMethod => (DenyReason::NotEnrolled, login::NO_METHOD_TEXT),
                     Refusal::Lookup(_) => (DenyReason::Internal, login::INTERNAL_TEXT),
                 };
-                let detail = match &refusal {
-                    Refusal::Lookup(e) => e.clone(),
-                    _ => String::new(),
-                };
-                self.audit.login(
-                    &request,
-                    "deny",
-                    &[
-                        ("reason", refusal.reason()),
-                        ("rule", &rule),
-                        ("error", &detail),
-                    ],
-                );
+                let mut fields = vec![("reason", refusal.reason()), ("rule", rule.as_str())];
+                if let Refusal::Lookup(e) = &refusal {
+                    fields.push(("error", e));
+                }
+                self.audit.login(&request, "deny", &fields);
                 return Ok((String::new(), Step::deny(reason, text)));
             }
             Outcome::Ask { factors, remember } => {
