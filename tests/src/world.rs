@@ -77,4 +77,32 @@ impl World {
             .map(|c| c.as_str().expect("string").to_string())
             .collect()
     }
+
+    /// `mfactl --json policy explain` as root: what a login of `user` to
+    /// `service` from `from` (after `ssh_key`, if any) would meet.
+    pub fn explain(
+        &self,
+        user: &str,
+        service: &str,
+        from: &str,
+        ssh_key: Option<&str>,
+    ) -> serde_json::Value {
+        let mut args = vec![
+            "--json",
+            "policy",
+            "explain",
+            user,
+            "--service",
+            service,
+            "--from",
+            from,
+        ];
+        if let Some(key) = ssh_key {
+            args.extend(["--ssh-key", key]);
+        }
+        let out = self.mfactl(&crate::users::root(), &args);
+        assert_eq!(out.code(), Some(0), "{}", out.describe());
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("explain is not JSON ({e}): {}", out.describe()))
+    }
 }

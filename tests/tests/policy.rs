@@ -46,23 +46,9 @@ fn login(
     login.run(&world.pam)
 }
 
-/// `mfactl --json policy explain USER --service S --from ADDR`, as root.
+/// What `mfactl policy explain` says of a login of `user`.
 fn explain(world: &World, user: &TestUser, service: &str, rhost: &str) -> Value {
-    let out = world.mfactl(
-        &users::root(),
-        &[
-            "--json",
-            "policy",
-            "explain",
-            &user.name,
-            "--service",
-            service,
-            "--from",
-            rhost,
-        ],
-    );
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.describe()))
+    world.explain(&user.name, service, rhost, None)
 }
 
 fn outcome(e: &Value) -> (&str, &str) {

@@ -26,22 +26,7 @@ fn start(require: &str, tables: &str, enrol_at_login: bool, methods: &str) -> (W
 }
 
 fn explain(world: &World, user: &str, from: &str, ssh_key: Option<&str>) -> Value {
-    let mut args = vec![
-        "--json",
-        "policy",
-        "explain",
-        user,
-        "--service",
-        "sshd",
-        "--from",
-        from,
-    ];
-    if let Some(key) = ssh_key {
-        args.extend(["--ssh-key", key]);
-    }
-    let out = world.mfactl(&users::root(), &args);
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
-    serde_json::from_str(&out.stdout).expect("explain JSON")
+    world.explain(user, "sshd", from, ssh_key)
 }
 
 fn verdict(e: &Value) -> (String, String) {

@@ -13,7 +13,7 @@ use crate::mechanism::{Algorithm, FactorKind, Hotp, Mechanism, OtpParams, Totp};
 use crate::notify::{Event, Notifier};
 use crate::policy::Policy;
 use crate::policy::{Directory, Nss};
-use crate::store::{Confirmation, FactorRecord, Lockout, Store};
+use crate::store::{Confirmation, FactorRecord, Lockout, Resync, Store};
 use mfa_dbus::{EnrolOptions, EnrolmentOffer, FactorInfo, UserSummary};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -360,20 +360,10 @@ impl Service {
             return Err(DaemonError::WrongCode(UNMOVED));
         }
         let now = self.clock.now();
-        let exists = self
-            .store
-            .factors(user, now)?
-            .iter()
-            .any(|f| f.id == id && f.confirmed);
-        if !exists {
-            return Err(DaemonError::NotFound(format!(
-                "{user} has no active factor {id:?}"
-            )));
-        }
         match self.store.resync(user, id, |f| {
             self.mechanism(f.kind).resync(&f.params, first, second, now)
         })? {
-            Some((factor, advance)) => {
+            Resync::Moved(factor, advance) => {
                 self.audit.change(
                     "resync",
                     caller_uid,
@@ -386,7 +376,10 @@ impl Service {
                 );
                 Ok(())
             }
-            None => {
+            Resync::NotFound => Err(DaemonError::NotFound(format!(
+                "{user} has no active factor {id:?}"
+            ))),
+            Resync::NoMatch => {
                 self.audit.change(
                     "resync-failed",
                     caller_uid,

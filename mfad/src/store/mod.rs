@@ -75,6 +75,17 @@ pub enum CodeCheck {
     Locked { until: u64 },
 }
 
+/// The outcome of [`Store::resync`].
+#[derive(Debug)]
+pub enum Resync {
+    /// The factor moved on to just past the codes found.
+    Moved(FactorRecord, Advance),
+    /// The codes were not found; nothing changed.
+    NoMatch,
+    /// `user` has no confirmed factor with that id.
+    NotFound,
+}
+
 /// The outcome of [`Store::use_recovery_code`].
 #[derive(Debug)]
 pub enum RecoveryUse {
@@ -470,14 +481,13 @@ impl Store {
     }
 
     /// Move a confirmed factor of `user` to where `resync` finds it, in one
-    /// transaction; `None` if there is no such factor or the codes were not
-    /// found.
+    /// transaction.
     pub fn resync(
         &self,
         user: &str,
         id: &str,
         resync: impl FnOnce(&FactorRecord) -> Option<Advance>,
-    ) -> Result<Option<(FactorRecord, Advance)>, StoreError> {
+    ) -> Result<Resync, StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -489,10 +499,10 @@ impl Store {
             params![id, user],
         )?;
         let Some(factor) = found.into_iter().next() else {
-            return Ok(None);
+            return Ok(Resync::NotFound);
         };
         let Some(advance) = resync(&factor) else {
-            return Ok(None);
+            return Ok(Resync::NoMatch);
         };
         tx.execute(
             "UPDATE factors SET counter = ?1, drift = ?2 WHERE id = ?3",
@@ -500,7 +510,7 @@ impl Store {
         )
         .map_err(sql("resync"))?;
         tx.commit().map_err(sql("commit resync"))?;
-        Ok(Some((factor, advance)))
+        Ok(Resync::Moved(factor, advance))
     }
 
     /// Remove one factor of `user`; false if there was none with that id.
