@@ -19,6 +19,12 @@ pub enum MfaError {
     UnknownHandle(String),
     /// The confirmation code did not match; the enrolment stays pending.
     WrongCode(String),
+    /// The policy does not allow this (a level below the rule's minimum, …);
+    /// nothing was changed.
+    PolicyDenied(String),
+    /// Too many requests, or too many of something (pending enrolments,
+    /// factors); the message says when to try again. Nothing was changed.
+    LimitReached(String),
     /// The store could not be read or written; nothing was changed.
     Store(String),
     /// Anything else; details are in mfad's log.
@@ -35,6 +41,8 @@ impl MfaError {
             | MfaError::NotFound(m)
             | MfaError::UnknownHandle(m)
             | MfaError::WrongCode(m)
+            | MfaError::PolicyDenied(m)
+            | MfaError::LimitReached(m)
             | MfaError::Store(m)
             | MfaError::Internal(m) => m.clone(),
         }

@@ -123,6 +123,12 @@ impl fmt::Debug for Step {
     }
 }
 
+/// Shortest secret [`EnrolOptions::secret_base32`] may carry, in bytes (80
+/// bits, as google-authenticator).
+pub const MIN_SECRET_BYTES: usize = 10;
+/// Longest secret [`EnrolOptions::secret_base32`] may carry, in bytes.
+pub const MAX_SECRET_BYTES: usize = 128;
+
 /// Parameters of a new OTP factor; empty or zero fields take mfad's defaults.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize, Type)]
 pub struct EnrolOptions {
@@ -132,7 +138,8 @@ pub struct EnrolOptions {
     pub digits: u32,
     /// TOTP period in seconds; 0 for the default.
     pub period: u32,
-    /// An existing secret in base32 to import; empty to let mfad generate one.
+    /// An existing secret in base32 to import ([`MIN_SECRET_BYTES`] to
+    /// [`MAX_SECRET_BYTES`] bytes); empty to let mfad generate one.
     pub secret_base32: String,
 }
 

@@ -642,3 +642,67 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod man_page {
+    use super::Cli;
+    use clap::CommandFactory;
+    use std::collections::BTreeSet;
+
+    const MAN: &str = include_str!("../../packaging/man/mfactl.1");
+
+    /// Every command a user can type: top-level ones, and the nested ones
+    /// of a command that needs one (`policy explain`).
+    fn commands() -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for sub in Cli::command().get_subcommands() {
+            if sub.is_subcommand_required_set() {
+                for nested in sub.get_subcommands() {
+                    names.insert(format!("{} {}", sub.get_name(), nested.get_name()));
+                }
+            } else {
+                names.insert(sub.get_name().to_string());
+            }
+        }
+        names
+    }
+
+    fn section<'a>(title: &str) -> &'a str {
+        let start = MAN
+            .find(&format!(".SH {title}\n"))
+            .unwrap_or_else(|| panic!("mfactl.1 has no {title} section"));
+        let rest = &MAN[start + 5 + title.len()..];
+        &rest[..rest.find("\n.SH ").unwrap_or(rest.len())]
+    }
+
+    fn unescape(roff: &str) -> String {
+        roff.replace("\\-", "-")
+    }
+
+    /// mfactl(1)'s synopsis lists every command, and no command that is
+    /// gone; each has its entry under COMMANDS.
+    #[test]
+    fn the_synopsis_and_the_commands_section_list_every_command() {
+        let lines: Vec<&str> = section("SYNOPSIS").lines().collect();
+        let synopsis: BTreeSet<String> = lines
+            .windows(2)
+            .filter(|w| w[0] == ".RI [ GLOBAL\\ OPTIONS ]")
+            .filter_map(|w| w[1].strip_prefix(".B "))
+            .map(unescape)
+            .collect();
+        assert_eq!(synopsis, commands(), "mfactl.1 SYNOPSIS against the CLI");
+        let described: Vec<String> = section("COMMANDS")
+            .lines()
+            .filter_map(|l| l.strip_prefix(".SS "))
+            .map(unescape)
+            .collect();
+        for command in commands() {
+            assert!(
+                described
+                    .iter()
+                    .any(|d| d == &command || d.starts_with(&format!("{command} "))),
+                "mfactl.1 COMMANDS has no entry for {command:?}: {described:?}"
+            );
+        }
+    }
+}

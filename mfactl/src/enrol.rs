@@ -118,6 +118,22 @@ pub fn normalise_secret(raw: &str) -> Result<String, String> {
     if !secret.chars().all(|c| matches!(c, 'A'..='Z' | '2'..='7')) {
         return Err("the secret to import is not base32 (letters A-Z and digits 2-7)".to_string());
     }
+    // Base32 carries 5 bits a letter; 1, 3 or 6 letters past a whole
+    // group of 8 cannot end a byte string.
+    if matches!(secret.len() % 8, 1 | 3 | 6) {
+        return Err(format!(
+            "the secret to import is not valid base32: {} letters cannot make whole bytes",
+            secret.len()
+        ));
+    }
+    let bytes = secret.len() * 5 / 8;
+    let (min, max) = (mfa_dbus::MIN_SECRET_BYTES, mfa_dbus::MAX_SECRET_BYTES);
+    if !(min..=max).contains(&bytes) {
+        return Err(format!(
+            "the secret to import is {bytes} bytes ({} base32 letters); it must be {min} to {max} bytes",
+            secret.len()
+        ));
+    }
     Ok(secret.to_string())
 }
 
@@ -612,6 +628,16 @@ mod tests {
         assert!(normalise_secret("  ").is_err());
         assert!(normalise_secret("JBSW1").is_err(), "1 is not base32");
         assert!(normalise_secret("JBSW8").is_err(), "8 is not base32");
+        let short = normalise_secret("JBSWY3DP").expect_err("5 bytes");
+        assert!(
+            short.contains("5 bytes") && short.contains("10 to 128"),
+            "{short}"
+        );
+        let ragged = normalise_secret("JBSWY3DPE").expect_err("9 letters");
+        assert!(ragged.contains("whole bytes"), "{ragged}");
+        let long = "A".repeat(208);
+        assert!(normalise_secret(&long).is_err(), "130 bytes");
+        assert!(normalise_secret(&"A".repeat(200)).is_ok(), "125 bytes");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! |------|----------------------------------------------------------------------|
 //! | 0    | success                                                              |
 //! | 1    | mfad refused or failed the request (invalid argument, not found,     |
-//! |      | store or internal error, a method it does not know), the operator    |
-//! |      | declined at a confirmation prompt, or output could not be written    |
+//! |      | not allowed by the policy, a limit reached, store or internal error, |
+//! |      | a method it does not know), the operator declined at a confirmation  |
+//! |      | prompt, or output could not be written                               |
 //! | 2    | usage error: bad command line (clap) or bad local input (secret,     |
 //! |      | code format, a file that cannot be read, a needed `--yes`)           |
 //! | 3    | mfad unreachable: no bus at the address, mfad not on the bus, or no  |
@@ -114,6 +115,8 @@ impl Error {
             MfaError::AccessDenied(m) => Error::AccessDenied(m),
             MfaError::WrongCode(m) => Error::WrongCode(m),
             MfaError::InvalidArgument(m)
+            | MfaError::PolicyDenied(m)
+            | MfaError::LimitReached(m)
             | MfaError::NotFound(m)
             | MfaError::UnknownHandle(m)
             | MfaError::Store(m)
@@ -217,8 +220,10 @@ mod tests {
 
     #[test]
     fn daemon_errors_map_to_exit_codes() {
-        let rows: [(MfaError, u8); 7] = [
+        let rows: [(MfaError, u8); 9] = [
             (MfaError::AccessDenied("no".into()), EXIT_ACCESS_DENIED),
+            (MfaError::PolicyDenied("level".into()), EXIT_REFUSED),
+            (MfaError::LimitReached("later".into()), EXIT_REFUSED),
             (MfaError::WrongCode("wrong".into()), EXIT_NOT_CONFIRMED),
             (MfaError::InvalidArgument("bad".into()), EXIT_REFUSED),
             (MfaError::NotFound("gone".into()), EXIT_REFUSED),

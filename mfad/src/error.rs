@@ -16,6 +16,10 @@ pub enum DaemonError {
     /// A wrong code; the text says what stays as it was.
     #[error("the code is wrong: {0}")]
     WrongCode(&'static str),
+    #[error("not allowed by the policy: {0}")]
+    PolicyDenied(String),
+    #[error("limit reached: {0}")]
+    LimitReached(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -31,6 +35,8 @@ impl From<DaemonError> for MfaError {
             DaemonError::UnknownHandle => {
                 MfaError::UnknownHandle("unknown or expired login handle".into())
             }
+            DaemonError::PolicyDenied(m) => MfaError::PolicyDenied(m),
+            DaemonError::LimitReached(m) => MfaError::LimitReached(m),
             DaemonError::WrongCode(what) => {
                 MfaError::WrongCode(format!("the code is wrong; {what}"))
             }

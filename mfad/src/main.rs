@@ -41,6 +41,20 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
+        // The file is valid; the groups its rules name must exist too.
+        let check = mfad::policy::check_groups(&config.policy, &mfad::policy::Nss);
+        for warning in &check.warnings {
+            eprintln!("mfad: {}: warning: {warning}", args.config.display());
+        }
+        if !check.errors.is_empty() {
+            for error in &check.errors {
+                eprintln!(
+                    "mfad: invalid configuration: {}: {error}",
+                    args.config.display()
+                );
+            }
+            return ExitCode::from(1);
+        }
         println!("{}: ok", args.config.display());
         return ExitCode::SUCCESS;
     }

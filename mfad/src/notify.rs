@@ -1,12 +1,17 @@
 //! Telling admins when someone's second factor goes away: an audit notice
 //! always, and the command `[notify].command` if set, run as
-//! `COMMAND EVENT USER BY_UID` with an empty environment. The change has
-//! already happened; a failing or slow command cannot undo or block it.
+//! `COMMAND EVENT USER BY_UID` with nothing in its environment but
+//! [`COMMAND_PATH`]. The change has already happened; a failing or slow
+//! command cannot undo or block it.
 
 use crate::audit::{Audit, Severity};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+/// The command's whole environment: `PATH` set to this, so that a shell
+/// script finds the usual tools; nothing of mfad's own environment.
+pub const COMMAND_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How long the command may run before it is killed.
 const COMMAND_LIMIT: Duration = Duration::from_secs(30);
@@ -45,7 +50,7 @@ impl Notifier {
         let spawned = Command::new(command)
             .args([event.name(), user, &by])
             .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("PATH", COMMAND_PATH)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

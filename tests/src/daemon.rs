@@ -2,12 +2,14 @@
 //! state directory. Ready when it owns `org.pam_mfa.Mfad1`.
 
 use crate::bus::Bus;
+use crate::directory::TestDirectory;
 use crate::process::{exited, pidfd, signal, wait_timeout};
 use crate::users;
 use futures_lite::StreamExt;
 use mfa_dbus::BUS_NAME;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -26,6 +28,8 @@ pub struct DaemonConfig {
     /// so a user without a factor is refused.
     pub require: String,
     pub enrol_at_login: bool,
+    /// `[policy] lookup_timeout`, seconds.
+    pub lookup_timeout: u64,
     /// More TOML appended as it is: `[[policy.group]]`, `[bypass]`,
     /// `[[bypass.rule]]`, `[devices]` tables and the like.
     pub policy_tables: String,
@@ -56,6 +60,7 @@ impl Default for DaemonConfig {
             policy_enabled: true,
             require: "force".into(),
             enrol_at_login: false,
+            lookup_timeout: 3,
             policy_tables: String::new(),
             failure_delay_ms: 0,
             lockout_max_failures: 10,
@@ -112,6 +117,7 @@ command = "{notify_command}"
 [policy]
 enabled = {policy_enabled}
 enrol_at_login = {enrol_at_login}
+lookup_timeout = {lookup_timeout}
 
 [policy.default]
 require = "{require}"
@@ -125,6 +131,7 @@ require = "{require}"
             max_tries = self.max_tries,
             policy_enabled = self.policy_enabled,
             enrol_at_login = self.enrol_at_login,
+            lookup_timeout = self.lookup_timeout,
             require = self.require,
             policy_tables = self.policy_tables,
             failure_delay_ms = self.failure_delay_ms,
@@ -151,6 +158,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// The unique bus name of the running instance.
     owner: Option<String>,
+    /// Users and groups from this directory instead of nss_wrapper's files.
+    directory: Option<Arc<TestDirectory>>,
 }
 
 impl Daemon {
@@ -160,6 +169,20 @@ impl Daemon {
     }
 
     pub fn start_with(bus: &Bus, config: &DaemonConfig) -> Daemon {
+        Daemon::start_in(bus, config, None)
+    }
+
+    /// mfad with its users and groups from `directory` (real glibc NSS),
+    /// not from nss_wrapper.
+    pub fn start_with_directory(
+        bus: &Bus,
+        config: &DaemonConfig,
+        directory: Arc<TestDirectory>,
+    ) -> Daemon {
+        Daemon::start_in(bus, config, Some(directory))
+    }
+
+    fn start_in(bus: &Bus, config: &DaemonConfig, directory: Option<Arc<TestDirectory>>) -> Daemon {
         let dir = crate::shared_tempdir("mfad-");
         let state_dir = dir.path().join("state");
         std::fs::write(dir.path().join("mfad.toml"), config.to_toml(&state_dir))
@@ -172,6 +195,7 @@ impl Daemon {
             group,
             child: None,
             owner: None,
+            directory,
         };
         daemon.launch();
         daemon
@@ -231,7 +255,14 @@ impl Daemon {
             .append(true)
             .open(self.stderr_path())
             .expect("cannot open mfad's log");
-        let mut cmd = Command::new(crate::bins::mfad());
+        let mut cmd = match &self.directory {
+            Some(directory) => directory.command(&crate::bins::mfad()),
+            None => {
+                let mut cmd = Command::new(crate::bins::mfad());
+                users::use_nss_wrapper(&mut cmd, &self.passwd, &self.group);
+                cmd
+            }
+        };
         cmd.arg("--config")
             .arg(self.config_path())
             .arg("--bus-address")
@@ -241,7 +272,6 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(stderr.try_clone().expect("cannot dup the log"))
             .stderr(stderr);
-        users::use_nss_wrapper(&mut cmd, &self.passwd, &self.group);
         crate::process::die_with_parent(&mut cmd);
         let child = cmd
             .spawn()

@@ -16,6 +16,7 @@
 pub mod bins;
 pub mod bus;
 pub mod daemon;
+pub mod directory;
 pub mod monitor;
 pub mod otp;
 pub mod pam;

@@ -70,7 +70,9 @@ pub fn rc_name(rc: i32) -> &'static str {
 pub const PROMPT: &str = "Verification code: ";
 pub const PROMPT_AGAIN: &str = "Wrong code. Verification code: ";
 pub const TOO_MANY: &str = "Too many wrong codes.";
-pub const NOT_ENROLLED: &str = "No second factor is set up for this account.";
+pub const NOT_ENROLLED: &str = "No second factor is set up for this account, and logins here need one. Ask an administrator to set one up for you.";
+pub const DIRECTORY_DOWN: &str =
+    "The second factor could not be checked: the user directory is not answering. Try again later.";
 pub const LOCKED: &str =
     "Too many failed codes: the second factor of this account is locked. Ask an administrator.";
 

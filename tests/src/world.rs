@@ -4,11 +4,13 @@
 
 use crate::bus::Bus;
 use crate::daemon::{Daemon, DaemonConfig};
+use crate::directory::TestDirectory;
 use crate::otp::Totp;
 use crate::pam::{Login, PamResult, ServiceDir};
 use crate::probe::{self, Enrolled};
 use crate::process::{run, Finished};
 use crate::users::{command_as, TestUser};
+use std::sync::Arc;
 
 /// The PAM service every [`World`] writes.
 pub const SERVICE: &str = "mfa-test";
@@ -29,8 +31,17 @@ impl World {
     }
 
     pub fn with_config(config: &DaemonConfig) -> World {
+        World::around(|bus| Daemon::start_with(bus, config))
+    }
+
+    /// mfad with users and groups from `directory` (see [`crate::directory`]).
+    pub fn with_directory(config: &DaemonConfig, directory: Arc<TestDirectory>) -> World {
+        World::around(|bus| Daemon::start_with_directory(bus, config, directory))
+    }
+
+    fn around(start: impl FnOnce(&Bus) -> Daemon) -> World {
         let bus = Bus::start();
-        let daemon = Daemon::start_with(&bus, config);
+        let daemon = start(&bus);
         let pam = ServiceDir::new();
         pam.mfa(SERVICE, bus.address(), OPTIONS);
         World { pam, daemon, bus }

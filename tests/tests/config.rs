@@ -82,6 +82,81 @@ fn the_test_config_is_valid() {
     );
 }
 
+/// A rule naming a group NSS does not know would apply to nobody: a typo
+/// would silently turn a force rule off (issue 8).
+#[test]
+fn a_rule_naming_a_group_nss_does_not_know_is_refused_unless_it_may_be_missing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = valid(dir.path());
+    let rule = "[[policy.group]]\ngroup = \"no-such-group-mfa\"\nrequire = \"force\"\n";
+    let text = format!("{base}{rule}");
+    let line = text
+        .lines()
+        .position(|l| l.contains("no-such-group-mfa"))
+        .expect("line")
+        + 1;
+    assert_refused(
+        dir.path(),
+        "unknown-group",
+        &text,
+        "policy.group[1].group",
+        Some(line),
+    );
+    let path = dir.path().join("unknown-group.toml");
+    let out = check(&path);
+    assert!(
+        out.stderr
+            .contains("NSS knows no group \"no-such-group-mfa\"")
+            && out.stderr.contains("allow_missing = true"),
+        "{}",
+        out.describe()
+    );
+
+    let allowed = dir.path().join("allowed.toml");
+    std::fs::write(&allowed, format!("{text}allow_missing = true\n")).expect("write");
+    let out = check(&allowed);
+    out.assert_success("a group allowed to be missing");
+    assert!(out.stderr.contains("warning"), "{}", out.describe());
+
+    let (text, line) = insert_after(&base, "[policy.default]", "allow_missing = true");
+    assert_refused(
+        dir.path(),
+        "default-allow-missing",
+        &text,
+        "policy.default.allow_missing",
+        Some(line),
+    );
+}
+
+#[test]
+fn bypass_rules_have_a_scope_and_ipv4_mapped_networks_mean_ipv4() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = valid(dir.path());
+    let rule = |extra: &str| {
+        format!("{base}[bypass]\nenabled = true\n[[bypass.rule]]\nname = \"office\"\nnetwork = \"::ffff:192.0.2.0/120\"\n{extra}")
+    };
+    let path = dir.path().join("scoped.toml");
+    std::fs::write(&path, rule("scope = \"all\"\n")).expect("write");
+    check(&path).assert_success("scope = all, a mapped network");
+    let text = rule("scope = \"sometimes\"\n");
+    let line = text.lines().count();
+    assert_refused(
+        dir.path(),
+        "bad-scope",
+        &text,
+        "bypass.rule[1].scope",
+        Some(line),
+    );
+    let text = format!("{base}[[bypass.rule]]\nname = \"mixed\"\nnetwork = \"::ffff:0:0/95\"\n");
+    assert_refused(
+        dir.path(),
+        "mixed-mapped",
+        &text,
+        "bypass.rule[1].network",
+        None,
+    );
+}
+
 #[test]
 fn unknown_keys_and_sections_are_refused_with_their_line() {
     let dir = tempfile::tempdir().expect("tempdir");

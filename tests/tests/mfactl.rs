@@ -411,6 +411,37 @@ fn enrol_and_read_qr(no_color: bool) {
         .unwrap_or_else(|| panic!("no secret in {uri}"));
     assert_eq!(secret.trim_end_matches('='), totp.secret);
     assert!(query.split('&').any(|kv| kv == "issuer=pam_mfa"), "{uri}");
+    // The app shows the account name: the user, and the label given, so
+    // factors on several devices can be told apart (issue 8).
+    let account = uri
+        .trim_start_matches("otpauth://totp/")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    assert!(
+        account.starts_with("pam_mfa:alice%40") && account.contains("laptop"),
+        "{uri}"
+    );
+}
+
+/// A secret mfad would refuse is refused by mfactl itself, as bad local
+/// input (exit 2), before mfad is asked: nothing is pending afterwards.
+#[test]
+fn a_secret_of_the_wrong_length_is_a_usage_error() {
+    let world = World::start();
+    let alice = users::named("alice");
+    for secret in ["JBSWY3DP", "JBSWY3DPE", &"A".repeat(240)] {
+        let out = mfactl(
+            &world,
+            &alice,
+            &["enrol", "totp", "--secret", secret, "--no-qr"],
+        );
+        assert_eq!(out.code(), Some(2), "{secret}: {}", out.describe());
+        assert!(out.stderr.contains("secret"), "{}", out.describe());
+    }
+    let listed = mfactl(&world, &alice, &["--json", "list"]);
+    listed.assert_success("mfactl list");
+    assert_eq!(listed.stdout.trim(), "[]", "nothing was enrolled");
 }
 
 #[test]

@@ -37,7 +37,7 @@ fn resets_and_turning_mfa_off_run_the_notify_command() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nprintf '%s %s %s\\n' \"$1\" \"$2\" \"$3\" > {}\n",
+            "#!/bin/sh\n{{ printf '%s %s %s\\n' \"$1\" \"$2\" \"$3\"; tr '\\0' '\\n' < /proc/$$/environ; }} > {}\n",
             fifo.display()
         ),
     )
@@ -53,7 +53,11 @@ fn resets_and_turning_mfa_off_run_the_notify_command() {
     let mut reset = command_as(&users::root(), &mfa_tests::bins::mfactl());
     reset.args(["--bus-address", world.address(), "reset", "alice", "--yes"]);
     run("mfactl reset", &mut reset, "", mfa_tests::QUICK).assert_success("mfactl reset");
-    assert_eq!(next_notice(&fifo), "reset alice 0\n");
+    // The environment mfad gives it, exactly as mfad.toml(5) documents it.
+    assert_eq!(
+        next_notice(&fifo),
+        "reset alice 0\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n"
+    );
 
     let bob = users::named("bob");
     let enrolled = world.enrol_totp(&bob, &Totp::default_params());
@@ -66,7 +70,13 @@ fn resets_and_turning_mfa_off_run_the_notify_command() {
         "--yes",
     ]);
     run("mfactl remove", &mut remove, "", mfa_tests::QUICK).assert_success("mfactl remove");
-    assert_eq!(next_notice(&fifo), format!("mfa-off bob {}\n", bob.uid));
+    assert_eq!(
+        next_notice(&fifo),
+        format!(
+            "mfa-off bob {}\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n",
+            bob.uid
+        )
+    );
     assert!(
         world.daemon.log().contains("factors notify-mfa-off"),
         "{}",

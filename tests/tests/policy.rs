@@ -118,7 +118,7 @@ fn a_forced_group_member_is_asked_and_a_user_in_no_mfa_group_is_not() {
         e["rule"].as_str().is_some_and(|r| r.contains("mfapolicy")),
         "{e}"
     );
-    assert!(says(&e, "alice is in groups"), "{e}");
+    assert!(says(&e, "alice is in the groups: mfapolicy"), "{e}");
 
     // A member without a factor, enrolment at login off: refused.
     let refused = login(&world, "sshd", &dave, "", &[]);
@@ -160,7 +160,8 @@ fn privileged_only_users_are_asked_by_sudo_and_su_not_at_login() {
     let strict = world_with(DaemonConfig::default());
     strict.enrol_totp(&alice, &totp);
     let refused = strict.mfactl(&alice, &["level", "privileged"]);
-    assert_ne!(refused.code(), Some(0), "{}", refused.describe());
+    // mfad refused (1), not "you are not an administrator" (5).
+    assert_eq!(refused.code(), Some(1), "{}", refused.describe());
     assert!(
         refused.stderr.contains("appropriate"),
         "{}",
@@ -269,6 +270,44 @@ fn a_bypass_network_skips_the_code_unless_expired_named_or_level_always() {
     assert!(says(&e, "level always"), "{e}");
 }
 
+/// The office network skips the code for logins, not for sudo: a bypass
+/// rule reaches privileged services only with `scope = "all"` (issue 8).
+#[test]
+fn a_bypass_network_reaches_sudo_and_su_only_when_its_scope_says_so() {
+    let world = world("force", BYPASS);
+    let alice = users::named("alice");
+    let token = world.enrol_hotp(&alice, 6);
+    let next = token.next_counter();
+    for (i, service) in ["sudo", "su"].into_iter().enumerate() {
+        let asked = login(
+            &world,
+            service,
+            &alice,
+            "192.0.2.7",
+            &[&token.hotp_code(next + i as u64)],
+        );
+        asked.assert_rc(PAM_SUCCESS);
+        assert_eq!(asked.prompts(), vec![PROMPT], "{service} was bypassed");
+        let e = explain(&world, &alice, service, "192.0.2.7");
+        assert_eq!(outcome(&e), ("ask", ""), "{service}");
+        assert!(says(&e, "applies to logins only"), "{service}: {e}");
+    }
+    let all = world_with(DaemonConfig {
+        require: "force".into(),
+        policy_tables: BYPASS.replace(
+            "network = \"192.0.2.0/24\"",
+            "network = \"192.0.2.0/24\"\nscope = \"all\"",
+        ),
+        ..DaemonConfig::default()
+    });
+    all.enrol_hotp(&alice, 6);
+    not_asked(&login(&all, "sudo", &alice, "192.0.2.7", &[]));
+    assert_eq!(
+        outcome(&explain(&all, &alice, "sudo", "192.0.2.7")),
+        ("skip", "bypass:office")
+    );
+}
+
 #[test]
 fn a_trusted_address_skips_the_code_until_revoked() {
     let world = world("force", "[devices]\nremember_days = 7\n");
@@ -341,6 +380,16 @@ fn policy_check_refuses_a_policy_that_locks_out_root() {
     assert_eq!(out.code(), Some(1), "{}", out.describe());
     assert!(
         out.stdout.contains("policy.group[1].require"),
+        "{}",
+        out.describe()
+    );
+
+    // A misspelt group would turn its rule off: refused (issue 8).
+    write("version = 1\n[policy]\nenabled = true\n[[policy.group]]\ngroup = \"mfapolicyy\"\nrequire = \"force\"\n");
+    let out = world.mfactl(&users::root(), &["policy", "check", path_str]);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(
+        out.stdout.contains("policy.group[1].group") && out.stdout.contains("mfapolicyy"),
         "{}",
         out.describe()
     );

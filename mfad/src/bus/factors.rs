@@ -17,7 +17,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<EnrolmentOffer, MfaError> {
         self.0
-            .as_own_user(&header, move |service, uid, user| {
+            .changing_own_account(&header, move |service, uid, user| {
                 service.begin_enrolment(uid, user, &kind, &label, &options)
             })
             .await
@@ -31,7 +31,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<FactorInfo, MfaError> {
         self.0
-            .as_own_user(&header, move |service, uid, user| {
+            .changing_own_account(&header, move |service, uid, user| {
                 service.confirm_enrolment(uid, user, &id, &code)
             })
             .await
@@ -53,7 +53,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
         self.0
-            .as_own_user(&header, move |service, uid, user| {
+            .changing_own_account(&header, move |service, uid, user| {
                 service.remove_factor(uid, user, &id)
             })
             .await
@@ -65,7 +65,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<String>, MfaError> {
         self.0
-            .as_own_user(&header, move |service, uid, user| {
+            .changing_own_account(&header, move |service, uid, user| {
                 service.generate_recovery_codes(uid, user)
             })
             .await
@@ -77,7 +77,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
         self.0
-            .as_own_user(&header, move |service, uid, user| {
+            .changing_own_account(&header, move |service, uid, user| {
                 service.set_preferred(uid, user, &id)
             })
             .await
@@ -89,7 +89,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
         self.0
-            .as_own_user(&header, move |service, uid, user| {
+            .changing_own_account(&header, move |service, uid, user| {
                 service.set_level(uid, user, &level)
             })
             .await
@@ -122,7 +122,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<u32, MfaError> {
         self.0
-            .as_own_user(&header, move |service, uid, user| {
+            .changing_own_account(&header, move |service, uid, user| {
                 service.revoke_devices(uid, user, &id)
             })
             .await
@@ -136,7 +136,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
         self.0
-            .as_own_user(&header, move |service, uid, user| {
+            .changing_own_account(&header, move |service, uid, user| {
                 service.resync(uid, user, &id, &first, &second)
             })
             .await

@@ -29,10 +29,21 @@ impl LoginInterface {
     ) -> Result<(String, Step), MfaError> {
         let started = Instant::now();
         let caller = self.0.callers.identify(&header).await?;
-        let (handle, step) = inline(&self.0, |service| {
-            self.0.access.check_login(caller.uid)?;
-            service.start_login(&caller.connection, request)
-        })?;
+        self.0
+            .access
+            .check_login(caller.uid)
+            .map_err(MfaError::from)?;
+        let (handle, step) = if self.0.service.start_may_block() {
+            let connection = caller.connection.clone();
+            blocking(&self.0, move |service| {
+                service.start_login(&connection, request)
+            })
+            .await?
+        } else {
+            inline(&self.0, |service| {
+                service.start_login(&caller.connection, request)
+            })?
+        };
         if step.kind == StepKind::Deny {
             self.hold_failure(started).await;
         }

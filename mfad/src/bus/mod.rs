@@ -83,9 +83,10 @@ pub async fn serve(address: &str, service: Arc<Service>) -> Result<Served, zbus:
     })
 }
 
-/// Run a login step right here. Login1 calls only touch the store (a read,
-/// or one small transaction), never NSS; a hand-off to a blocking thread
-/// would cost more than the work on the path every login takes.
+/// Run a login step right here, for the steps that only touch the store (a
+/// read, or one small transaction): a hand-off to a blocking thread would
+/// cost more than the work on the path every login takes. Steps that may
+/// wait on NSS (group rules) or slow hashes go through [`blocking`].
 fn inline<T>(
     shared: &Shared,
     call: impl FnOnce(&Service) -> Result<T, crate::error::DaemonError>,
@@ -97,16 +98,39 @@ fn inline<T>(
 /// group lookups can go to LDAP) as well as on the store.
 impl Shared {
     /// Run `call` off the runtime for the caller's own account, named by
-    /// the caller's uid on the bus: (service, caller uid, user name).
+    /// the caller's uid on the bus: (service, caller uid, user name). For
+    /// calls that only read.
     async fn as_own_user<T: Send + 'static>(
         &self,
         header: &Header<'_>,
+        call: impl FnOnce(&Service, u32, &str) -> Result<T, crate::error::DaemonError> + Send + 'static,
+    ) -> Result<T, MfaError> {
+        self.own_account(header, false, call).await
+    }
+
+    /// [`Shared::as_own_user`] for a call that changes the account: counted
+    /// against the caller's `[limits]` first.
+    async fn changing_own_account<T: Send + 'static>(
+        &self,
+        header: &Header<'_>,
+        call: impl FnOnce(&Service, u32, &str) -> Result<T, crate::error::DaemonError> + Send + 'static,
+    ) -> Result<T, MfaError> {
+        self.own_account(header, true, call).await
+    }
+
+    async fn own_account<T: Send + 'static>(
+        &self,
+        header: &Header<'_>,
+        changes: bool,
         call: impl FnOnce(&Service, u32, &str) -> Result<T, crate::error::DaemonError> + Send + 'static,
     ) -> Result<T, MfaError> {
         let caller = self.callers.identify(header).await?;
         let access = Arc::clone(&self.access);
         blocking(self, move |service| {
             let user = access.own_user(caller.uid)?;
+            if changes {
+                service.limit_change(caller.uid, &user)?;
+            }
             call(service, caller.uid, &user)
         })
         .await

@@ -23,6 +23,22 @@ pub struct Config {
     pub hotp: HotpConfig,
     pub notify: NotifyConfig,
     pub policy: Policy,
+    pub limits: LimitsConfig,
+}
+
+/// What one non-admin user may do to their own account, so that nobody can
+/// grow the store, the audit history or the log without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Unconfirmed enrolments kept per user; a new one replaces the oldest.
+    pub max_pending: u32,
+    /// Confirmed factors per user.
+    pub max_factors: u32,
+    /// Changes (enrol, confirm, remove, recovery codes, resync, level,
+    /// preferred factor, device revocations) a user may make in a burst…
+    pub changes_burst: u32,
+    /// …and then per hour, spread evenly.
+    pub changes_per_hour: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -122,6 +138,12 @@ impl Default for Config {
                 window: 10,
             },
             policy: Policy::default(),
+            limits: LimitsConfig {
+                max_pending: 3,
+                max_factors: 20,
+                changes_burst: 10,
+                changes_per_hour: 60,
+            },
         }
     }
 }

@@ -2,11 +2,13 @@
 //! its span so validation errors can name the line.
 
 use super::{
-    Config, DaemonConfig, EnrolmentConfig, HotpConfig, LockoutConfig, LogTarget, LoginConfig,
-    NotifyConfig, TotpConfig, VERSION,
+    Config, DaemonConfig, EnrolmentConfig, HotpConfig, LimitsConfig, LockoutConfig, LogTarget,
+    LoginConfig, NotifyConfig, TotpConfig, VERSION,
 };
 use crate::mechanism::{Algorithm, FactorKind};
-use crate::policy::{BypassRule, Level, Network, Policy, Requirement, Rule, RuleOrigin};
+use crate::policy::{
+    BypassRule, BypassScope, Level, Network, Policy, Requirement, Rule, RuleOrigin,
+};
 use serde::Deserialize;
 use std::path::PathBuf;
 use toml::Spanned;
@@ -35,6 +37,17 @@ struct RawConfig {
     bypass: RawBypass,
     #[serde(default)]
     devices: RawDevices,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_pending: Option<Spanned<i64>>,
+    max_factors: Option<Spanned<i64>>,
+    changes_burst: Option<Spanned<i64>>,
+    changes_per_hour: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -44,6 +57,7 @@ struct RawPolicy {
     methods: Option<Spanned<Vec<String>>>,
     privileged_services: Option<Spanned<Vec<String>>>,
     enrol_at_login: Option<Spanned<bool>>,
+    lookup_timeout: Option<Spanned<i64>>,
     #[serde(default)]
     default: RawRule,
     #[serde(default)]
@@ -60,6 +74,7 @@ struct RawRule {
     min_level: Option<Spanned<String>>,
     elevation_approval: Option<Spanned<bool>>,
     exempt: Option<Spanned<Vec<String>>>,
+    allow_missing: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,6 +90,7 @@ struct RawBypass {
 struct RawBypassRule {
     name: Spanned<String>,
     network: Spanned<String>,
+    scope: Option<Spanned<String>>,
     expires: Option<Spanned<toml::value::Datetime>>,
 }
 
@@ -269,6 +285,7 @@ fn rule(key: &str, raw: RawRule, origin: RuleOrigin) -> Result<Rule, RawError> {
         )?,
         elevation_approval: flag(raw.elevation_approval, defaults.elevation_approval),
         exempt: names(&format!("{key}.exempt"), raw.exempt)?,
+        allow_missing: flag(raw.allow_missing, defaults.allow_missing),
     })
 }
 
@@ -299,6 +316,13 @@ fn policy(
             "policy.default.group",
             group.span(),
             "the default rule applies to everyone; group rules are [[policy.group]] tables".into(),
+        );
+    }
+    if let Some(allow) = &raw.default.allow_missing {
+        return invalid(
+            "policy.default.allow_missing",
+            allow.span(),
+            "only a [[policy.group]] rule names a group that may be missing".into(),
         );
     }
     let default_rule = rule("policy.default", raw.default, RuleOrigin::Default)?;
@@ -339,6 +363,12 @@ fn policy(
         }
         let network = Network::parse(r.network.get_ref())
             .or_else(|e| invalid(&format!("{key}.network"), r.network.span(), e))?;
+        let scope = one_of(
+            &format!("{key}.scope"),
+            r.scope,
+            BypassScope::CHOICES,
+            BypassScope::Login,
+        )?;
         let expires = match r.expires {
             None => None,
             Some(when) => Some(
@@ -350,6 +380,7 @@ fn policy(
             line: super::line_of(text, r.name.span().start),
             name: r.name.into_inner(),
             network,
+            scope,
             expires,
         });
     }
@@ -359,6 +390,12 @@ fn policy(
         methods,
         privileged_services,
         enrol_at_login: flag(raw.enrol_at_login, defaults.enrol_at_login),
+        lookup_timeout: int_in(
+            "policy.lookup_timeout",
+            raw.lookup_timeout,
+            1..=60,
+            defaults.lookup_timeout,
+        )?,
         default_rule,
         groups,
         bypass_enabled: flag(bypass.enabled, defaults.bypass_enabled),
@@ -590,7 +627,35 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
         }
     };
 
+    let limits = LimitsConfig {
+        max_pending: int_in(
+            "limits.max_pending",
+            raw.limits.max_pending,
+            1..=20,
+            defaults.limits.max_pending,
+        )?,
+        max_factors: int_in(
+            "limits.max_factors",
+            raw.limits.max_factors,
+            1..=100,
+            defaults.limits.max_factors,
+        )?,
+        changes_burst: int_in(
+            "limits.changes_burst",
+            raw.limits.changes_burst,
+            1..=1000,
+            defaults.limits.changes_burst,
+        )?,
+        changes_per_hour: int_in(
+            "limits.changes_per_hour",
+            raw.limits.changes_per_hour,
+            1..=3600,
+            defaults.limits.changes_per_hour,
+        )?,
+    };
+
     Ok(Config {
+        limits,
         daemon: DaemonConfig {
             state_dir,
             admin_group,

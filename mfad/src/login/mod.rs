@@ -13,11 +13,13 @@ use std::collections::{HashMap, VecDeque};
 pub const PROMPT: &str = "Verification code: ";
 pub const RETRY_PROMPT: &str = "Wrong code. Verification code: ";
 pub const MAX_TRIES_TEXT: &str = "Too many wrong codes.";
-pub const NOT_ENROLLED_TEXT: &str = "No second factor is set up for this account.";
+pub const NOT_ENROLLED_TEXT: &str = "No second factor is set up for this account, and logins here need one. Ask an administrator to set one up for you.";
 pub const LOCKED_TEXT: &str =
     "Too many failed codes: the second factor of this account is locked. Ask an administrator.";
 pub const EXPIRED_TEXT: &str = "The login took too long.";
 pub const INTERNAL_TEXT: &str = "The second factor could not be checked.";
+pub const DIRECTORY_TEXT: &str =
+    "The second factor could not be checked: the user directory is not answering. Try again later.";
 pub const NOT_APPROVED_TEXT: &str =
     "No second factor of this account is approved for this service. Ask an administrator.";
 pub const NO_METHOD_TEXT: &str =
@@ -32,6 +34,8 @@ pub const CONFIRM_PROMPT: &str = "Code from your app: ";
 pub const CONFIRM_RETRY_PROMPT: &str = "Wrong code. Code from your app: ";
 pub const ENROLLED_TEXT: &str =
     "Second factor set up. Get recovery codes for a lost phone with: mfactl recovery-codes";
+pub const TOO_MANY_FACTORS_TEXT: &str =
+    "This account has as many factors as it may keep. Ask an administrator.";
 pub const CHOOSE_PROMPT: &str = "Method number: ";
 
 /// Logins in progress beyond this are refused: a flood cannot grow mfad.

@@ -4,10 +4,7 @@
 use super::{Algorithm, FactorKind};
 use data_encoding::BASE32_NOPAD;
 
-/// Shortest imported secret accepted (80 bits, as google-authenticator).
-pub const MIN_SECRET_LEN: usize = 10;
-/// Longest imported secret accepted.
-pub const MAX_SECRET_LEN: usize = 128;
+pub use mfa_dbus::{MAX_SECRET_BYTES as MAX_SECRET_LEN, MIN_SECRET_BYTES as MIN_SECRET_LEN};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {

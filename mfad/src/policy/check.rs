@@ -1,11 +1,13 @@
-//! `mfactl policy check`: a policy that would keep root, or every admin,
-//! from logging in is refused before it is used.
+//! Checks of a policy before it is used: every group a rule names exists
+//! (`mfad --check-config`, reloads, `mfactl policy check`), and root or
+//! every admin is not kept from logging in (`mfactl policy check`).
 
 use super::decide::{decide, Outcome, Subject, UserState};
-use super::groups::Directory;
-use super::Policy;
+use super::directory::Directory;
+use super::membership::Memberships;
+use super::{Policy, RuleOrigin};
 
-/// What checking a policy against the admins found.
+/// What checking a policy found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct AdminCheck {
     /// Reasons to refuse the policy.
@@ -14,8 +16,35 @@ pub struct AdminCheck {
     pub warnings: Vec<String>,
 }
 
-/// Would root and the members of `admin_group` still get in, at a console
-/// login (`login`) and with `sudo`? `state` gives each one's factors.
+/// Every group a rule names must be known to NSS, unless the rule says
+/// `allow_missing = true`: a misspelt group would silently turn its rule
+/// off. A group that cannot be looked up now is an error too.
+pub fn check_groups(policy: &Policy, directory: &dyn Directory) -> AdminCheck {
+    let mut check = AdminCheck::default();
+    for (i, rule) in policy.groups.iter().enumerate() {
+        let RuleOrigin::Group { group, line } = &rule.origin else {
+            continue;
+        };
+        let at = format!("line {line}: policy.group[{}].group", i + 1);
+        match directory.group(group) {
+            Ok(Some(_)) => {}
+            Ok(None) if rule.allow_missing => check.warnings.push(format!(
+                "{at}: NSS knows no group {group:?}; the rule applies to nobody until it exists (allow_missing = true)"
+            )),
+            Ok(None) => check.errors.push(format!(
+                "{at}: NSS knows no group {group:?}, so the rule would apply to nobody and the logins it could decide are refused; fix the name, or set allow_missing = true if the group is yet to be created"
+            )),
+            Err(e) => check.errors.push(format!(
+                "{at}: the group cannot be checked now ({e}); logins the rule could decide are refused while it cannot be looked up"
+            )),
+        }
+    }
+    check
+}
+
+/// [`check_groups`], then: would root and the members of `admin_group`
+/// still get in, at a console login (`login`) and with `sudo`? `state`
+/// gives each one's factors.
 pub fn check_admins(
     policy: &Policy,
     directory: &dyn Directory,
@@ -23,16 +52,7 @@ pub fn check_admins(
     state: &dyn Fn(&str) -> UserState,
     now: u64,
 ) -> AdminCheck {
-    let mut check = AdminCheck::default();
-    for rule in &policy.groups {
-        if let super::RuleOrigin::Group { group, line } = &rule.origin {
-            if let Err(e) = directory.members_of(group) {
-                check.warnings.push(format!(
-                    "group rule {group:?} (line {line}) names a group NSS does not know: {e}"
-                ));
-            }
-        }
-    }
+    let mut check = check_groups(policy, directory);
     if let Some(reason) = locked_out(policy, directory, "root", state, now) {
         check
             .errors
@@ -41,8 +61,14 @@ pub fn check_admins(
     let Some(group) = admin_group else {
         return check;
     };
-    let members = match directory.members_of(group) {
-        Ok(m) => m,
+    let members = match directory.group(group) {
+        Ok(Some(g)) => g.members,
+        Ok(None) => {
+            check
+                .warnings
+                .push(format!("admin group {group:?} is not known to NSS"));
+            return check;
+        }
         Err(e) => {
             check
                 .warnings
@@ -76,6 +102,7 @@ fn locked_out(
     now: u64,
 ) -> Option<String> {
     let user_state = state(user);
+    let memberships = Memberships::look_up(directory, policy, user);
     let sudo = policy
         .privileged_services
         .first()
@@ -88,7 +115,7 @@ fn locked_out(
             rhost: "",
             auth_info: "",
         };
-        let decision = decide(policy, directory, subject, &user_state, now);
+        let decision = decide(policy, &memberships, subject, &user_state, now);
         if let Outcome::Refuse(refusal) = decision.outcome {
             let because = decision.explanation.last().cloned().unwrap_or_default();
             return Some(format!(

@@ -2,9 +2,10 @@
 //! and every reason, in words, for `mfactl policy explain` and the log.
 
 use super::device::Device;
-use super::groups::Directory;
+use super::directory::LookupError;
+use super::membership::{Membership, Memberships};
 use super::network::literal_address;
-use super::{Level, Policy, Requirement, Rule, RuleOrigin, ServiceClass};
+use super::{BypassScope, Level, Policy, Requirement, Rule, RuleOrigin, ServiceClass};
 use crate::mechanism::FactorKind;
 
 /// What the PAM module said about the login.
@@ -72,8 +73,9 @@ pub enum Refusal {
     NotApproved,
     /// The deciding rule allows no method that is allowed system-wide.
     NoMethod,
-    /// Group membership could not be looked up.
-    Lookup(String),
+    /// A group a rule names could not be looked up, and its rule could
+    /// have decided.
+    Lookup(LookupError),
 }
 
 impl Refusal {
@@ -120,10 +122,12 @@ pub struct Decision {
     pub explanation: Vec<String>,
 }
 
-/// Decide what `subject` is asked, at time `now`.
+/// Decide what `subject` is asked, at time `now`. `memberships` holds what
+/// the directory said about the groups the policy names
+/// ([`Memberships::look_up`]).
 pub fn decide(
     policy: &Policy,
-    directory: &dyn Directory,
+    memberships: &Memberships,
     subject: Subject<'_>,
     state: &UserState,
     now: u64,
@@ -142,14 +146,9 @@ pub fn decide(
         return done(Outcome::Skip(Skip::Disabled), None, None, why);
     }
 
-    let rule = match deciding_rule(policy, directory, subject.user, &mut why) {
+    let rule = match deciding_rule(policy, memberships, subject.user, &mut why) {
         Ok(rule) => rule,
-        Err(e) => {
-            why.push(format!(
-                "group lookup failed ({e}): refused, never exempted"
-            ));
-            return done(Outcome::Refuse(Refusal::Lookup(e)), None, None, why);
-        }
+        Err(e) => return done(Outcome::Refuse(Refusal::Lookup(e)), None, None, why),
     };
     let origin = Some(rule.origin.clone());
     if rule.exempt.iter().any(|u| u == subject.user) {
@@ -239,7 +238,7 @@ pub fn decide(
     if level == Level::Always {
         why.push("level always: no bypass and no trusted device apply".into());
     } else {
-        if let Some(name) = bypass_rule(policy, subject.rhost, now, &mut why) {
+        if let Some(name) = bypass_rule(policy, class, subject.rhost, now, &mut why) {
             return done(Outcome::Skip(Skip::Bypass(name)), origin, Some(level), why);
         }
         if let Some(d) = device.as_ref().filter(|_| enrolled) {
@@ -295,37 +294,82 @@ pub fn decide(
     done(outcome, origin, Some(level), why)
 }
 
-/// The strictest rule that applies to `user`.
+/// The strictest rule that applies to `user`. A rule whose group could not
+/// be looked up refuses the login if it could have decided: if it is
+/// stricter than the rule that decides without it, or as strict and first.
 fn deciding_rule<'p>(
     policy: &'p Policy,
-    directory: &dyn Directory,
+    memberships: &Memberships,
     user: &str,
     why: &mut Vec<String>,
-) -> Result<&'p Rule, String> {
-    let mut applicable: Vec<&Rule> = Vec::new();
+) -> Result<&'p Rule, LookupError> {
+    // (position in the file, rule); the default rule comes last.
+    let mut applicable: Vec<(usize, &Rule)> = Vec::new();
+    let mut unknown: Vec<(usize, &Rule, LookupError)> = Vec::new();
     if !policy.groups.is_empty() {
-        let groups = directory.groups_of(user)?;
-        why.push(format!("{user} is in groups: {}", groups.join(", ")));
-        applicable.extend(policy.groups.iter().filter(|r| match &r.origin {
-            RuleOrigin::Group { group, .. } => groups.contains(group),
-            RuleOrigin::Default => false,
-        }));
+        let member_of = memberships.member_of();
+        why.push(match member_of.is_empty() {
+            true => format!("{user} is in none of the groups the rules name"),
+            false => format!("{user} is in the groups: {}", member_of.join(", ")),
+        });
     }
-    applicable.push(&policy.default_rule);
+    for (i, rule) in policy.groups.iter().enumerate() {
+        let RuleOrigin::Group { group, .. } = &rule.origin else {
+            continue;
+        };
+        match memberships.of(group) {
+            Membership::Member => applicable.push((i, rule)),
+            Membership::NotMember => {}
+            Membership::Missing if rule.allow_missing => why.push(format!(
+                "group {group:?} does not exist; the {} allows that (allow_missing)",
+                rule.origin
+            )),
+            Membership::Missing => unknown.push((
+                i,
+                rule,
+                LookupError::new(
+                    format!("group {group:?}"),
+                    "NSS knows no such group, and its rule does not allow that (allow_missing = false)",
+                ),
+            )),
+            Membership::Failed(e) => unknown.push((i, rule, e)),
+        }
+    }
+    applicable.push((policy.groups.len(), &policy.default_rule));
     let listed: Vec<String> = applicable
         .iter()
-        .map(|r| format!("{} (require {})", r.origin, r.require.name()))
+        .map(|(_, r)| format!("{} (require {})", r.origin, r.require.name()))
         .collect();
     why.push(format!("rules that apply: {}", listed.join("; ")));
-    // max_by_key keeps the last of equals: walk backwards so the first wins.
-    let rule = applicable
-        .iter()
-        .rev()
-        .max_by_key(|r| r.require)
-        .copied()
-        .unwrap_or(&policy.default_rule);
+    let (at, rule) = strictest(&applicable).unwrap_or((policy.groups.len(), &policy.default_rule));
+    for (i, other, e) in unknown {
+        if other.require > rule.require || (other.require == rule.require && i < at) {
+            why.push(format!(
+                "{e}: the {} (require {}) would decide if {user} is a member: refused, never exempted",
+                other.origin,
+                other.require.name()
+            ));
+            return Err(e);
+        }
+        why.push(format!(
+            "{e}; the {} (require {}) could not change the decision",
+            other.origin,
+            other.require.name()
+        ));
+    }
     why.push(format!("deciding: {} (the strictest)", rule.origin));
     Ok(rule)
+}
+
+/// The strictest of `rules`, the first of equals.
+fn strictest<'p>(rules: &[(usize, &'p Rule)]) -> Option<(usize, &'p Rule)> {
+    rules.iter().copied().reduce(|best, next| {
+        if next.1.require > best.1.require {
+            next
+        } else {
+            best
+        }
+    })
 }
 
 fn allowed_methods(policy: &Policy, rule: &Rule) -> Vec<FactorKind> {
@@ -338,7 +382,13 @@ fn allowed_methods(policy: &Policy, rule: &Rule) -> Vec<FactorKind> {
 }
 
 /// The bypass rule the login's literal source address is in, if any applies.
-fn bypass_rule(policy: &Policy, rhost: &str, now: u64, why: &mut Vec<String>) -> Option<String> {
+fn bypass_rule(
+    policy: &Policy,
+    class: ServiceClass,
+    rhost: &str,
+    now: u64,
+    why: &mut Vec<String>,
+) -> Option<String> {
     if !policy.bypass_enabled {
         if !policy.bypass.is_empty() {
             why.push("network bypass is off ([bypass] enabled = false)".into());
@@ -358,6 +408,12 @@ fn bypass_rule(policy: &Policy, rhost: &str, now: u64, why: &mut Vec<String>) ->
                 "{addr} is in bypass rule {:?} ({}), but it expired",
                 rule.name, rule.network
             )),
+            _ if rule.scope == BypassScope::Login && class == ServiceClass::Privileged => {
+                why.push(format!(
+                    "{addr} is in bypass rule {:?} ({}), but it applies to logins only (scope = \"login\"), not to privileged services",
+                    rule.name, rule.network
+                ))
+            }
             _ => {
                 why.push(format!(
                     "{addr} is in bypass rule {:?} ({}): not asked",

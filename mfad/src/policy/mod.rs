@@ -12,13 +12,15 @@
 mod check;
 mod decide;
 mod device;
-mod groups;
+mod directory;
+mod membership;
 mod network;
 
-pub use check::{check_admins, AdminCheck};
+pub use check::{check_admins, check_groups, AdminCheck};
 pub use decide::{decide, Decision, FactorState, Outcome, Refusal, Skip, Subject, UserState};
 pub use device::Device;
-pub use groups::{Directory, Nss};
+pub use directory::{Directory, GroupEntry, LookupError, Nss, UserEntry};
+pub use membership::{group_names, Membership, Memberships};
 pub use network::Network;
 
 use crate::mechanism::FactorKind;
@@ -115,6 +117,10 @@ pub struct Rule {
     pub elevation_approval: bool,
     /// Accounts (service accounts, break-glass) this rule never asks when it decides.
     pub exempt: Vec<String>,
+    /// A group rule whose group may not exist: it then applies to nobody.
+    /// Off, a group NSS does not know refuses the logins it could decide
+    /// (a typo must not turn a rule off).
+    pub allow_missing: bool,
 }
 
 impl Rule {
@@ -126,7 +132,25 @@ impl Rule {
             min_level: Level::Appropriate,
             elevation_approval: false,
             exempt: Vec::new(),
+            allow_missing: false,
         }
+    }
+}
+
+/// Which services a bypass rule lets skip the second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BypassScope {
+    /// Login services only: never sudo, su or another privileged service.
+    Login,
+    /// Every service, privileged ones included.
+    All,
+}
+
+impl BypassScope {
+    pub const CHOICES: &'static [(&'static str, BypassScope)] =
+        &[("login", BypassScope::Login), ("all", BypassScope::All)];
+    pub fn name(self) -> &'static str {
+        name_of(Self::CHOICES, self)
     }
 }
 
@@ -135,6 +159,7 @@ impl Rule {
 pub struct BypassRule {
     pub name: String,
     pub network: Network,
+    pub scope: BypassScope,
     /// Seconds since the epoch from which the rule no longer applies.
     pub expires: Option<u64>,
     pub line: usize,
@@ -150,6 +175,9 @@ pub struct Policy {
     pub privileged_services: Vec<String>,
     /// Users who must or may set up a factor can do it during the login.
     pub enrol_at_login: bool,
+    /// Seconds the group lookups of one login may take; past that the
+    /// directory counts as down.
+    pub lookup_timeout: u64,
     pub default_rule: Rule,
     /// `[[policy.group]]` rules in file order.
     pub groups: Vec<Rule>,
@@ -170,6 +198,7 @@ impl Default for Policy {
                 .map(String::from)
                 .collect(),
             enrol_at_login: true,
+            lookup_timeout: 3,
             default_rule: Rule::default_rule(),
             groups: Vec::new(),
             bypass_enabled: false,

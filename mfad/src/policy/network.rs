@@ -30,14 +30,53 @@ impl Network {
                 .filter(|p| *p <= max)
                 .ok_or_else(|| format!("prefix length {p:?} must be 0 to {max}"))?,
         };
-        let network = Network { addr, prefix };
-        if network.masked() != addr {
+        let network = Network { addr, prefix }.unmapped()?;
+        if network.masked() != network.addr {
             return Err(format!(
                 "{text} has bits set past its /{prefix} prefix; the network is {}/{prefix}",
-                network.masked()
+                Network {
+                    addr: network.masked(),
+                    ..network
+                }
+                .mapped_like(addr)
             ));
         }
         Ok(network)
+    }
+
+    /// An IPv4-mapped network (`::ffff:192.0.2.0/120`) as the IPv4 network
+    /// it means (`192.0.2.0/24`): login addresses are compared as IPv4, so a
+    /// rule kept in its mapped form could never match.
+    fn unmapped(self) -> Result<Network, String> {
+        let IpAddr::V6(v6) = self.addr else {
+            return Ok(self);
+        };
+        let Some(v4) = v6.to_ipv4_mapped() else {
+            return Ok(self);
+        };
+        if self.prefix < 96 {
+            return Err(format!(
+                "{}/{} mixes IPv4-mapped and other IPv6 addresses; write the IPv4 network (e.g. {v4}/{}) and the IPv6 one as separate rules",
+                self.addr,
+                self.prefix,
+                self.prefix.saturating_sub(96)
+            ));
+        }
+        Ok(Network {
+            addr: IpAddr::V4(v4),
+            prefix: self.prefix - 96,
+        })
+    }
+
+    /// This network written the way `original` was (mapped or not), for
+    /// error messages.
+    fn mapped_like(self, original: IpAddr) -> String {
+        match (original, self.addr) {
+            (IpAddr::V6(_), IpAddr::V4(v4)) => {
+                format!("{}/{}", v4.to_ipv6_mapped(), u32::from(self.prefix) + 96)
+            }
+            _ => self.to_string(),
+        }
     }
 
     fn masked(&self) -> IpAddr {
@@ -118,6 +157,22 @@ mod tests {
         assert!(!n.contains(ip("2001:db9::1")));
         let v4 = Network::parse("192.0.2.0/24").expect("parses");
         assert!(v4.contains(ip("::ffff:192.0.2.7")));
+    }
+
+    #[test]
+    fn ipv4_mapped_networks_are_the_ipv4_networks_they_mean() {
+        let n = Network::parse("::ffff:192.0.2.0/120").expect("parses");
+        assert_eq!(n.to_string(), "192.0.2.0/24");
+        assert!(n.contains(ip("192.0.2.7")));
+        assert!(n.contains(ip("::ffff:192.0.2.7")));
+        assert!(!n.contains(ip("192.0.3.7")));
+        let host = Network::parse("::ffff:10.0.0.1").expect("parses");
+        assert_eq!(host.to_string(), "10.0.0.1/32");
+        assert!(host.contains(ip("10.0.0.1")));
+        let err = Network::parse("::ffff:0:0/95").expect_err("mixed");
+        assert!(err.contains("IPv4-mapped"), "{err}");
+        let err = Network::parse("::ffff:192.0.2.1/120").expect_err("host bits");
+        assert!(err.contains("::ffff:192.0.2.0/120"), "{err}");
     }
 
     #[test]

@@ -7,10 +7,19 @@ use crate::error::DaemonError;
 use crate::login::{self, Phase, Refused, Session};
 use crate::mechanism::recovery;
 use crate::mechanism::FactorKind;
-use crate::policy::{decide, Decision, Device, FactorState, Outcome, Refusal, Skip, Subject};
+use crate::policy::{
+    decide, Decision, Device, FactorState, LookupError, Memberships, Outcome, Policy, Refusal,
+    Skip, Subject,
+};
 use crate::store::{CodeCheck, Confirmation, RecoveryUse, StoreError};
 use mfa_dbus::{DenyReason, EnrolOptions, LoginRequest, Step};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Directory lookups that may hang at once before new ones fail outright.
+const MAX_WAITING_LOOKUPS: usize = 16;
 
 /// The next step after an answer, and whether the answer failed (a wrong,
 /// replayed or refused code): failures get mfad's minimum duration.
@@ -57,8 +66,11 @@ impl Service {
     pub fn decide(&self, request: &LoginRequest) -> Result<Decision, StoreError> {
         let now = self.clock.now();
         let policy = self.policy();
-        let state = if policy.enabled {
-            self.store.policy_state(&request.user, now)?
+        let (state, memberships) = if policy.enabled {
+            (
+                self.store.policy_state(&request.user, now)?,
+                self.memberships(&policy, &request.user),
+            )
         } else {
             Default::default()
         };
@@ -68,13 +80,68 @@ impl Service {
             rhost: &request.rhost,
             auth_info: &request.auth_info,
         };
-        Ok(decide(
-            &policy,
-            self.directory.as_ref(),
-            subject,
-            &state,
-            now,
-        ))
+        Ok(decide(&policy, &memberships, subject, &state, now))
+    }
+
+    /// Whether starting a login may wait on the directory (the policy has
+    /// group rules): then it belongs off the async runtime's threads.
+    pub fn start_may_block(&self) -> bool {
+        let policy = self.policy();
+        policy.enabled && !policy.groups.is_empty()
+    }
+
+    /// `user`'s membership of the groups `policy` names, within its
+    /// `lookup_timeout`. A lookup that hangs is left to finish on its own
+    /// thread, and counts as failed; once [`MAX_WAITING_LOOKUPS`] hang, new
+    /// ones fail at once rather than pile up threads.
+    fn memberships(&self, policy: &Arc<Policy>, user: &str) -> Memberships {
+        if policy.groups.is_empty() {
+            return Memberships::default();
+        }
+        let waiting = Arc::clone(&self.lookups_waiting);
+        if waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING_LOOKUPS {
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            return Memberships::failed(
+                policy,
+                LookupError::new(
+                    "the directory",
+                    format!("{MAX_WAITING_LOOKUPS} earlier lookups are still waiting for it"),
+                ),
+            );
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (directory, for_thread, name) = (
+            Arc::clone(&self.directory),
+            Arc::clone(policy),
+            user.to_string(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("mfad-lookup".into())
+            .spawn(move || {
+                let found = Memberships::look_up(directory.as_ref(), &for_thread, &name);
+                waiting.fetch_sub(1, Ordering::SeqCst);
+                let _ = tx.send(found);
+            });
+        if let Err(e) = spawned {
+            self.lookups_waiting.fetch_sub(1, Ordering::SeqCst);
+            return Memberships::failed(
+                policy,
+                LookupError::new("the directory", format!("no thread for the lookup: {e}")),
+            );
+        }
+        let limit = Duration::from_secs(policy.lookup_timeout);
+        rx.recv_timeout(limit).unwrap_or_else(|_| {
+            Memberships::failed(
+                policy,
+                LookupError::new(
+                    format!("the groups of user {user:?}"),
+                    format!(
+                        "no answer within {} s ([policy] lookup_timeout)",
+                        policy.lookup_timeout
+                    ),
+                ),
+            )
+        })
     }
 
     /// Begin a login for `request`, owned by the bus connection `owner`.
@@ -110,11 +177,15 @@ impl Service {
                     Refusal::NotEnrolled => (DenyReason::NotEnrolled, login::NOT_ENROLLED_TEXT),
                     Refusal::NotApproved => (DenyReason::NotEnrolled, login::NOT_APPROVED_TEXT),
                     Refusal::NoMethod => (DenyReason::NotEnrolled, login::NO_METHOD_TEXT),
-                    Refusal::Lookup(_) => (DenyReason::Internal, login::INTERNAL_TEXT),
+                    Refusal::Lookup(_) => (DenyReason::Internal, login::DIRECTORY_TEXT),
+                };
+                let error = match &refusal {
+                    Refusal::Lookup(e) => e.to_string(),
+                    _ => String::new(),
                 };
                 let mut fields = vec![("reason", refusal.reason()), ("rule", rule.as_str())];
-                if let Refusal::Lookup(e) = &refusal {
-                    fields.push(("error", e));
+                if !error.is_empty() {
+                    fields.push(("error", &error));
                 }
                 self.audit.login(&request, "deny", &fields);
                 return Ok((String::new(), Step::deny(reason, text)));
@@ -319,9 +390,10 @@ impl Service {
         let outcome = if answer.len() > MAX_ANSWER {
             Ok(Confirmation::WrongCode)
         } else {
-            self.store.confirm(&user, factor, now, |f| {
-                self.mechanism(f.kind).verify(&f.params, answer, now)
-            })
+            self.store
+                .confirm(&user, factor, now, self.factor_limits(), |f| {
+                    self.mechanism(f.kind).verify(&f.params, answer, now)
+                })
         };
         match outcome {
             Ok(Confirmation::Confirmed(f)) => {
@@ -373,6 +445,17 @@ impl Service {
                     &[("reason", "expired"), ("phase", "enrolment")],
                 );
                 Answered::failed(Step::deny(DenyReason::Expired, login::EXPIRED_TEXT))
+            }
+            Ok(Confirmation::TooManyFactors) => {
+                self.audit.login(
+                    &session.request,
+                    "deny",
+                    &[("reason", "too-many-factors"), ("phase", "enrolment")],
+                );
+                Answered::failed(Step::deny(
+                    DenyReason::Internal,
+                    login::TOO_MANY_FACTORS_TEXT,
+                ))
             }
             Err(e) => Answered::failed(self.store_failed(&session.request, &e)),
         }

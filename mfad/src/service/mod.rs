@@ -6,6 +6,7 @@ use crate::audit::Audit;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::DaemonError;
+use crate::limits::RateLimiter;
 use crate::login::Logins;
 use crate::mechanism::otpauth::{self, UriParams};
 use crate::mechanism::recovery;
@@ -13,9 +14,10 @@ use crate::mechanism::{Algorithm, FactorKind, Hotp, Mechanism, OtpParams, Totp};
 use crate::notify::{Event, Notifier};
 use crate::policy::Policy;
 use crate::policy::{Directory, Nss};
-use crate::store::{Confirmation, FactorRecord, Lockout, Resync, Store};
+use crate::store::{Confirmation, FactorLimits, FactorRecord, Lockout, Pending, Resync, Store};
 use mfa_dbus::{EnrolOptions, EnrolmentOffer, FactorInfo, UserSummary};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 pub use crate::login::{validate_request, validate_user};
@@ -48,7 +50,11 @@ pub struct Service {
     hostname: String,
     notifier: Notifier,
     /// Group membership for the policy: NSS, or a fake in tests.
-    directory: Box<dyn Directory>,
+    directory: Arc<dyn Directory>,
+    /// Directory lookups started and not yet back.
+    lookups_waiting: Arc<AtomicUsize>,
+    /// Changes users make to their own accounts.
+    changes: RateLimiter,
 }
 
 impl Service {
@@ -67,6 +73,7 @@ impl Service {
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".into());
+        let changes = RateLimiter::new(config.limits.changes_burst, config.limits.changes_per_hour);
         Service {
             logins: Mutex::new(Logins::new(config.login.timeout)),
             totp: Totp {
@@ -84,7 +91,9 @@ impl Service {
             clock,
             audit,
             hostname,
-            directory: Box::new(Nss),
+            directory: Arc::new(Nss),
+            lookups_waiting: Arc::new(AtomicUsize::new(0)),
+            changes,
         }
     }
 
@@ -100,7 +109,7 @@ impl Service {
     }
 
     /// The same service, with group membership from `directory`.
-    pub fn with_directory(mut self, directory: Box<dyn Directory>) -> Service {
+    pub fn with_directory(mut self, directory: Arc<dyn Directory>) -> Service {
         self.directory = directory;
         self
     }
@@ -160,6 +169,38 @@ impl Service {
         self.audit
             .change("recovery-codes", caller_uid, user, &[("count", &count)]);
         Ok(codes)
+    }
+
+    /// Count one change `caller_uid` makes to their own account against
+    /// `[limits]`; refused past it. root is not limited. The first refusal
+    /// of a run is logged and audited, the rest are not: a flood of refused
+    /// calls writes nothing.
+    pub fn limit_change(&self, caller_uid: u32, user: &str) -> Result<(), DaemonError> {
+        if caller_uid == 0 {
+            return Ok(());
+        }
+        let Err(limited) = self.changes.spend(caller_uid, self.clock.now()) else {
+            return Ok(());
+        };
+        if limited.first {
+            self.audit.change(
+                "rate-limited",
+                caller_uid,
+                user,
+                &[("retry_after", &limited.retry_after.to_string())],
+            );
+        }
+        Err(DaemonError::LimitReached(format!(
+            "too many changes to this account in a short time; try again in {} s",
+            limited.retry_after
+        )))
+    }
+
+    fn factor_limits(&self) -> FactorLimits {
+        FactorLimits {
+            max_pending: self.config.limits.max_pending,
+            max_factors: self.config.limits.max_factors,
+        }
     }
 
     fn lockout(&self) -> Lockout {
@@ -252,18 +293,21 @@ impl Service {
             last_used: 0,
             expires: now + self.config.enrolment.pending_expiry,
         };
-        self.store.insert_pending(&factor)?;
-        self.audit.change(
-            "enrol",
-            caller_uid,
-            user,
-            &[
-                ("factor", &factor.id),
-                ("method", kind.name()),
-                ("state", "pending"),
-            ],
-        );
-        let account = format!("{user}@{}", self.hostname);
+        let replaced = match self.store.insert_pending(&factor, self.factor_limits())? {
+            Pending::Added { replaced } => replaced,
+            Pending::TooManyFactors => return Err(self.too_many_factors()),
+        };
+        let replaced = replaced.join(",");
+        let mut fields = vec![
+            ("factor", factor.id.as_str()),
+            ("method", kind.name()),
+            ("state", "pending"),
+        ];
+        if !replaced.is_empty() {
+            fields.push(("replaced", &replaced));
+        }
+        self.audit.change("enrol", caller_uid, user, &fields);
+        let account = account_name(user, &self.hostname, label, kind);
         let uri = otpauth::uri(&UriParams {
             kind,
             issuer: &self.config.enrolment.issuer,
@@ -300,9 +344,11 @@ impl Service {
         if code.len() > MAX_ANSWER {
             return Err(DaemonError::WrongCode(PENDING));
         }
-        let outcome = self.store.confirm(user, id, now, |f| {
-            self.mechanism(f.kind).verify(&f.params, code, now)
-        })?;
+        let outcome = self
+            .store
+            .confirm(user, id, now, self.factor_limits(), |f| {
+                self.mechanism(f.kind).verify(&f.params, code, now)
+            })?;
         match outcome {
             Confirmation::Confirmed(factor) => {
                 self.audit.change(
@@ -323,9 +369,17 @@ impl Service {
                 Err(DaemonError::WrongCode(PENDING))
             }
             Confirmation::NotFound => Err(DaemonError::NotFound(format!(
-                "no pending enrolment {id:?} (it may have expired)"
+                "no pending enrolment {id:?} (it may have expired, or a newer one replaced it)"
             ))),
+            Confirmation::TooManyFactors => Err(self.too_many_factors()),
         }
+    }
+
+    fn too_many_factors(&self) -> DaemonError {
+        DaemonError::LimitReached(format!(
+            "this account has {} factors, the most [limits] max_factors allows; remove one first",
+            self.config.limits.max_factors
+        ))
     }
 
     pub fn list_factors(&self, user: &str) -> Result<Vec<FactorInfo>, DaemonError> {
@@ -451,6 +505,16 @@ impl Service {
         self.notifier
             .notify(&self.audit, Event::Reset, user, caller_uid);
         Ok(removed)
+    }
+}
+
+/// The account name an authenticator app shows for the factor: the user,
+/// the host, and the label when it says more than the method's name.
+fn account_name(user: &str, hostname: &str, label: &str, kind: FactorKind) -> String {
+    if label == kind.name() {
+        format!("{user}@{hostname}")
+    } else {
+        format!("{user}@{hostname} ({label})")
     }
 }
 

@@ -4,7 +4,7 @@
 use super::Service;
 use crate::config::Config;
 use crate::error::DaemonError;
-use crate::policy::{check_admins, AdminCheck, Device, Level, Outcome, Policy};
+use crate::policy::{check_admins, check_groups, AdminCheck, Device, Level, Outcome, Policy};
 use mfa_dbus::{AuditEntry, DeviceInfo, Explanation, LoginRequest, PolicyCheck, UserSettings};
 use std::path::Path;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ impl Service {
         };
         let min = self.min_level(user)?;
         if let Some(chosen) = chosen.filter(|c| *c < min) {
-            return Err(DaemonError::AccessDenied(format!(
+            return Err(DaemonError::PolicyDenied(format!(
                 "policy allows no level below {} for {user} (asked for {})",
                 min.name(),
                 chosen.name()
@@ -74,7 +74,7 @@ impl Service {
         };
         let decision = self.decide(&request)?;
         if let Outcome::Refuse(crate::policy::Refusal::Lookup(e)) = decision.outcome {
-            return Err(DaemonError::Internal(format!("group lookup: {e}")));
+            return Err(DaemonError::Internal(e.to_string()));
         }
         let policy = self.policy();
         let rule = match &decision.rule {
@@ -220,6 +220,14 @@ impl Service {
             DaemonError::Internal("mfad was started without a config file".into())
         })?;
         let new = Config::load(path).map_err(|e| DaemonError::InvalidArgument(e.to_string()))?;
+        let groups = check_groups(&new.policy, self.directory.as_ref());
+        if !groups.errors.is_empty() {
+            return Err(DaemonError::InvalidArgument(format!(
+                "{}: {}",
+                path.display(),
+                groups.errors.join("; ")
+            )));
+        }
         let mut notes = Vec::new();
         let old = &self.config;
         for (section, changed) in [

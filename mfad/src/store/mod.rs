@@ -45,6 +45,15 @@ fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sql { context, source }
 }
 
+fn confirmed_count(tx: &rusqlite::Transaction<'_>, user: &str) -> Result<u32, StoreError> {
+    tx.query_row(
+        "SELECT COUNT(*) FROM factors WHERE user = ?1 AND confirmed = 1",
+        params![user],
+        |row| row.get(0),
+    )
+    .map_err(sql("count factors"))
+}
+
 /// Result of confirming a pending enrolment.
 #[derive(Debug)]
 pub enum Confirmation {
@@ -52,6 +61,27 @@ pub enum Confirmation {
     WrongCode,
     /// No such pending enrolment for this user (or it expired).
     NotFound,
+    /// The user has [`FactorLimits::max_factors`] confirmed factors already.
+    TooManyFactors,
+}
+
+/// How many factors one user may keep: no user can grow the store without
+/// bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactorLimits {
+    /// Unconfirmed enrolments; a new one replaces the oldest.
+    pub max_pending: u32,
+    /// Confirmed factors.
+    pub max_factors: u32,
+}
+
+/// Result of adding a pending enrolment.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// Added; the ids of older pending enrolments it replaced.
+    Added { replaced: Vec<String> },
+    /// The user has [`FactorLimits::max_factors`] confirmed factors already.
+    TooManyFactors,
 }
 
 /// When consecutive failed codes lock a user out.
@@ -406,23 +436,54 @@ impl Store {
     }
 
     /// Add an unconfirmed factor; it cannot be used until confirmed.
-    pub fn insert_pending(&self, factor: &FactorRecord) -> Result<(), StoreError> {
+    /// Add a pending enrolment within `limits`, in one transaction: expired
+    /// ones go, and the oldest pending ones make room.
+    pub fn insert_pending(
+        &self,
+        factor: &FactorRecord,
+        limits: FactorLimits,
+    ) -> Result<Pending, StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
+        if confirmed_count(&tx, &factor.user)? >= limits.max_factors {
+            return Ok(Pending::TooManyFactors);
+        }
         tx.execute(
             "DELETE FROM factors WHERE user = ?1 AND confirmed = 0 AND expires <= ?2",
             params![factor.user, factor.created as i64],
         )
         .map_err(sql("drop expired enrolments"))?;
+        let replaced: Vec<String> = {
+            let mut oldest = tx
+                .prepare(
+                    "SELECT id FROM factors WHERE user = ?1 AND confirmed = 0
+                     ORDER BY created DESC, rowid DESC LIMIT -1 OFFSET ?2",
+                )
+                .map_err(sql("pending enrolments"))?;
+            let ids = oldest
+                .query_map(
+                    params![factor.user, i64::from(limits.max_pending.saturating_sub(1))],
+                    |row| row.get(0),
+                )
+                .map_err(sql("pending enrolments"))?
+                .collect::<Result<_, _>>()
+                .map_err(sql("pending enrolments"))?;
+            ids
+        };
+        for id in &replaced {
+            tx.execute("DELETE FROM factors WHERE id = ?1", params![id])
+                .map_err(sql("replace a pending enrolment"))?;
+        }
         let pending = FactorRecord {
             confirmed: false,
             last_used: 0,
             ..factor.clone()
         };
         self.insert_factor(&tx, &pending)?;
-        tx.commit().map_err(sql("commit enrolment"))
+        tx.commit().map_err(sql("commit enrolment"))?;
+        Ok(Pending::Added { replaced })
     }
 
     /// Add already-confirmed factors in one transaction (imports, and
@@ -449,12 +510,16 @@ impl Store {
         user: &str,
         id: &str,
         now: u64,
+        limits: FactorLimits,
         verify: impl FnOnce(&FactorRecord) -> Option<Advance>,
     ) -> Result<Confirmation, StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
+        if confirmed_count(&tx, user)? >= limits.max_factors {
+            return Ok(Confirmation::TooManyFactors);
+        }
         let found = query_factors(
             &tx,
             &self.sealer,

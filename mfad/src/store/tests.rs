@@ -6,6 +6,10 @@ use std::sync::Arc;
 
 const KEY: &[u8] = b"12345678901234567890";
 const NOW: u64 = 1_700_000_010;
+const LIMITS: FactorLimits = FactorLimits {
+    max_pending: 3,
+    max_factors: 20,
+};
 
 fn pending(user: &str, id: &str) -> FactorRecord {
     FactorRecord {
@@ -74,9 +78,13 @@ fn confirmed_store(dir: &Path, users: &[&str]) -> Store {
     };
     for user in users {
         let id = format!("{user}-f1");
-        store.insert_pending(&pending(user, &id)).expect("insert");
+        store
+            .insert_pending(&pending(user, &id), LIMITS)
+            .expect("insert");
         match store
-            .confirm(user, &id, NOW, |f| totp.verify(&f.params, &code(-1), NOW))
+            .confirm(user, &id, NOW, LIMITS, |f| {
+                totp.verify(&f.params, &code(-1), NOW)
+            })
             .expect("confirm")
         {
             Confirmation::Confirmed(_) => {}
@@ -168,7 +176,9 @@ fn twenty_racing_checks_of_one_code_accept_exactly_one() {
 fn pending_factors_are_not_usable_and_expire() {
     let (_tmp, dir) = state();
     let store = Store::open(&dir).expect("open");
-    store.insert_pending(&pending("bob", "b1")).expect("insert");
+    store
+        .insert_pending(&pending("bob", "b1"), LIMITS)
+        .expect("insert");
     let totp = Totp {
         skew: 1,
         max_drift: 10,
@@ -177,12 +187,14 @@ fn pending_factors_are_not_usable_and_expire() {
     assert_eq!(store.factors("bob", NOW).expect("list").len(), 1);
     assert!(store.factors("bob", NOW + 601).expect("list").is_empty());
     let late = store
-        .confirm("bob", "b1", NOW + 601, |f| {
+        .confirm("bob", "b1", NOW + 601, LIMITS, |f| {
             totp.verify(&f.params, &code(0), NOW)
         })
         .expect("confirm");
     assert!(matches!(late, Confirmation::NotFound));
-    let wrong = store.confirm("bob", "b1", NOW, |_| None).expect("confirm");
+    let wrong = store
+        .confirm("bob", "b1", NOW, LIMITS, |_| None)
+        .expect("confirm");
     assert!(matches!(wrong, Confirmation::WrongCode));
     assert!(
         !store.factors("bob", NOW).expect("list")[0].confirmed,
@@ -195,7 +207,7 @@ fn users_table_and_reset() {
     let (_tmp, dir) = state();
     let store = confirmed_store(&dir, &["alice", "bob"]);
     store
-        .insert_pending(&pending("carol", "c1"))
+        .insert_pending(&pending("carol", "c1"), LIMITS)
         .expect("insert");
     let users = store.users(NOW).expect("users");
     let names: Vec<_> = users.iter().map(|u| u.user.as_str()).collect();
@@ -442,4 +454,73 @@ fn a_lost_store_next_to_its_key_is_refused_not_reinitialised() {
 
 fn advance(counter: u64) -> crate::mechanism::Advance {
     crate::mechanism::Advance { counter, drift: 0 }
+}
+
+#[test]
+fn pending_enrolments_and_factors_per_user_are_capped() {
+    let (_tmp, dir) = state();
+    let store = Store::open(&dir).expect("open");
+    let limits = FactorLimits {
+        max_pending: 2,
+        max_factors: 1,
+    };
+    let at = |id: &str, created: u64| FactorRecord {
+        created,
+        ..pending("alice", id)
+    };
+    assert_eq!(
+        store
+            .insert_pending(&at("p1", NOW), limits)
+            .expect("insert"),
+        Pending::Added { replaced: vec![] }
+    );
+    store
+        .insert_pending(&at("p2", NOW + 1), limits)
+        .expect("insert");
+    assert_eq!(
+        store
+            .insert_pending(&at("p3", NOW + 2), limits)
+            .expect("insert"),
+        Pending::Added {
+            replaced: vec!["p1".into()]
+        },
+        "the oldest makes room"
+    );
+    // Someone else's enrolments are not touched.
+    store
+        .insert_pending(&pending("bob", "b1"), limits)
+        .expect("insert");
+    let ids: Vec<String> = store
+        .factors("alice", NOW)
+        .expect("factors")
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(ids, ["p2", "p3"]);
+
+    let totp = Totp {
+        skew: 1,
+        max_drift: 0,
+    };
+    let confirmed = store
+        .confirm("alice", "p2", NOW, limits, |f| {
+            totp.verify(&f.params, &code(0), NOW)
+        })
+        .expect("confirm");
+    assert!(
+        matches!(confirmed, Confirmation::Confirmed(_)),
+        "{confirmed:?}"
+    );
+    let full = store
+        .confirm("alice", "p3", NOW, limits, |f| {
+            totp.verify(&f.params, &code(1), NOW)
+        })
+        .expect("confirm");
+    assert!(matches!(full, Confirmation::TooManyFactors), "{full:?}");
+    assert_eq!(
+        store
+            .insert_pending(&at("p4", NOW + 3), limits)
+            .expect("insert"),
+        Pending::TooManyFactors
+    );
 }

@@ -60,6 +60,14 @@ enum Call {
     LoginAnswer { handle: String, answer: String },
     /// RequestName(org.pam_mfa.Mfad1): may this uid own mfad's name?
     OwnName,
+    /// `count` calls of one kind on this connection, as fast as mfad
+    /// answers: prints how many succeeded and how many failed with each
+    /// error name, and the first message of each.
+    Flood {
+        /// begin | recovery-codes | resync | revoke-devices | level | prefer
+        what: String,
+        count: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -140,6 +148,7 @@ async fn call(conn: &zbus::Connection, call: Call) -> Result<Value, MfaError> {
             let step = login.answer(&handle, &answer).await?;
             json!({ "kind": step.kind as u32, "reason": step.reason as u32, "text": step.text })
         }
+        Call::Flood { what, count } => flood(&factors().await?, &what, count).await?,
         Call::OwnName => {
             conn.request_name(mfa_dbus::BUS_NAME)
                 .await
@@ -148,6 +157,43 @@ async fn call(conn: &zbus::Connection, call: Call) -> Result<Value, MfaError> {
         }
     };
     Ok(value)
+}
+
+async fn flood(factors: &FactorsProxy<'_>, what: &str, count: u32) -> Result<Value, MfaError> {
+    let mut ok = 0u32;
+    let mut errors: serde_json::Map<String, Value> = serde_json::Map::new();
+    for i in 0..count {
+        let result = match what {
+            "begin" => factors
+                .begin_enrolment("totp", &format!("flood-{i}"), &EnrolOptions::default())
+                .await
+                .map(drop),
+            "recovery-codes" => factors.generate_recovery_codes().await.map(drop),
+            "resync" => factors
+                .resync_factor("0000000000000000", "123456", "654321")
+                .await
+                .map(drop),
+            "revoke-devices" => factors.revoke_devices("").await.map(drop),
+            "level" => factors.set_level("always").await.map(drop),
+            "prefer" => factors.set_preferred("0000000000000000").await.map(drop),
+            other => {
+                return Err(MfaError::InvalidArgument(format!(
+                    "mfa-probe: no flood of {other:?}"
+                )))
+            }
+        };
+        match result {
+            Ok(()) => ok += 1,
+            Err(e) => {
+                let (name, message) = error_parts(&e);
+                let entry = errors
+                    .entry(name)
+                    .or_insert_with(|| json!({ "count": 0, "message": message }));
+                entry["count"] = json!(entry["count"].as_u64().unwrap_or(0) + 1);
+            }
+        }
+    }
+    Ok(json!({ "ok": ok, "errors": errors }))
 }
 
 fn to_json<T: serde::Serialize>(value: T) -> Value {

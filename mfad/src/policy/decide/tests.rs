@@ -1,24 +1,41 @@
 use super::*;
-use crate::policy::{BypassRule, Network};
+use crate::policy::{BypassRule, BypassScope, Directory, GroupEntry, Network, UserEntry};
 use std::collections::HashMap;
 
+/// Users and the groups they are in. Every user's primary group has gid
+/// 1000; other groups get 2000 and up. A group named `down-*` cannot be
+/// looked up (its directory is unavailable); `missing-*` does not exist.
 struct Groups(HashMap<&'static str, Vec<&'static str>>);
 
 impl Directory for Groups {
-    fn groups_of(&self, user: &str) -> Result<Vec<String>, String> {
-        self.0
-            .get(user)
-            .map(|g| g.iter().map(|s| s.to_string()).collect())
-            .ok_or_else(|| format!("no user {user:?}"))
+    fn user(&self, name: &str) -> Result<Option<UserEntry>, LookupError> {
+        Ok(self.0.get(name).map(|_| UserEntry {
+            name: name.into(),
+            gid: 1000,
+            gids: vec![1000],
+        }))
     }
-    fn members_of(&self, group: &str) -> Result<Vec<String>, String> {
-        Ok(self
+    fn group(&self, name: &str) -> Result<Option<GroupEntry>, LookupError> {
+        if name.starts_with("down-") {
+            return Err(LookupError::new(format!("group {name:?}"), "unavailable"));
+        }
+        let members: Vec<String> = self
             .0
             .iter()
-            .filter(|(_, g)| g.contains(&group))
+            .filter(|(_, g)| g.contains(&name))
             .map(|(u, _)| u.to_string())
-            .collect())
+            .collect();
+        Ok((!name.starts_with("missing-")).then(|| GroupEntry {
+            name: name.into(),
+            gid: 2000,
+            members,
+        }))
     }
+}
+
+fn decide_with(p: &Policy, s: Subject<'_>, state: &UserState) -> Decision {
+    let memberships = Memberships::look_up(&directory(), p, s.user);
+    decide(p, &memberships, s, state, NOW)
 }
 
 fn directory() -> Groups {
@@ -80,7 +97,7 @@ fn subject<'a>(user: &'a str, service: &'a str, rhost: &'a str) -> Subject<'a> {
 const NOW: u64 = 1_800_000_000;
 
 fn outcome(p: &Policy, s: Subject<'_>, state: &UserState) -> Outcome {
-    decide(p, &directory(), s, state, NOW).outcome
+    decide_with(p, s, state).outcome
 }
 
 #[test]
@@ -89,13 +106,7 @@ fn off_asks_nobody_not_even_enrolled_users() {
         enabled: false,
         ..policy()
     };
-    let d = decide(
-        &p,
-        &directory(),
-        subject("alice", "sshd", ""),
-        &enrolled(&["a"]),
-        NOW,
-    );
+    let d = decide_with(&p, subject("alice", "sshd", ""), &enrolled(&["a"]));
     assert_eq!(d.outcome, Outcome::Skip(Skip::Disabled));
     assert_eq!(d.rule, None);
 }
@@ -104,7 +115,7 @@ fn off_asks_nobody_not_even_enrolled_users() {
 fn the_strictest_rule_decides_and_the_first_of_equals() {
     let p = policy();
     let none = UserState::default();
-    let d = decide(&p, &directory(), subject("alice", "sshd", ""), &none, NOW);
+    let d = decide_with(&p, subject("alice", "sshd", ""), &none);
     assert_eq!(
         d.outcome,
         Outcome::Enrol {
@@ -112,21 +123,21 @@ fn the_strictest_rule_decides_and_the_first_of_equals() {
         }
     );
     assert!(matches!(&d.rule, Some(RuleOrigin::Group { group, .. }) if group == "wheel"));
-    let d = decide(&p, &directory(), subject("bob", "sshd", ""), &none, NOW);
+    let d = decide_with(&p, subject("bob", "sshd", ""), &none);
     assert_eq!(
         d.outcome,
         Outcome::Offer {
             kind: FactorKind::Totp
         }
     );
-    let d = decide(&p, &directory(), subject("carol", "sshd", ""), &none, NOW);
+    let d = decide_with(&p, subject("carol", "sshd", ""), &none);
     assert_eq!(d.outcome, Outcome::Skip(Skip::NotRequired));
     assert_eq!(d.rule, Some(RuleOrigin::Default));
 
     let mut two = policy();
     two.groups.push(group_rule("staff", 30, Requirement::Force));
     two.groups[1].methods = vec![FactorKind::Hotp];
-    let d = decide(&two, &directory(), subject("alice", "sshd", ""), &none, NOW);
+    let d = decide_with(&two, subject("alice", "sshd", ""), &none);
     assert_eq!(
         d.outcome,
         Outcome::Enrol {
@@ -136,15 +147,79 @@ fn the_strictest_rule_decides_and_the_first_of_equals() {
     );
 }
 
+/// A rule whose group cannot be looked up refuses exactly the logins it
+/// could have decided, and names the lookup that failed.
+#[test]
+fn a_group_that_cannot_be_looked_up_refuses_when_its_rule_could_decide() {
+    let none = UserState::default();
+    let mut p = policy();
+    // Stricter than anything else: whoever it might hold must be refused.
+    p.groups
+        .push(group_rule("down-ldapadmins", 30, Requirement::Force));
+    p.groups[1].require = Requirement::Encourage; // wheel
+    for user in ["alice", "bob", "carol"] {
+        let d = decide_with(&p, subject(user, "sshd", ""), &none);
+        let Outcome::Refuse(Refusal::Lookup(e)) = &d.outcome else {
+            panic!("{user}: {d:?}");
+        };
+        assert_eq!(e.what, "group \"down-ldapadmins\"");
+        assert!(
+            d.explanation
+                .iter()
+                .any(|l| l.contains("down-ldapadmins") && l.contains("never exempted")),
+            "{:?}",
+            d.explanation
+        );
+    }
+    // Less strict than the rule that decides anyway: it cannot matter.
+    let mut weak = policy();
+    weak.groups
+        .push(group_rule("down-devs", 5, Requirement::No));
+    let d = decide_with(&weak, subject("alice", "sshd", ""), &none);
+    assert!(matches!(d.outcome, Outcome::Enrol { .. }), "{d:?}");
+    assert!(d
+        .explanation
+        .iter()
+        .any(|l| l.contains("down-devs") && l.contains("could not change the decision")));
+    // As strict and earlier in the file than the deciding rule: it would
+    // win the tie, so it must be known.
+    let mut tie = policy();
+    tie.groups
+        .insert(0, group_rule("down-ops", 5, Requirement::Force));
+    assert!(matches!(
+        decide_with(&tie, subject("alice", "sshd", ""), &none).outcome,
+        Outcome::Refuse(Refusal::Lookup(_))
+    ));
+    // As strict but later: the earlier rule wins the tie whatever it says.
+    let mut later = policy();
+    later
+        .groups
+        .push(group_rule("down-ops", 50, Requirement::Force));
+    assert!(matches!(
+        decide_with(&later, subject("alice", "sshd", ""), &none).outcome,
+        Outcome::Enrol { .. }
+    ));
+}
+
+#[test]
+fn a_group_nss_does_not_know_refuses_unless_its_rule_allows_it() {
+    let none = UserState::default();
+    let mut p = policy();
+    p.groups
+        .push(group_rule("missing-admins", 30, Requirement::Force));
+    let d = decide_with(&p, subject("carol", "sshd", ""), &none);
+    let Outcome::Refuse(Refusal::Lookup(e)) = &d.outcome else {
+        panic!("{d:?}");
+    };
+    assert!(e.why.contains("allow_missing"), "{e}");
+    p.groups[2].allow_missing = true;
+    let d = decide_with(&p, subject("carol", "sshd", ""), &none);
+    assert_eq!(d.outcome, Outcome::Skip(Skip::NotRequired), "{d:?}");
+}
+
 #[test]
 fn a_failed_group_lookup_refuses_and_never_exempts() {
-    let d = decide(
-        &policy(),
-        &directory(),
-        subject("mallory", "sshd", ""),
-        &enrolled(&["a"]),
-        NOW,
-    );
+    let d = decide_with(&policy(), subject("mallory", "sshd", ""), &enrolled(&["a"]));
     assert!(
         matches!(d.outcome, Outcome::Refuse(Refusal::Lookup(_))),
         "{d:?}"
@@ -211,7 +286,7 @@ fn levels_choose_when_users_are_asked_within_the_rule_minimum() {
         Outcome::Ask { .. }
     ));
     // wheel's min_level is appropriate: alice's choice is raised.
-    let d = decide(&p, &directory(), subject("alice", "sshd", ""), &state, NOW);
+    let d = decide_with(&p, subject("alice", "sshd", ""), &state);
     assert!(matches!(d.outcome, Outcome::Ask { .. }));
     assert_eq!(d.level, Some(Level::Appropriate));
 }
@@ -222,6 +297,7 @@ fn bypass_policy(expires: Option<u64>) -> Policy {
         bypass: vec![BypassRule {
             name: "office".into(),
             network: Network::parse("127.0.0.0/30").expect("net"),
+            scope: BypassScope::Login,
             expires,
             line: 40,
         }],
@@ -267,15 +343,30 @@ fn bypass_needs_the_switch_a_literal_address_in_a_live_rule_and_a_level_below_al
         level: Some(Level::Always),
         ..enrolled(&["a"])
     };
-    let d = decide(
-        &p,
-        &directory(),
-        subject("alice", "sshd", "127.0.0.2"),
-        &always,
-        NOW,
-    );
+    let d = decide_with(&p, subject("alice", "sshd", "127.0.0.2"), &always);
     assert!(matches!(d.outcome, Outcome::Ask { .. }), "{d:?}");
     assert!(d.explanation.iter().any(|l| l.contains("level always")));
+}
+
+#[test]
+fn bypass_reaches_privileged_services_only_when_its_scope_says_so() {
+    let p = bypass_policy(None);
+    let state = enrolled(&["a"]);
+    let d = decide_with(&p, subject("alice", "sudo", "127.0.0.2"), &state);
+    assert!(matches!(d.outcome, Outcome::Ask { .. }), "{d:?}");
+    assert!(
+        d.explanation
+            .iter()
+            .any(|l| l.contains("applies to logins only")),
+        "{:?}",
+        d.explanation
+    );
+    let mut all = bypass_policy(None);
+    all.bypass[0].scope = BypassScope::All;
+    assert_eq!(
+        outcome(&all, subject("alice", "sudo", "127.0.0.2"), &state),
+        Outcome::Skip(Skip::Bypass("office".into()))
+    );
 }
 
 #[test]
