@@ -10,8 +10,11 @@
 use libfuzzer_sys::fuzz_target;
 use mfa_dbus::{LoginRequest, StepKind};
 use mfad::error::DaemonError;
-use mfad::mechanism::{recovery, Algorithm, Hotp, Mechanism, OtpParams, Totp};
-use pam_mfa_fuzz::{code_shaped, World, ALICE, BOB, KEY, NOW, OWNER};
+use mfad::mechanism::{
+    recovery, Algorithm, FactorData, FactorKind, Hotp, Mechanism, OtpParams, Response, Totp,
+    Verdict,
+};
+use pam_mfa_fuzz::{code_shaped, factor, World, ALICE, BOB, KEY, NOW, OWNER};
 
 /// The highest counter the store holds (SQLite integers are i64).
 const MAX_COUNTER: u64 = i64::MAX as u64;
@@ -50,22 +53,39 @@ fn mechanisms(flags: u8, answer: &str) {
             [usize::from(flags >> 6) % 3],
         digits: 6 + u32::from(flags >> 3) % 3,
         period: [10, 30, 300][usize::from(flags >> 5) % 3],
-        counter: if flags & 0x80 == 0 { 0 } else { MAX_COUNTER },
         // A learned drift, as far as the config allows either way.
         drift: [0, 120, -120][usize::from(flags & 0x03) % 3],
     };
+    let mut record = factor(
+        "f",
+        ALICE,
+        FactorKind::Totp,
+        params.algorithm,
+        params.digits,
+    );
+    record.data = FactorData::Otp(params);
+    record.counter = if flags & 0x80 == 0 { 0 } else { MAX_COUNTER };
     let totp = Totp {
         skew: 10,
         max_drift: 120,
+        defaults: Default::default(),
     };
-    let hotp = Hotp { window: 100 };
-    let accepted = [
-        totp.verify(&params, answer, NOW),
-        hotp.verify(&params, answer, NOW),
-        totp.resync(&params, answer, answer, NOW),
-        hotp.resync(&params, answer, answer, NOW),
+    let hotp = Hotp {
+        window: 100,
+        defaults: Default::default(),
+    };
+    let response = Response::Text(answer.to_string());
+    let verified = [
+        totp.verify(&record, &(), &response, NOW),
+        hotp.verify(&record, &(), &response, NOW),
     ];
-    if accepted.iter().any(Option::is_some) {
+    let resynced = [
+        totp.resync(&record, answer, answer, NOW),
+        hotp.resync(&record, answer, answer, NOW),
+    ];
+    if verified.iter().any(|v| matches!(v, Verdict::Accept(_)))
+        || resynced.iter().any(Option::is_some)
+    {
         assert!(code_shaped(answer), "{answer:?} accepted");
     }
 }
@@ -98,7 +118,12 @@ fn login(world: &World, flags: u8, answers: &[String]) {
                 Err(DaemonError::UnknownHandle)
             ));
         }
-        let answered = service.answer(OWNER, &handle, answer).expect("answer");
+        let mut answered = service.answer(OWNER, &handle, answer).expect("answer");
+        // Slow work (a recovery code's hashes): poll as a client would.
+        while let Some(waiter) = answered.waiting.take() {
+            assert!(waiter.block(std::time::Duration::from_secs(5)), "work hung");
+            answered = service.answer(OWNER, &handle, "").expect("poll");
+        }
         match answered.step.kind {
             StepKind::Allow => assert!(!answered.failure),
             StepKind::Deny => assert!(answered.failure),

@@ -5,7 +5,7 @@
 use mfad::audit::Audit;
 use mfad::clock::FixedClock;
 use mfad::config::{Config, LogTarget};
-use mfad::mechanism::{recovery, Algorithm, FactorKind, OtpParams};
+use mfad::mechanism::{recovery, Algorithm, FactorData, FactorKind, OtpParams};
 use mfad::service::Service;
 use mfad::store::{FactorRecord, Store};
 use std::sync::Arc;
@@ -34,7 +34,8 @@ pub struct World {
     _dir: tempfile::TempDir,
 }
 
-fn factor(
+/// A confirmed factor of `user` with the fuzz key.
+pub fn factor(
     id: &str,
     user: &str,
     kind: FactorKind,
@@ -46,14 +47,14 @@ fn factor(
         user: user.into(),
         kind,
         label: kind.name().into(),
-        params: OtpParams {
+        counter: 0,
+        data: FactorData::Otp(OtpParams {
             secret: KEY.to_vec(),
             algorithm,
             digits,
             period: if kind == FactorKind::Totp { 30 } else { 0 },
-            counter: 0,
             drift: 0,
-        },
+        }),
         confirmed: true,
         approved: false,
         created: NOW - 100,

@@ -14,6 +14,9 @@ use zbus::Connection;
 
 /// A daemon that keeps sending steps is broken; stop relaying after this many.
 const MAX_STEPS: usize = 256;
+/// Polls of [`StepKind::Wait`] steps per login: 20 minutes of holds, far
+/// past any login time limit mfad allows.
+const MAX_WAITS: usize = 2400;
 
 /// What the user typed. Wiped when dropped, never printed.
 pub struct Answer(String);
@@ -76,7 +79,7 @@ pub enum ClientError {
     ConversationAborted,
     #[error("mfad refused the call: {0}")]
     Daemon(MfaError),
-    #[error("mfad sent more than {MAX_STEPS} steps")]
+    #[error("mfad sent more than {MAX_STEPS} steps or {MAX_WAITS} waits")]
     TooManySteps,
     #[error("the owner of {BUS_NAME} runs as uid {uid}, not root: refusing to talk to it")]
     Untrusted { uid: u32 },
@@ -153,7 +156,13 @@ pub async fn run_login(
         return Err(ClientError::Untrusted { uid: owner_uid });
     }
     let (handle, mut step) = started.map_err(ClientError::Daemon)?;
-    for _ in 0..MAX_STEPS {
+    let (mut steps, mut waits) = (0, 0);
+    while steps < MAX_STEPS && waits < MAX_WAITS {
+        if step.kind == StepKind::Wait {
+            waits += 1;
+        } else {
+            steps += 1;
+        }
         let answer = match relay(&step, conversation) {
             Ok(Relayed::Done(outcome)) => return Ok(outcome),
             Ok(Relayed::Answer(answer)) => answer,
@@ -217,6 +226,14 @@ fn relay(step: &Step, conversation: &mut dyn Conversation) -> Result<Relayed, Co
     match step.kind {
         StepKind::Info => {
             conversation.info(&step.text)?;
+            Ok(Relayed::Answer(Answer::new(String::new())))
+        }
+        // The user is told once (later polls carry no text); the empty
+        // answer goes back at once and mfad holds it.
+        StepKind::Wait => {
+            if !step.text.is_empty() {
+                conversation.info(&step.text)?;
+            }
             Ok(Relayed::Answer(Answer::new(String::new())))
         }
         StepKind::PromptEchoOff | StepKind::PromptEchoOn => {

@@ -25,6 +25,11 @@ pub enum MfaError {
     /// Too many requests, or too many of something (pending enrolments,
     /// factors); the message says when to try again. Nothing was changed.
     LimitReached(String),
+    /// A device (a security key) could not do its part: none plugged in,
+    /// no touch in time, a wrong PIN. The message says which.
+    DeviceFailed(String),
+    /// A device is still at work (a key waiting for a touch): call again.
+    Pending(String),
     /// The store could not be read or written; nothing was changed.
     Store(String),
     /// Anything else; details are in mfad's log.
@@ -43,6 +48,8 @@ impl MfaError {
             | MfaError::WrongCode(m)
             | MfaError::PolicyDenied(m)
             | MfaError::LimitReached(m)
+            | MfaError::DeviceFailed(m)
+            | MfaError::Pending(m)
             | MfaError::Store(m)
             | MfaError::Internal(m) => m.clone(),
         }

@@ -41,7 +41,18 @@ pub enum StepKind {
     Allow = 3,
     /// Refused for `reason`; `text` is shown to the user. Terminal.
     Deny = 4,
+    /// Something is under way that the user must act on (touch a key):
+    /// show `text` if it is not empty, then answer with an empty string at
+    /// once. mfad holds that answer until the work is done or
+    /// [`WAIT_HOLD_MS`] have passed, and replies with the next step — a
+    /// `Wait` with an empty text while it is still under way.
+    Wait = 5,
 }
+
+/// The longest mfad holds an answer to a [`StepKind::Wait`] step, in
+/// milliseconds: well below the shortest per-call timeout a client may use
+/// (the module's `timeout=` is at least 1 s).
+pub const WAIT_HOLD_MS: u64 = 500;
 
 /// Why a login was refused; the module maps each to one PAM code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize_repr, Deserialize_repr, Type)]
@@ -92,6 +103,14 @@ impl Step {
             text: text.into(),
         }
     }
+    /// Show `text` (if any) while something is under way; see [`StepKind::Wait`].
+    pub fn wait(text: impl Into<String>) -> Self {
+        Step {
+            kind: StepKind::Wait,
+            reason: DenyReason::None,
+            text: text.into(),
+        }
+    }
     pub fn allow() -> Self {
         Step {
             kind: StepKind::Allow,
@@ -129,7 +148,9 @@ pub const MIN_SECRET_BYTES: usize = 10;
 /// Longest secret [`EnrolOptions::secret_base32`] may carry, in bytes.
 pub const MAX_SECRET_BYTES: usize = 128;
 
-/// Parameters of a new OTP factor; empty or zero fields take mfad's defaults.
+/// Parameters of a new factor; empty or zero fields take mfad's defaults.
+/// The OTP fields are for `totp` and `hotp`, `pin` and `verification` for
+/// `fido2`; a field another kind has no use for is refused when set.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize, Type)]
 pub struct EnrolOptions {
     /// `SHA1`, `SHA256` or `SHA512`; empty for the default.
@@ -141,6 +162,11 @@ pub struct EnrolOptions {
     /// An existing secret in base32 to import ([`MIN_SECRET_BYTES`] to
     /// [`MAX_SECRET_BYTES`] bytes); empty to let mfad generate one.
     pub secret_base32: String,
+    /// The security key's PIN, when it has one; empty otherwise.
+    pub pin: String,
+    /// Require user verification (the PIN, or the key's own) at every
+    /// login with this key, not only a touch.
+    pub verification: bool,
 }
 
 impl fmt::Debug for EnrolOptions {
@@ -150,17 +176,19 @@ impl fmt::Debug for EnrolOptions {
             .field("digits", &self.digits)
             .field("period", &self.period)
             .field("secret_base32", &redacted(&self.secret_base32))
+            .field("pin", &redacted(&self.pin))
+            .field("verification", &self.verification)
             .finish()
     }
 }
 
 /// What a user needs to set up their authenticator. Sent once, to the user
 /// enrolling; mfad never sends the secret again.
-#[derive(Clone, PartialEq, Serialize, Deserialize, Type)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, Type)]
 pub struct EnrolmentOffer {
     /// Id of the pending factor, used to confirm it.
     pub id: String,
-    /// `totp` or `hotp`.
+    /// `totp`, `hotp` or `fido2`.
     pub kind: String,
     pub label: String,
     pub issuer: String,
@@ -175,6 +203,10 @@ pub struct EnrolmentOffer {
     pub uri: String,
     /// Seconds since the epoch after which the pending enrolment is dropped.
     pub expires: u64,
+    /// What to do now, for a factor that a device confirms rather than a
+    /// code ("Touch your security key"); then `ConfirmEnrolment(id, "")`
+    /// waits for it.
+    pub instructions: String,
 }
 
 impl fmt::Debug for EnrolmentOffer {

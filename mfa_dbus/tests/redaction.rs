@@ -23,8 +23,10 @@ fn enrol_options_hide_the_imported_secret() {
         digits: 8,
         period: 30,
         secret_base32: SECRET.into(),
+        pin: "4711-pin".into(),
+        verification: true,
     };
-    let shown = hidden(&options, &[SECRET]);
+    let shown = hidden(&options, &[SECRET, "4711-pin"]);
     assert!(
         shown.contains("SHA256") && shown.contains("<redacted>"),
         "{shown}"
@@ -45,6 +47,7 @@ fn an_enrolment_offer_hides_its_secret_and_uri() {
         secret_base32: SECRET.into(),
         uri: format!("otpauth://totp/pam_mfa:alice?secret={SECRET}&issuer=pam_mfa"),
         expires: 1,
+        instructions: String::new(),
     };
     let shown = hidden(&offer, &[SECRET, "otpauth"]);
     assert!(shown.contains("f00d"), "{shown}");

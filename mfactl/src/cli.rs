@@ -43,10 +43,10 @@ pub struct Cli {
 /// never printed.
 #[derive(Subcommand)]
 pub enum Command {
-    /// Register a new TOTP or HOTP factor for yourself
+    /// Register a new TOTP, HOTP or security-key factor for yourself
     #[command(
         visible_alias = "enroll",
-        long_about = "Register a new TOTP or HOTP factor for yourself.\n\n\
+        long_about = "Register a new TOTP, HOTP or security-key factor for yourself.\n\n\
             mfad creates the factor and sends its secret once. mfactl shows it \
             as a QR code, an otpauth:// URI and a grouped base32 secret, then \
             asks for a code from your authenticator app to confirm it. Until \
@@ -58,7 +58,11 @@ pub enum Command {
             enrolment pending); else one line read from stdin.\n\n\
             With --json two JSON objects are printed, one per line: \
             {\"offer\": …} as soon as mfad answers (it holds the secret), \
-            then {\"factor\": …} once confirmed."
+            then {\"factor\": …} once confirmed.\n\n\
+            fido2: a USB security key plugged into this machine. mfad makes a \
+            credential on it; touch the key when asked. --pin asks for the \
+            key's PIN (--pin-stdin reads it), --verification makes every login \
+            with the key ask for the PIN too."
     )]
     Enrol(EnrolArgs),
 
@@ -367,6 +371,18 @@ pub struct EnrolArgs {
     /// Show only the secret and its parameters: no QR code, no URI
     #[arg(long)]
     pub show_secret_only: bool,
+
+    /// fido2: ask for the security key's PIN on the terminal
+    #[arg(long, conflicts_with = "pin_stdin")]
+    pub pin: bool,
+
+    /// fido2: read the security key's PIN from the first line of stdin
+    #[arg(long)]
+    pub pin_stdin: bool,
+
+    /// fido2: every login with this key asks for its PIN too (needs a PIN)
+    #[arg(long)]
+    pub verification: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -375,6 +391,8 @@ pub enum Kind {
     Totp,
     /// Counter-based one-time password (RFC 4226)
     Hotp,
+    /// A USB security key (FIDO2) plugged into this machine
+    Fido2,
 }
 
 impl Kind {
@@ -383,6 +401,7 @@ impl Kind {
         match self {
             Kind::Totp => "totp",
             Kind::Hotp => "hotp",
+            Kind::Fido2 => "fido2",
         }
     }
 }
@@ -492,6 +511,9 @@ impl fmt::Debug for EnrolArgs {
             .field("code", &redacted(&self.code))
             .field("no_qr", &self.no_qr)
             .field("show_secret_only", &self.show_secret_only)
+            .field("pin", &self.pin)
+            .field("pin_stdin", &self.pin_stdin)
+            .field("verification", &self.verification)
             .finish()
     }
 }
@@ -499,6 +521,29 @@ impl fmt::Debug for EnrolArgs {
 impl EnrolArgs {
     /// Checks clap cannot express.
     pub fn validate(&self) -> Result<(), Error> {
+        let otp_options = self.algorithm.is_some()
+            || self.digits.is_some()
+            || self.period.is_some()
+            || self.secret.is_some()
+            || self.secret_file.is_some()
+            || self.secret_stdin
+            || self.code.is_some();
+        if self.kind == Kind::Fido2 && otp_options {
+            return Err(Error::Usage(
+                "--algorithm, --digits, --period, --secret* and --code are for codes, not for a security key".to_string(),
+            ));
+        }
+        let key_options = self.pin || self.pin_stdin || self.verification;
+        if self.kind != Kind::Fido2 && key_options {
+            return Err(Error::Usage(
+                "--pin, --pin-stdin and --verification are for fido2 security keys".to_string(),
+            ));
+        }
+        if self.verification && !(self.pin || self.pin_stdin) {
+            return Err(Error::Usage(
+                "--verification needs the key's PIN: add --pin (or --pin-stdin)".to_string(),
+            ));
+        }
         if self.kind == Kind::Hotp && self.period.is_some() {
             return Err(Error::Usage(
                 "--period applies to TOTP only; HOTP codes do not expire".to_string(),

@@ -1,7 +1,7 @@
 //! Enrolment: turn the options into a request, show the offer (QR code,
 //! URI, secret), then confirm it with a code.
 
-use crate::cli::EnrolArgs;
+use crate::cli::{EnrolArgs, Kind};
 use crate::client::Enrolment;
 use crate::error::Error;
 use crate::output::{self, FactorJson, OfferJson};
@@ -176,7 +176,15 @@ fn first_line_of_file(path: &Path) -> Result<String, Error> {
 }
 
 /// The request for BeginEnrolment; empty or zero fields take mfad's defaults.
+/// `secret` is the OTP secret to import, or a security key's PIN.
 pub fn options(args: &EnrolArgs, secret: Option<String>) -> EnrolOptions {
+    if args.kind == Kind::Fido2 {
+        return EnrolOptions {
+            pin: secret.unwrap_or_default(),
+            verification: args.verification,
+            ..EnrolOptions::default()
+        };
+    }
     EnrolOptions {
         algorithm: args
             .algorithm
@@ -185,7 +193,43 @@ pub fn options(args: &EnrolArgs, secret: Option<String>) -> EnrolOptions {
         digits: args.digits.unwrap_or(0),
         period: args.period.unwrap_or(0),
         secret_base32: secret.unwrap_or_default(),
+        ..EnrolOptions::default()
     }
+}
+
+/// The security key's PIN, when `--pin` or `--pin-stdin` asks for it.
+pub fn pin_to_use(args: &EnrolArgs) -> Result<Option<String>, Error> {
+    if !(args.pin || args.pin_stdin) {
+        return Ok(None);
+    }
+    let question = args.pin.then_some("PIN of your security key: ");
+    let pin = prompt::read_secret_line(question).map_err(|source| Error::Input {
+        what: "the security key's PIN".to_string(),
+        source,
+    })?;
+    match pin {
+        Some(pin) if (4..=63).contains(&pin.len()) => Ok(Some(pin)),
+        Some(_) => Err(Error::Usage(
+            "a security key's PIN is 4 to 63 characters".to_string(),
+        )),
+        None => Err(Error::Usage("no PIN given".to_string())),
+    }
+}
+
+/// Waits for a security key, each up to mfad's hold (20 s): two minutes.
+const DEVICE_POLLS: u32 = 6;
+
+/// Confirm `id`, which a device confirms: ask mfad until the device is done.
+pub async fn confirm_device(api: &impl Enrolment, id: &str) -> Result<FactorInfo, Error> {
+    for _ in 0..DEVICE_POLLS {
+        match api.confirm(id, "").await {
+            Err(Error::Pending(_)) => continue,
+            other => return other,
+        }
+    }
+    Err(Error::Refused(
+        "the security key was not touched in time; start again with mfactl enrol fido2".to_string(),
+    ))
 }
 
 /// `JBSWY3DPEHPK3PXP` as `JBSW Y3DP EHPK 3PXP`, for typing by hand.
@@ -332,16 +376,23 @@ pub async fn enrol(
     let offer = api
         .begin(args.kind.wire(), &label, &options(args, secret))
         .await?;
+    let device = !offer.instructions.is_empty();
     let shown = if json {
         output::json_line(&OfferLine {
             offer: (&offer).into(),
         })
+    } else if device {
+        format!("{}\n", printable(&offer.instructions))
     } else {
         offer_text(&offer, Show::from_args(args))
     };
     out.write_all(shown.as_bytes())?;
     out.flush()?;
-    let factor = confirm_with(api, &offer.id, Some(offer.expires), source).await?;
+    let factor = if device {
+        confirm_device(api, &offer.id).await?
+    } else {
+        confirm_with(api, &offer.id, Some(offer.expires), source).await?
+    };
     out.write_all(confirmed_text(&factor, json).as_bytes())?;
     out.flush()?;
     Ok(factor)
@@ -394,6 +445,7 @@ mod tests {
                 secret_base32: SECRET.into(),
                 uri: format!("otpauth://{kind}/pam_mfa:alice?secret={SECRET}&issuer=pam_mfa"),
                 expires: 1_700_000_000,
+                instructions: String::new(),
             })
         }
 
@@ -586,6 +638,7 @@ mod tests {
             secret_base32: SECRET.into(),
             uri: "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP".into(),
             expires: 0,
+            instructions: String::new(),
         };
         let full = offer_text(
             &offer,

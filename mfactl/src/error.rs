@@ -61,6 +61,9 @@ pub enum Error {
     /// mfad said the confirmation code was wrong.
     #[error("{0}")]
     WrongCode(String),
+    /// A device is still at work; asking again may finish it.
+    #[error("{0}")]
+    Pending(String),
     /// An enrolment was left pending (wrong or missing code).
     #[error("{}", not_confirmed(.id, *.expires, .why))]
     NotConfirmed {
@@ -91,7 +94,9 @@ impl Error {
             Error::Unreachable { .. } => EXIT_UNREACHABLE,
             Error::AccessDenied(_) => EXIT_ACCESS_DENIED,
             Error::WrongCode(_) | Error::NotConfirmed { .. } => EXIT_NOT_CONFIRMED,
-            Error::Refused(_) | Error::Declined(_) | Error::Output(_) => EXIT_REFUSED,
+            Error::Refused(_) | Error::Pending(_) | Error::Declined(_) | Error::Output(_) => {
+                EXIT_REFUSED
+            }
         }
     }
 
@@ -114,9 +119,11 @@ impl Error {
         match error {
             MfaError::AccessDenied(m) => Error::AccessDenied(m),
             MfaError::WrongCode(m) => Error::WrongCode(m),
+            MfaError::Pending(m) => Error::Pending(m),
             MfaError::InvalidArgument(m)
             | MfaError::PolicyDenied(m)
             | MfaError::LimitReached(m)
+            | MfaError::DeviceFailed(m)
             | MfaError::NotFound(m)
             | MfaError::UnknownHandle(m)
             | MfaError::Store(m)

@@ -41,7 +41,10 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Enrol(args) => {
             args.validate()?;
             // Local input first: a bad secret file changes nothing on mfad.
-            let secret = enrol::secret_to_import(&args)?;
+            let secret = match args.kind {
+                cli::Kind::Fido2 => enrol::pin_to_use(&args)?,
+                _ => enrol::secret_to_import(&args)?,
+            };
             let mut source = enrol::code_source(args.code.clone());
             let client = Client::connect(address).await?;
             let mut out = std::io::stdout();

@@ -350,6 +350,7 @@ mod tests {
             secret_base32: "JBSWY3DPEHPK3PXP".into(),
             uri: "otpauth://hotp/x".into(),
             expires: 1_700_000_000,
+            instructions: String::new(),
         };
         let v: Value = serde_json::from_str(&json_line(&OfferJson::from(&offer))).expect("json");
         assert_eq!(v["secret"], "JBSWY3DPEHPK3PXP");
@@ -374,6 +375,7 @@ mod tests {
             secret_base32: SECRET.into(),
             uri: format!("otpauth://totp/pam_mfa:alice?secret={SECRET}&issuer=pam_mfa"),
             expires: 1_700_000_000,
+            instructions: String::new(),
         };
         let json = OfferJson::from(&offer);
         let shown = format!("{json:?} {json:#?}");

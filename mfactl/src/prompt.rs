@@ -1,6 +1,6 @@
 //! Questions on the terminal. Prompts go to stderr so that stdout stays
-//! data (JSON, tables); answers are read from stdin, echo on: a one-time
-//! code is worthless once used.
+//! data (JSON, tables); answers are read from stdin, echo on (a one-time
+//! code is worthless once used) except for a security key's PIN.
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 
@@ -28,6 +28,47 @@ pub fn read_line(prompt: Option<&str>) -> io::Result<Option<String>> {
     let trimmed = line.trim_end_matches(['\n', '\r']).len();
     line.truncate(trimmed);
     Ok(Some(line))
+}
+
+/// [`read_line`], without echo when stdin is a terminal (a PIN).
+pub fn read_secret_line(prompt: Option<&str>) -> io::Result<Option<String>> {
+    let Some(_quiet) = NoEcho::on_stdin() else {
+        return read_line(prompt);
+    };
+    let line = read_line(prompt);
+    let _ = say("");
+    line
+}
+
+/// The terminal on stdin with echo off, until dropped.
+struct NoEcho(libc::termios);
+
+impl NoEcho {
+    fn on_stdin() -> Option<NoEcho> {
+        if !stdin_is_terminal() {
+            return None;
+        }
+        // SAFETY: a zeroed termios is a valid buffer for tcgetattr, which
+        // fills it for fd 0; tcsetattr only reads it.
+        unsafe {
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut saved) != 0 {
+                return None;
+            }
+            let mut quiet = saved;
+            quiet.c_lflag &= !libc::ECHO;
+            (libc::tcsetattr(0, libc::TCSANOW, &quiet) == 0).then_some(NoEcho(saved))
+        }
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        // SAFETY: restores the settings read from the same fd.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSANOW, &self.0);
+        }
+    }
 }
 
 /// Ask a yes/no question on the terminal; anything but y/yes is no.

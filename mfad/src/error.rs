@@ -20,6 +20,12 @@ pub enum DaemonError {
     PolicyDenied(String),
     #[error("limit reached: {0}")]
     LimitReached(String),
+    /// A device (a security key) could not do its part.
+    #[error("device failed: {0}")]
+    DeviceFailed(String),
+    /// A device is still at work; ask again.
+    #[error("still under way: {0}")]
+    Pending(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -37,6 +43,8 @@ impl From<DaemonError> for MfaError {
             }
             DaemonError::PolicyDenied(m) => MfaError::PolicyDenied(m),
             DaemonError::LimitReached(m) => MfaError::LimitReached(m),
+            DaemonError::DeviceFailed(m) => MfaError::DeviceFailed(m),
+            DaemonError::Pending(m) => MfaError::Pending(m),
             DaemonError::WrongCode(what) => {
                 MfaError::WrongCode(format!("the code is wrong; {what}"))
             }

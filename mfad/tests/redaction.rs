@@ -4,7 +4,7 @@
 
 use mfa_dbus::{DenyReason, Step, StepKind};
 use mfad::mechanism::otpauth::{self, SecretError};
-use mfad::mechanism::{Algorithm, FactorKind, OtpParams};
+use mfad::mechanism::{Algorithm, FactorData, FactorKind, OtpParams};
 use mfad::service::Answered;
 use mfad::store::{CodeCheck, Confirmation, FactorRecord};
 
@@ -38,8 +38,7 @@ fn params() -> OtpParams {
         algorithm: Algorithm::Sha1,
         digits: 6,
         period: 30,
-        counter: 7,
-        drift: 0,
+        drift: 7,
     }
 }
 
@@ -49,7 +48,8 @@ fn record() -> FactorRecord {
         user: "alice".into(),
         kind: FactorKind::Totp,
         label: "phone".into(),
-        params: params(),
+        counter: 7,
+        data: FactorData::Otp(params()),
         confirmed: true,
         approved: false,
         created: 1,
@@ -61,7 +61,7 @@ fn record() -> FactorRecord {
 #[test]
 fn otp_parameters_hide_the_secret() {
     let shown = hidden(&params());
-    assert!(shown.contains("counter: 7"), "{shown}");
+    assert!(shown.contains("drift: 7"), "{shown}");
 }
 
 #[test]
@@ -82,6 +82,7 @@ fn an_answered_step_hides_its_text() {
             text: format!("Recovery code {CODE} accepted"),
         },
         failure: false,
+        waiting: None,
     };
     hidden(&answered);
 }

@@ -497,7 +497,7 @@ mod tests {
                     }
                 }
                 match step.kind {
-                    StepKind::Info => conversation
+                    StepKind::Info | StepKind::Wait => conversation
                         .info(&step.text)
                         .map_err(|_| LoginError::from(ClientError::ConversationAborted))?,
                     StepKind::PromptEchoOff | StepKind::PromptEchoOn => {

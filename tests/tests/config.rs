@@ -171,8 +171,8 @@ fn unknown_keys_and_sections_are_refused_with_their_line() {
         "frobnicate",
         Some(line),
     );
-    let text = format!("{base}\n[fido2]\nenabled = true\n");
-    assert_refused(dir.path(), "unknown-section", &text, "fido2", None);
+    let text = format!("{base}\n[frobnicator]\nenabled = true\n");
+    assert_refused(dir.path(), "unknown-section", &text, "frobnicator", None);
 }
 
 #[test]

@@ -275,7 +275,7 @@ fn no_fault_in_any_stack_ends_in_success() {
     // A store error: demo's sealed secret no longer opens.
     let damage = store::open_for_damage(&world.daemon.state_dir());
     let changed = damage
-        .execute("UPDATE factors SET secret = x'01' WHERE user = 'demo'", [])
+        .execute("UPDATE factors SET data = x'01' WHERE user = 'demo'", [])
         .expect("damage demo's factor");
     assert_eq!(changed, 1);
     drop(damage);

@@ -1,6 +1,12 @@
 //! org.pam_mfa.Factors1: every call acts on the caller's own account.
 
 use super::Shared;
+use crate::service::Confirmed;
+use std::time::Duration;
+
+/// How long one ConfirmEnrolment call waits for a device (below mfactl's
+/// 30 s call timeout).
+const CONFIRM_HOLD: Duration = Duration::from_secs(20);
 use mfa_dbus::{DeviceInfo, EnrolOptions, EnrolmentOffer, FactorInfo, MfaError, UserSettings};
 use zbus::message::Header;
 
@@ -30,11 +36,33 @@ impl FactorsInterface {
         code: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<FactorInfo, MfaError> {
-        self.0
+        // A factor a device confirms (a key making its credential) is held
+        // here until the device is done, for up to CONFIRM_HOLD; the caller
+        // asks again while it is not.
+        let (again, code_again) = (id.clone(), code.clone());
+        let first = self
+            .0
             .changing_own_account(&header, move |service, uid, user| {
                 service.confirm_enrolment(uid, user, &id, &code)
             })
-            .await
+            .await?;
+        let waiter = match first {
+            Confirmed::Done(info) => return Ok(info),
+            Confirmed::Waiting(waiter) => waiter,
+        };
+        let _ = tokio::time::timeout(CONFIRM_HOLD, waiter.ready()).await;
+        match self
+            .0
+            .as_own_user(&header, move |service, uid, user| {
+                service.confirm_enrolment(uid, user, &again, &code_again)
+            })
+            .await?
+        {
+            Confirmed::Done(info) => Ok(info),
+            Confirmed::Waiting(_) => Err(MfaError::Pending(
+                "the security key is still waiting for a touch; call ConfirmEnrolment again".into(),
+            )),
+        }
     }
 
     #[zbus(out_args("factors"))]

@@ -1,8 +1,7 @@
 //! org.pam_mfa.Login1: root only.
 
 use super::{blocking, inline, Shared};
-use crate::mechanism::recovery;
-use mfa_dbus::{LoginRequest, MfaError, Step, StepKind};
+use mfa_dbus::{LoginRequest, MfaError, Step, StepKind, WAIT_HOLD_MS};
 use std::time::Duration;
 use tokio::time::Instant;
 use zbus::message::Header;
@@ -63,19 +62,20 @@ impl LoginInterface {
             .access
             .check_login(caller.uid)
             .map_err(MfaError::from)?;
-        let answered = if recovery::normalise(&answer).is_some() {
-            // Recovery codes are checked against slow hashes: off the
-            // runtime's threads.
-            let connection = caller.connection.clone();
-            blocking(&self.0, move |service| {
-                service.answer(&connection, &handle, &answer)
-            })
-            .await?
-        } else {
-            inline(&self.0, |service| {
-                service.answer(&caller.connection, &handle, &answer)
-            })?
-        };
+        let mut answered = inline(&self.0, |service| {
+            service.answer(&caller.connection, &handle, &answer)
+        })?;
+        // Work is under way (a key waiting for a touch, slow hashes): hold
+        // the answer until it is done or the hold is up, then look again.
+        // What the first answer said is what the user sees if it is not.
+        if let Some(waiter) = answered.waiting.take() {
+            let hold = Duration::from_millis(WAIT_HOLD_MS);
+            if tokio::time::timeout(hold, waiter.ready()).await.is_ok() {
+                answered = inline(&self.0, |service| {
+                    service.answer(&caller.connection, &handle, "")
+                })?;
+            }
+        }
         if answered.failure {
             self.hold_failure(started).await;
         }

@@ -24,6 +24,22 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub policy: Policy,
     pub limits: LimitsConfig,
+    pub fido2: Fido2Config,
+}
+
+/// USB security keys (`[fido2]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fido2Config {
+    /// Off: `fido2` cannot be enrolled or asked.
+    pub enabled: bool,
+    /// The relying party ID credentials are bound to; `None`: `pam://HOST`.
+    /// One value for a fleet, or a key enrolled on one host fails on the
+    /// others.
+    pub rp_id: Option<String>,
+    /// Where `class/hidraw` is found (sysfs).
+    pub sysfs: PathBuf,
+    /// Where the `hidrawN` device nodes are.
+    pub dev: PathBuf,
 }
 
 /// What one non-admin user may do to their own account, so that nobody can
@@ -138,6 +154,12 @@ impl Default for Config {
                 window: 10,
             },
             policy: Policy::default(),
+            fido2: Fido2Config {
+                enabled: false,
+                rp_id: None,
+                sysfs: PathBuf::from("/sys"),
+                dev: PathBuf::from("/dev"),
+            },
             limits: LimitsConfig {
                 max_pending: 3,
                 max_factors: 20,

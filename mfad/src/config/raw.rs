@@ -2,8 +2,8 @@
 //! its span so validation errors can name the line.
 
 use super::{
-    Config, DaemonConfig, EnrolmentConfig, HotpConfig, LimitsConfig, LockoutConfig, LogTarget,
-    LoginConfig, NotifyConfig, TotpConfig, VERSION,
+    Config, DaemonConfig, EnrolmentConfig, Fido2Config, HotpConfig, LimitsConfig, LockoutConfig,
+    LogTarget, LoginConfig, NotifyConfig, TotpConfig, VERSION,
 };
 use crate::mechanism::{Algorithm, FactorKind};
 use crate::policy::{
@@ -39,6 +39,17 @@ struct RawConfig {
     devices: RawDevices,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    fido2: RawFido2,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFido2 {
+    enabled: Option<Spanned<bool>>,
+    rp_id: Option<Spanned<String>>,
+    sysfs: Option<Spanned<String>>,
+    dev: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -229,7 +240,7 @@ fn methods(key: &str, value: Spanned<Vec<String>>) -> Result<Vec<FactorKind>, Ra
             return invalid(
                 key,
                 span,
-                format!("\"{name}\" is not a method; use \"totp\" or \"hotp\""),
+                format!("\"{name}\" is not a method; use {}", FactorKind::choices()),
             );
         };
         if !kinds.contains(&kind) {
@@ -654,7 +665,10 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
         )?,
     };
 
+    let fido2 = fido2(raw.fido2, &defaults.fido2)?;
+
     Ok(Config {
+        fido2,
         limits,
         daemon: DaemonConfig {
             state_dir,
@@ -668,6 +682,37 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
         hotp,
         notify: NotifyConfig { command },
         policy: policy(text, raw.policy, raw.bypass, raw.devices)?,
+    })
+}
+
+fn fido2(raw: RawFido2, defaults: &Fido2Config) -> Result<Fido2Config, RawError> {
+    let rp_id = match raw.rp_id {
+        None => defaults.rp_id.clone(),
+        Some(rp) => {
+            let text = rp.get_ref();
+            let ok = !text.is_empty()
+                && text.len() <= 255
+                && !text.chars().any(|c| c.is_control() || c.is_whitespace());
+            if !ok {
+                return invalid(
+                    "fido2.rp_id",
+                    rp.span(),
+                    "must be 1 to 255 characters without spaces, e.g. \"pam://example.org\"".into(),
+                );
+            }
+            Some(rp.into_inner())
+        }
+    };
+    let dir = |key: &str, value: Option<Spanned<String>>, default: &PathBuf| match value {
+        None => Ok(default.clone()),
+        Some(v) if PathBuf::from(v.get_ref()).is_absolute() => Ok(PathBuf::from(v.into_inner())),
+        Some(v) => invalid(key, v.span(), "must be an absolute path".into()),
+    };
+    Ok(Fido2Config {
+        enabled: flag(raw.enabled, defaults.enabled),
+        rp_id,
+        sysfs: dir("fido2.sysfs", raw.sysfs, &defaults.sysfs)?,
+        dev: dir("fido2.dev", raw.dev, &defaults.dev)?,
     })
 }
 

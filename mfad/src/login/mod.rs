@@ -5,13 +5,15 @@ mod request;
 
 pub use request::{validate_request, validate_user};
 
-use crate::mechanism::FactorKind;
+use crate::mechanism::{FactorKind, FallbackUse, ResponseWork, Work};
 use crate::policy::{Device, FactorState};
+use crate::store::StoreError;
 use mfa_dbus::{LoginRequest, Step};
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 
-pub const PROMPT: &str = "Verification code: ";
-pub const RETRY_PROMPT: &str = "Wrong code. Verification code: ";
+pub const WRONG_CODE: &str = "Wrong code. ";
+pub const NOT_ACCEPTED: &str = "Not accepted. ";
 pub const MAX_TRIES_TEXT: &str = "Too many wrong codes.";
 pub const NOT_ENROLLED_TEXT: &str = "No second factor is set up for this account, and logins here need one. Ask an administrator to set one up for you.";
 pub const LOCKED_TEXT: &str =
@@ -37,6 +39,10 @@ pub const ENROLLED_TEXT: &str =
 pub const TOO_MANY_FACTORS_TEXT: &str =
     "This account has as many factors as it may keep. Ask an administrator.";
 pub const CHOOSE_PROMPT: &str = "Method number: ";
+pub const SUSPICIOUS_TEXT: &str =
+    "The second factor was refused, and the refusal recorded. Ask an administrator.";
+pub const NO_USABLE_FACTOR_TEXT: &str =
+    "None of the second factors of this account can be used for this login. Use one that can (a security key works only where it is plugged in), or ask an administrator.";
 
 /// Logins in progress beyond this are refused: a flood cannot grow mfad.
 pub const MAX_LOGINS: usize = 10_000;
@@ -56,26 +62,57 @@ pub struct Session {
     pub queued: VecDeque<Step>,
 }
 
-/// What the login is waiting for.
+/// The factors a login may ask, and what a right answer also does.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asking {
+    /// Usable factors, the one asked first first.
+    pub factors: Vec<FactorState>,
+    /// After a right answer, this device is trusted.
+    pub remember: Option<Device>,
+}
+
+/// What the login is waiting for.
 pub enum Phase {
-    /// A code of `factors[selected]`, or a recovery code. After a right one,
-    /// `remember` becomes a trusted device.
-    Code {
-        factors: Vec<FactorState>,
+    /// The response to the challenge of `asking.factors[selected]` (or a
+    /// fallback typed instead, such as a recovery code). `work`: what the
+    /// mechanism is doing meanwhile (a key waiting for a touch); every
+    /// answer is then a poll.
+    Factor {
+        asking: Asking,
         selected: usize,
-        remember: Option<Device>,
+        challenge: Box<dyn Any + Send>,
+        /// The prompt asks for a code (a fallback may be typed instead).
+        code: bool,
+        work: Option<ResponseWork>,
+    },
+    /// A fallback typed at the prompt of `asking.factors[selected]`, being
+    /// checked off the runtime (slow hashes); every answer is a poll.
+    Fallback {
+        asking: Asking,
+        selected: usize,
+        name: &'static str,
+        work: Work<Result<FallbackUse, StoreError>>,
     },
     /// The number of another method, from the list shown.
-    Choose {
-        factors: Vec<FactorState>,
-        remember: Option<Device>,
-    },
+    Choose { asking: Asking },
     /// Encourage: yes to set up a factor of `kind` now (if `can_enrol`),
     /// anything else to go on without one.
     Offer { kind: FactorKind, can_enrol: bool },
     /// The first code of `factor`, set up during this login.
     Confirm { factor: String },
+}
+
+impl Phase {
+    /// The name the debug log gives the phase.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Factor { .. } => "factor",
+            Phase::Fallback { .. } => "fallback",
+            Phase::Choose { .. } => "choose",
+            Phase::Offer { .. } => "offer",
+            Phase::Confirm { .. } => "confirm",
+        }
+    }
 }
 
 /// Why a handle could not be taken.

@@ -1,39 +1,68 @@
-//! Second-factor mechanisms. Each one checks an answer against a factor's
-//! parameters and says which counter the factor moves to; the store applies
-//! that in the same transaction as the check. A new method is one new module
-//! implementing [`Mechanism`].
+//! Second-factor mechanisms, each a conversation: a mechanism begins a
+//! challenge for a factor (a prompt, or a wait while a device works), then
+//! checks the response against the factor as the store holds it and says
+//! where the factor moves — applied in the same store transaction as the
+//! check. The service, the login and the bus layers name no mechanism: a new
+//! method is one new module implementing [`Mechanism`], registered in
+//! [`Mechanisms`].
+//!
+//! - `totp`, `hotp`: one-time codes (RFC 6238, RFC 4226).
+//! - `fido2`: USB security keys (FIDO2/U2F through ctap-hid-fido2).
+//! - `recovery`: one-time recovery codes, a [`Fallback`] typed at any prompt.
 
+pub mod fido2;
 mod hotp;
 pub mod otp;
 pub mod otpauth;
 pub mod recovery;
 mod totp;
+pub mod work;
 
 pub use hotp::Hotp;
 pub use otp::Algorithm;
 pub use totp::Totp;
+pub use work::{Cancel, Waiter, Work};
 
+/// Background work whose result is a [`Response`] (or why there is none).
+pub type ResponseWork = Work<Result<Response, String>>;
+
+use crate::config::Config;
+use crate::store::{FactorRecord, Lockout, Store, StoreError};
+use mfa_dbus::{EnrolOptions, EnrolmentOffer};
+use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 
 /// The kinds of factor mfad knows. Stored by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FactorKind {
     Totp,
     Hotp,
+    Fido2,
 }
 
 impl FactorKind {
+    pub const ALL: [FactorKind; 3] = [FactorKind::Totp, FactorKind::Hotp, FactorKind::Fido2];
+
     pub fn name(self) -> &'static str {
         match self {
             FactorKind::Totp => "totp",
             FactorKind::Hotp => "hotp",
+            FactorKind::Fido2 => "fido2",
         }
     }
     pub fn from_name(name: &str) -> Option<FactorKind> {
-        match name {
-            "totp" => Some(FactorKind::Totp),
-            "hotp" => Some(FactorKind::Hotp),
-            _ => None,
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+    /// The names, quoted, for error messages: `"totp", "hotp" or "fido2"`.
+    pub fn choices() -> String {
+        let names: Vec<String> = Self::ALL
+            .iter()
+            .map(|k| format!("{:?}", k.name()))
+            .collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.join(""),
         }
     }
 }
@@ -44,28 +73,35 @@ impl fmt::Display for FactorKind {
     }
 }
 
-/// What a mechanism needs to check a code: the shared secret and its
-/// parameters, and the counter state.
+/// What a factor holds besides its counter, per kind; sealed at rest as a
+/// whole (a key's public key too: whoever can write the store cannot swap
+/// in their own).
+#[derive(Clone, PartialEq, Eq)]
+pub enum FactorData {
+    /// TOTP and HOTP.
+    Otp(OtpParams),
+    Fido2(fido2::Credential),
+}
+
+impl fmt::Debug for FactorData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FactorData::Otp(p) => p.fmt(f),
+            FactorData::Fido2(c) => c.fmt(f),
+        }
+    }
+}
+
+/// A shared secret and the parameters of its codes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OtpParams {
     pub secret: Vec<u8>,
     pub algorithm: Algorithm,
     pub digits: u32,
-    /// TOTP time step in seconds; unused by HOTP.
+    /// TOTP time step in seconds; 0 for HOTP.
     pub period: u32,
-    /// HOTP: the next counter value expected. TOTP: the lowest time step
-    /// still acceptable (one past the last accepted), so no code is
-    /// accepted twice and none older than an accepted one.
-    pub counter: u64,
     /// TOTP: how many steps the authenticator's clock is ahead (or behind,
     /// negative), learned from accepted codes, capped; 0 for HOTP.
-    pub drift: i64,
-}
-
-/// Where a factor moves after an accepted code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Advance {
-    pub counter: u64,
     pub drift: i64,
 }
 
@@ -76,23 +112,307 @@ impl fmt::Debug for OtpParams {
             .field("algorithm", &self.algorithm)
             .field("digits", &self.digits)
             .field("period", &self.period)
-            .field("counter", &self.counter)
             .field("drift", &self.drift)
             .finish()
     }
 }
 
-/// A second-factor method.
+/// Where a factor moves after a right response, in the same transaction:
+/// its counter only ever goes up (the TOTP step, the HOTP counter, a key's
+/// signature counter), and its data may change with it (a TOTP drift).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advance {
+    pub counter: u64,
+    /// New data for the factor; `None` keeps it as it is.
+    pub data: Option<FactorData>,
+}
+
+/// What checking a response found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Right: the factor moves.
+    Accept(Advance),
+    /// Wrong, malformed or replayed: counted as a failure.
+    Reject,
+    /// Refused and worth an admin's attention (a security key whose
+    /// signature counter did not increase: possibly cloned). Counted as a
+    /// failure and audited with this reason.
+    Suspicious(&'static str),
+}
+
+/// What the user (or their device) gave back.
+pub enum Response {
+    /// Typed at a prompt.
+    Text(String),
+    /// What background work of the mechanism returned (a key's assertion).
+    Evidence(Box<dyn Any + Send>),
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Response::Text(_) => f.write_str("Text(<redacted>)"),
+            Response::Evidence(_) => f.write_str("Evidence(..)"),
+        }
+    }
+}
+
+/// How a challenge is put to the user.
+pub enum Ask {
+    /// A prompt; the answer goes to [`Mechanism::respond`]. `code`: the
+    /// answer is a code (a fallback such as a recovery code may be typed
+    /// instead; a wrong one is "Wrong code").
+    Prompt {
+        text: String,
+        echo: bool,
+        code: bool,
+    },
+    /// `text` is shown while `work` runs (a key waiting for a touch); its
+    /// result comes back as [`Response::Evidence`], or the error it gave.
+    Wait { text: String, work: ResponseWork },
+}
+
+/// A challenge begun for one factor in one login.
+pub struct Challenge {
+    pub ask: Ask,
+    /// What the mechanism remembers until it checks the response (a
+    /// key's challenge bytes); only that mechanism reads it.
+    pub state: Box<dyn Any + Send>,
+}
+
+impl Challenge {
+    /// A prompt for a code, with nothing to remember.
+    pub fn code_prompt(text: impl Into<String>) -> Challenge {
+        Challenge {
+            ask: Ask::Prompt {
+                text: text.into(),
+                echo: false,
+                code: true,
+            },
+            state: Box::new(()),
+        }
+    }
+}
+
+/// What the answer to a prompt leads to.
+pub enum Next {
+    /// A response to check now.
+    Check(Response),
+    /// Something more to ask first (after a key's PIN: the touch).
+    Ask(Ask),
+}
+
+/// Where a login comes from, as far as mechanisms care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginContext {
+    pub user: String,
+    pub service: String,
+    /// Why the login is remote (the client's address, a remote session),
+    /// or `None` when it is local to this machine.
+    pub remote: Option<String>,
+    /// The clock of the login, seconds since the epoch.
+    pub now: u64,
+}
+
+/// A new factor, not yet confirmed, and what its owner is shown.
+pub struct NewFactor {
+    pub data: FactorData,
+    /// The counter the factor starts at.
+    pub counter: u64,
+    /// The offer, without its id and expiry (the service adds those).
+    pub offer: EnrolmentOffer,
+    /// Work that must finish before the factor can be confirmed (a key
+    /// making its credential): its response confirms it through
+    /// [`Mechanism::verify`], with `state`. `None` when a code confirms it.
+    pub work: Option<ResponseWork>,
+    pub state: Box<dyn Any + Send>,
+    /// Shown at a login that enrols this factor, before the confirmation.
+    pub login_text: String,
+}
+
+/// What enrolling needs to know about the user and the request.
+pub struct EnrolRequest<'a> {
+    pub user: &'a str,
+    pub label: &'a str,
+    pub options: &'a EnrolOptions,
+    /// The account name an app shows (`alice@host (phone)`).
+    pub account: &'a str,
+    pub issuer: &'a str,
+}
+
+/// A factor kind that cannot be used in some logins, and why.
+pub type Unavailable = String;
+
+/// One second-factor method.
 pub trait Mechanism: Send + Sync {
     fn kind(&self) -> FactorKind;
-    /// Check `answer` at time `now` (seconds since the epoch). On success,
-    /// where the factor moves to; `None` if the answer is wrong, malformed
-    /// or already used.
-    fn verify(&self, params: &OtpParams, answer: &str, now: u64) -> Option<Advance>;
-    /// Find two consecutive codes, `first` then `second`, in a range wider
-    /// than `verify` looks at (a token pressed many times, a clock gone
-    /// wrong); where the factor moves to if they are found.
-    fn resync(&self, params: &OtpParams, first: &str, second: &str, now: u64) -> Option<Advance>;
+
+    /// Whether factors of this kind can be asked in `login`; the reason
+    /// when not (a security key over SSH: it is not plugged in there).
+    fn available(&self, _login: &LoginContext) -> Result<(), Unavailable> {
+        Ok(())
+    }
+
+    /// Set up a new factor for a user (`options` already checked by the
+    /// caller for what is common); an error names the bad option.
+    fn enrol(&self, request: &EnrolRequest<'_>) -> Result<NewFactor, EnrolError>;
+
+    /// Whether a user can set up a factor of this kind in the middle of a
+    /// login (a QR code in the terminal: yes; a key: no).
+    fn enrols_at_login(&self) -> bool {
+        false
+    }
+
+    /// Begin asking for the factor `load` reads from the store (only called
+    /// by mechanisms that need more than a prompt).
+    fn challenge(
+        &self,
+        load: &mut dyn FnMut() -> Result<FactorRecord, String>,
+        login: &LoginContext,
+    ) -> Result<Challenge, String>;
+
+    /// What the answer `text` to a prompt of this challenge leads to; by
+    /// default, a response to check.
+    fn respond(&self, _state: &mut (dyn Any + Send), text: String) -> Result<Next, String> {
+        Ok(Next::Check(Response::Text(text)))
+    }
+
+    /// Check `response` to a challenge against `factor` as the store holds
+    /// it now. Called inside the store's transaction: quick, no I/O.
+    fn verify(
+        &self,
+        factor: &FactorRecord,
+        challenge: &(dyn Any + Send),
+        response: &Response,
+        now: u64,
+    ) -> Verdict;
+
+    /// Find two consecutive codes, `first` then `second`, further away than
+    /// `verify` looks (a token pressed many times, a clock gone wrong).
+    /// Mechanisms without codes never find any.
+    fn resync(
+        &self,
+        _factor: &FactorRecord,
+        _first: &str,
+        _second: &str,
+        _now: u64,
+    ) -> Option<Advance> {
+        None
+    }
+}
+
+/// A new factor could not be set up: which option, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrolError {
+    /// A bad option; nothing was changed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The mechanism could not do its part (no key attached, …).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Something a user may type at any prompt instead of the asked factor's
+/// answer, kept apart from the factors (recovery codes). Checking is slow
+/// by design (slow hashes): the service runs [`Fallback::check`] as
+/// [`Work`], off the async runtime.
+pub trait Fallback: Send + Sync {
+    /// The name audit lines give it.
+    fn name(&self) -> &'static str;
+    /// One line for the list of methods at login, saying how to use it.
+    fn hint(&self) -> &'static str;
+    /// Whether `answer` is meant for this fallback (it has its shape); it
+    /// is then never checked as a code of the asked factor.
+    fn claims(&self, answer: &str) -> bool;
+    /// Check `answer` for `user`: use it up if right, count a failure
+    /// otherwise, in one store transaction; nothing is checked while the
+    /// user is locked out.
+    fn check(
+        &self,
+        store: &Store,
+        user: &str,
+        answer: &str,
+        now: u64,
+        lockout: Lockout,
+    ) -> Result<FallbackUse, StoreError>;
+}
+
+/// What checking a fallback found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FallbackUse {
+    /// Right, and used up. `note` is shown to the user with the "allow";
+    /// `detail` goes into the audit line.
+    Used {
+        note: String,
+        detail: (&'static str, String),
+    },
+    Rejected {
+        failures: u32,
+        locked_until: u64,
+    },
+    Locked,
+}
+
+/// Every mechanism mfad runs, by kind.
+pub struct Mechanisms {
+    all: Vec<Arc<dyn Mechanism>>,
+}
+
+impl Mechanisms {
+    pub fn new(all: Vec<Arc<dyn Mechanism>>) -> Mechanisms {
+        Mechanisms { all }
+    }
+
+    /// The mechanisms `config` enables.
+    pub fn from_config(config: &Config, hostname: &str) -> Mechanisms {
+        let mut all: Vec<Arc<dyn Mechanism>> = vec![
+            Arc::new(Totp {
+                skew: config.totp.skew,
+                max_drift: config.totp.max_drift,
+                defaults: otpauth::Defaults {
+                    algorithm: config.totp.algorithm,
+                    digits: config.totp.digits,
+                    period: config.totp.period,
+                },
+            }),
+            Arc::new(Hotp {
+                window: config.hotp.window,
+                defaults: otpauth::Defaults {
+                    algorithm: Algorithm::Sha1,
+                    digits: config.hotp.digits,
+                    period: 0,
+                },
+            }),
+        ];
+        if let Some(fido2) = fido2::Fido2::from_config(&config.fido2, hostname) {
+            all.push(Arc::new(fido2));
+        }
+        Mechanisms { all }
+    }
+
+    pub fn get(&self, kind: FactorKind) -> Option<&Arc<dyn Mechanism>> {
+        self.all.iter().find(|m| m.kind() == kind)
+    }
+
+    /// For `login`: the kinds that cannot be used and why, and the kinds a
+    /// user can set up during it.
+    pub fn for_login(&self, login: &LoginContext) -> (Vec<(FactorKind, String)>, Vec<FactorKind>) {
+        let mut unavailable = Vec::new();
+        let mut enrolable = Vec::new();
+        for kind in FactorKind::ALL {
+            match self.get(kind) {
+                None => unavailable.push((kind, format!("{kind} is not enabled in this mfad"))),
+                Some(m) => {
+                    if let Err(why) = m.available(login) {
+                        unavailable.push((kind, why));
+                    } else if m.enrols_at_login() {
+                        enrolable.push(kind);
+                    }
+                }
+            }
+        }
+        (unavailable, enrolable)
+    }
 }
 
 /// The code a user typed, if it has the shape of a `digits`-long code.

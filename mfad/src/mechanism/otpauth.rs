@@ -1,8 +1,119 @@
 //! Secrets and the `otpauth://` URI format understood by Google
 //! Authenticator, FreeOTP and Aegis.
 
-use super::{Algorithm, FactorKind};
+use super::{Algorithm, EnrolError, EnrolRequest, FactorData, FactorKind, NewFactor, OtpParams};
 use data_encoding::BASE32_NOPAD;
+use mfa_dbus::EnrolmentOffer;
+
+/// The prompt for a code at login.
+pub const PROMPT: &str = "Verification code: ";
+
+/// What a new TOTP or HOTP factor gets unless its enrolment says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defaults {
+    pub algorithm: Algorithm,
+    pub digits: u32,
+    /// TOTP only; 0 for HOTP.
+    pub period: u32,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        }
+    }
+}
+
+/// A new TOTP or HOTP factor from `request`'s options: a fresh secret or an
+/// imported one, its URI, and the text that shows it at a login.
+pub fn enrol(
+    kind: FactorKind,
+    defaults: &Defaults,
+    request: &EnrolRequest<'_>,
+) -> Result<NewFactor, EnrolError> {
+    let options = request.options;
+    let invalid = |m: String| Err(EnrolError::Invalid(m));
+    if !options.pin.is_empty() {
+        return invalid(format!("a PIN makes no sense for {kind}"));
+    }
+    let algorithm = match options.algorithm.as_str() {
+        "" => defaults.algorithm,
+        name => match Algorithm::from_name(name) {
+            Some(a) => a,
+            None => {
+                return invalid(format!(
+                    "unknown algorithm {name:?}; use SHA1, SHA256 or SHA512"
+                ))
+            }
+        },
+    };
+    let digits = match options.digits {
+        0 => defaults.digits,
+        d @ 6..=8 => d,
+        d => return invalid(format!("digits {d} is out of range: 6 to 8")),
+    };
+    let period = match (kind, options.period) {
+        (FactorKind::Totp, 0) => defaults.period,
+        (FactorKind::Totp, p @ 10..=300) => p,
+        (FactorKind::Totp, p) => return invalid(format!("period {p} is out of range: 10 to 300")),
+        (_, 0) => 0,
+        (_, p) => return invalid(format!("period {p} makes no sense for {kind}")),
+    };
+    let secret = if options.secret_base32.is_empty() {
+        generate_secret(algorithm).map_err(|e| EnrolError::Failed(e.to_string()))?
+    } else {
+        decode_base32(&options.secret_base32).map_err(|e| EnrolError::Invalid(e.to_string()))?
+    };
+    let link = uri(&UriParams {
+        kind,
+        issuer: request.issuer,
+        account: request.account,
+        secret: &secret,
+        algorithm,
+        digits,
+        period,
+        counter: 0,
+    });
+    let qr = mfa_qr::render(&link, mfa_qr::Palette::Plain)
+        .map_err(|e| EnrolError::Failed(format!("QR code: {e}")))?;
+    let timing = match kind {
+        FactorKind::Totp => format!("time-based, every {period} s"),
+        _ => "counter-based".to_string(),
+    };
+    let secret_base32 = encode_base32(&secret);
+    let login_text = format!(
+        "Scan this QR code with an authenticator app, or type in the secret.\n{qr}Secret: {secret_base32}\n({}, {digits} digits, {timing})",
+        algorithm.name()
+    );
+    Ok(NewFactor {
+        data: FactorData::Otp(OtpParams {
+            secret,
+            algorithm,
+            digits,
+            period,
+            drift: 0,
+        }),
+        counter: 0,
+        offer: EnrolmentOffer {
+            kind: kind.name().into(),
+            label: request.label.into(),
+            issuer: request.issuer.into(),
+            algorithm: algorithm.name().into(),
+            digits,
+            period,
+            counter: 0,
+            secret_base32,
+            uri: link,
+            ..EnrolmentOffer::default()
+        },
+        work: None,
+        state: Box::new(()),
+        login_text,
+    })
+}
 
 pub use mfa_dbus::{MAX_SECRET_BYTES as MAX_SECRET_LEN, MIN_SECRET_BYTES as MIN_SECRET_LEN};
 
@@ -68,7 +179,7 @@ pub fn uri(p: &UriParams<'_>) -> String {
     );
     match p.kind {
         FactorKind::Totp => uri.push_str(&format!("&period={}", p.period)),
-        FactorKind::Hotp => uri.push_str(&format!("&counter={}", p.counter)),
+        _ => uri.push_str(&format!("&counter={}", p.counter)),
     }
     uri
 }

@@ -5,8 +5,66 @@
 //! `abcd-efgh-ijkl` (60 bits). Its shape tells it apart from an OTP code,
 //! so a mistyped OTP never pays for the slow hash checks.
 
+use super::{Fallback, FallbackUse};
+use crate::store::{Lockout, RecoveryUse, Store, StoreError};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+
+/// Recovery codes typed at any code prompt.
+pub struct RecoveryCodes;
+
+impl Fallback for RecoveryCodes {
+    fn name(&self) -> &'static str {
+        "recovery-code"
+    }
+
+    fn hint(&self) -> &'static str {
+        "A recovery code can be typed at any code prompt."
+    }
+
+    fn claims(&self, answer: &str) -> bool {
+        normalise(answer).is_some()
+    }
+
+    /// The slow hash checks run outside the store's lock; then one
+    /// transaction uses the matching code or counts the failure.
+    fn check(
+        &self,
+        store: &Store,
+        user: &str,
+        answer: &str,
+        now: u64,
+        lockout: Lockout,
+    ) -> Result<FallbackUse, StoreError> {
+        if store.locked_until(user, now)? > 0 {
+            return Ok(FallbackUse::Locked);
+        }
+        let matched = match normalise(answer) {
+            None => None,
+            Some(code) => store
+                .unused_recovery_codes(user)?
+                .into_iter()
+                .find(|(_, hash)| verify(&code, hash))
+                .map(|(rowid, _)| rowid),
+        };
+        Ok(match store.use_recovery_code(user, matched, now, lockout)? {
+            RecoveryUse::Used { left } => FallbackUse::Used {
+                note: format!(
+                    "Recovery code accepted; {left} left. Set up your authenticator again with mfactl."
+                ),
+                detail: ("left", left.to_string()),
+            },
+            RecoveryUse::Locked => FallbackUse::Locked,
+            RecoveryUse::Rejected {
+                failures,
+                locked_until,
+            } => FallbackUse::Rejected {
+                failures,
+                locked_until,
+            },
+        })
+    }
+}
 
 /// Codes in a batch.
 pub const BATCH: usize = 10;

@@ -1,7 +1,12 @@
 //! TOTP, RFC 6238.
 
 use super::otp::{codes_equal, hotp};
-use super::{normalise_code, Advance, FactorKind, Mechanism, OtpParams};
+use super::{
+    normalise_code, otpauth, Advance, Challenge, EnrolError, EnrolRequest, FactorData, FactorKind,
+    LoginContext, Mechanism, NewFactor, OtpParams, Response, Verdict,
+};
+use crate::store::FactorRecord;
+use std::any::Any;
 
 pub struct Totp {
     /// Time steps accepted on either side of the expected one.
@@ -9,6 +14,16 @@ pub struct Totp {
     /// The most steps a token's clock may be learned to be off by; resync
     /// searches this far too.
     pub max_drift: u32,
+    /// What a new factor gets unless its enrolment asks otherwise.
+    pub defaults: otpauth::Defaults,
+}
+
+/// Where a right code puts the factor: the lowest step still acceptable
+/// (one past the code's), and the token's clock offset it showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Moved {
+    pub counter: u64,
+    pub drift: i64,
 }
 
 impl Totp {
@@ -31,14 +46,17 @@ impl Totp {
         }
         matched
     }
-}
 
-impl Mechanism for Totp {
-    fn kind(&self) -> FactorKind {
-        FactorKind::Totp
-    }
-
-    fn verify(&self, params: &OtpParams, answer: &str, now: u64) -> Option<Advance> {
+    /// Check `answer` at time `now` against a factor whose lowest acceptable
+    /// step is `counter` (one past the last accepted code, so no code works
+    /// twice and none older than an accepted one).
+    pub(crate) fn check(
+        &self,
+        params: &OtpParams,
+        counter: u64,
+        answer: &str,
+        now: u64,
+    ) -> Option<Moved> {
         let code = normalise_code(answer, params.digits)?;
         if params.period == 0 {
             return None;
@@ -47,18 +65,23 @@ impl Mechanism for Totp {
         // The window is centred where the token's clock was last seen.
         let cap = i64::from(self.max_drift);
         let expected = current.saturating_add_signed(params.drift.clamp(-cap, cap));
-        let first = expected
-            .saturating_sub(u64::from(self.skew))
-            .max(params.counter);
+        let first = expected.saturating_sub(u64::from(self.skew)).max(counter);
         let last = expected.saturating_add(u64::from(self.skew));
         let step = Self::find(params, &code, first..=last)?;
-        Some(Advance {
+        Some(Moved {
             counter: step + 1,
             drift: self.drift(step, current),
         })
     }
 
-    fn resync(&self, params: &OtpParams, first: &str, second: &str, now: u64) -> Option<Advance> {
+    pub(crate) fn find_pair(
+        &self,
+        params: &OtpParams,
+        counter: u64,
+        first: &str,
+        second: &str,
+        now: u64,
+    ) -> Option<Moved> {
         let (first, second) = (
             normalise_code(first, params.digits)?,
             normalise_code(second, params.digits)?,
@@ -69,7 +92,7 @@ impl Mechanism for Totp {
         let current = now / u64::from(params.period);
         let low = current
             .saturating_sub(u64::from(self.max_drift))
-            .max(params.counter);
+            .max(counter);
         let high = current.saturating_add(u64::from(self.max_drift));
         let mut found = None;
         for step in low..high {
@@ -80,10 +103,82 @@ impl Mechanism for Totp {
             }
         }
         let step = found?;
-        Some(Advance {
+        Some(Moved {
             counter: step + 1,
             drift: self.drift(step, current),
         })
+    }
+}
+
+/// The factor's counter and data after `moved`.
+fn advance(params: &OtpParams, moved: Moved) -> Advance {
+    Advance {
+        counter: moved.counter,
+        data: (moved.drift != params.drift).then(|| {
+            FactorData::Otp(OtpParams {
+                drift: moved.drift,
+                ..params.clone()
+            })
+        }),
+    }
+}
+
+impl Mechanism for Totp {
+    fn kind(&self) -> FactorKind {
+        FactorKind::Totp
+    }
+
+    fn enrol(&self, request: &EnrolRequest<'_>) -> Result<NewFactor, EnrolError> {
+        otpauth::enrol(FactorKind::Totp, &self.defaults, request)
+    }
+
+    fn enrols_at_login(&self) -> bool {
+        true
+    }
+
+    fn challenge(
+        &self,
+        _load: &mut dyn FnMut() -> Result<FactorRecord, String>,
+        _login: &LoginContext,
+    ) -> Result<Challenge, String> {
+        Ok(Challenge::code_prompt(otpauth::PROMPT))
+    }
+
+    fn verify(
+        &self,
+        factor: &FactorRecord,
+        _challenge: &(dyn Any + Send),
+        response: &Response,
+        now: u64,
+    ) -> Verdict {
+        let (FactorData::Otp(params), Response::Text(answer)) = (&factor.data, response) else {
+            return Verdict::Reject;
+        };
+        match self.check(params, factor.counter, answer, now) {
+            Some(moved) => Verdict::Accept(advance(params, moved)),
+            None => Verdict::Reject,
+        }
+    }
+
+    fn resync(
+        &self,
+        factor: &FactorRecord,
+        first: &str,
+        second: &str,
+        now: u64,
+    ) -> Option<Advance> {
+        let FactorData::Otp(params) = &factor.data else {
+            return None;
+        };
+        self.find_pair(params, factor.counter, first, second, now)
+            .map(|moved| Advance {
+                counter: moved.counter,
+                // A resync replaces the learned drift, even with the same value.
+                data: Some(FactorData::Otp(OtpParams {
+                    drift: moved.drift,
+                    ..params.clone()
+                })),
+            })
     }
 }
 
@@ -98,8 +193,15 @@ mod tests {
             algorithm,
             digits,
             period: 30,
-            counter: 0,
             drift: 0,
+        }
+    }
+
+    fn totp(skew: u32, max_drift: u32) -> Totp {
+        Totp {
+            skew,
+            max_drift,
+            defaults: otpauth::Defaults::default(),
         }
     }
 
@@ -129,12 +231,9 @@ mod tests {
                     code,
                     "{algorithm:?} at t={t}"
                 );
-                let totp = Totp {
-                    skew: 0,
-                    max_drift: 10,
-                };
+                let totp = totp(0, 10);
                 assert_eq!(
-                    totp.verify(&params(key, algorithm, 8), code, t)
+                    totp.check(&params(key, algorithm, 8), 0, code, t)
                         .map(|a| a.counter),
                     Some(t / 30 + 1),
                     "{algorithm:?} at t={t} must verify"
@@ -148,15 +247,12 @@ mod tests {
         let p = params(SHA1_KEY, Algorithm::Sha1, 6);
         let now = 1_700_000_010;
         let step = now / 30;
-        let totp = Totp {
-            skew: 1,
-            max_drift: 10,
-        };
+        let totp = totp(1, 10);
         for (offset, accepted) in [(-2i64, false), (-1, true), (0, true), (1, true), (2, false)] {
             let s = (step as i64 + offset) as u64;
             let code = hotp(SHA1_KEY, s, 6, Algorithm::Sha1);
             assert_eq!(
-                totp.verify(&p, &code, now).is_some(),
+                totp.check(&p, 0, &code, now).is_some(),
                 accepted,
                 "offset {offset}"
             );
@@ -167,18 +263,15 @@ mod tests {
     fn used_steps_and_older_ones_are_refused() {
         let now = 1_700_000_010;
         let step = now / 30;
-        let mut p = params(SHA1_KEY, Algorithm::Sha1, 6);
-        let totp = Totp {
-            skew: 1,
-            max_drift: 10,
-        };
+        let p = params(SHA1_KEY, Algorithm::Sha1, 6);
+        let totp = totp(1, 10);
         let code = hotp(SHA1_KEY, step, 6, Algorithm::Sha1);
-        let next = totp.verify(&p, &code, now).expect("fresh code");
-        p.counter = next.counter;
-        assert_eq!(totp.verify(&p, &code, now), None, "replay");
+        let next = totp.check(&p, 0, &code, now).expect("fresh code");
+        let counter = next.counter;
+        assert_eq!(totp.check(&p, counter, &code, now), None, "replay");
         let older = hotp(SHA1_KEY, step - 1, 6, Algorithm::Sha1);
         assert_eq!(
-            totp.verify(&p, &older, now),
+            totp.check(&p, counter, &older, now),
             None,
             "older than an accepted code"
         );
@@ -187,10 +280,7 @@ mod tests {
     #[test]
     fn malformed_answers_are_refused() {
         let p = params(SHA1_KEY, Algorithm::Sha1, 6);
-        let totp = Totp {
-            skew: 1,
-            max_drift: 10,
-        };
+        let totp = totp(1, 10);
         for answer in [
             "",
             "12345",
@@ -200,67 +290,68 @@ mod tests {
             "123\u{0}56",
             "\u{7f}",
         ] {
-            assert_eq!(totp.verify(&p, answer, 59), None, "{answer:?}");
+            assert_eq!(totp.check(&p, 0, answer, 59), None, "{answer:?}");
         }
         let code = hotp(SHA1_KEY, 1, 6, Algorithm::Sha1);
         let spaced = format!("{} {}", &code[..3], &code[3..]);
-        assert!(totp.verify(&p, &spaced, 59).is_some(), "spaces are allowed");
+        assert!(
+            totp.check(&p, 0, &spaced, 59).is_some(),
+            "spaces are allowed"
+        );
     }
 
     #[test]
     fn drift_is_learned_from_accepted_codes_and_capped() {
         let now = 1_700_000_010;
         let step = now / 30;
-        let totp = Totp {
-            skew: 1,
-            max_drift: 3,
-        };
+        let totp = totp(1, 3);
         let mut p = params(SHA1_KEY, Algorithm::Sha1, 6);
+        let mut counter = 0;
         // A token one step fast, then two: each accepted code moves the
         // window, so a clock that wanders slowly is followed.
         for (ahead, drift) in [(1i64, 1i64), (2, 2), (3, 3)] {
             let code = hotp(SHA1_KEY, (step as i64 + ahead) as u64, 6, Algorithm::Sha1);
             let advance = totp
-                .verify(&p, &code, now)
+                .check(&p, counter, &code, now)
                 .expect("within skew of the drift");
             assert_eq!(advance.drift, drift);
-            (p.counter, p.drift) = (advance.counter, advance.drift);
+            (counter, p.drift) = (advance.counter, advance.drift);
         }
         // Four ahead is past the cap of three: learned no further.
         let code = hotp(SHA1_KEY, step + 4, 6, Algorithm::Sha1);
-        assert_eq!(totp.verify(&p, &code, now).map(|a| a.drift), Some(3));
+        assert_eq!(
+            totp.check(&p, counter, &code, now).map(|a| a.drift),
+            Some(3)
+        );
         // A learned drift without a code never moves by itself.
         let far = hotp(SHA1_KEY, step + 6, 6, Algorithm::Sha1);
-        assert_eq!(totp.verify(&p, &far, now), None);
+        assert_eq!(totp.check(&p, counter, &far, now), None);
     }
 
     #[test]
     fn resync_finds_two_consecutive_codes_within_the_cap() {
         let now = 1_700_000_010;
         let step = now / 30;
-        let totp = Totp {
-            skew: 1,
-            max_drift: 10,
-        };
+        let totp = totp(1, 10);
         let p = params(SHA1_KEY, Algorithm::Sha1, 6);
         let code = |s: u64| hotp(SHA1_KEY, s, 6, Algorithm::Sha1);
         let advance = totp
-            .resync(&p, &code(step - 7), &code(step - 6), now)
+            .find_pair(&p, 0, &code(step - 7), &code(step - 6), now)
             .expect("found");
         assert_eq!(
             advance,
-            Advance {
+            Moved {
                 counter: step - 5,
                 drift: -6
             }
         );
         assert_eq!(
-            totp.resync(&p, &code(step - 7), &code(step - 5), now),
+            totp.find_pair(&p, 0, &code(step - 7), &code(step - 5), now),
             None,
             "not consecutive"
         );
         assert_eq!(
-            totp.resync(&p, &code(step + 11), &code(step + 12), now),
+            totp.find_pair(&p, 0, &code(step + 11), &code(step + 12), now),
             None,
             "past the cap"
         );

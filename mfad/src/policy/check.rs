@@ -6,6 +6,7 @@ use super::decide::{decide, Outcome, Subject, UserState};
 use super::directory::Directory;
 use super::membership::Memberships;
 use super::{Policy, RuleOrigin};
+use crate::mechanism::FactorKind;
 
 /// What checking a policy found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -109,11 +110,15 @@ fn locked_out(
         .map(String::as_str)
         .unwrap_or("sudo");
     for service in ["login", sudo] {
+        // A console login or sudo at it: every kind can be used there, and
+        // whether one can be set up is not a question of the policy.
         let subject = Subject {
             user,
             service,
             rhost: "",
             auth_info: "",
+            unavailable: &[],
+            enrolable: &FactorKind::ALL,
         };
         let decision = decide(policy, &memberships, subject, &user_state, now);
         if let Outcome::Refuse(refusal) = decision.outcome {

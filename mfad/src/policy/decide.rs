@@ -8,13 +8,19 @@ use super::network::literal_address;
 use super::{BypassScope, Level, Policy, Requirement, Rule, RuleOrigin, ServiceClass};
 use crate::mechanism::FactorKind;
 
-/// What the PAM module said about the login.
+/// What the PAM module said about the login, and what the mechanisms make
+/// of where it comes from.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
     pub user: &'a str,
     pub service: &'a str,
     pub rhost: &'a str,
     pub auth_info: &'a str,
+    /// Kinds of factor that cannot be used in this login, and why (a
+    /// security key over SSH).
+    pub unavailable: &'a [(FactorKind, String)],
+    /// Kinds of factor a user can set up during a login, in no order.
+    pub enrolable: &'a [FactorKind],
 }
 
 /// One confirmed factor, as the policy sees it (no secret).
@@ -73,6 +79,10 @@ pub enum Refusal {
     NotApproved,
     /// The deciding rule allows no method that is allowed system-wide.
     NoMethod,
+    /// The user has factors, but none this login can use (a key over SSH,
+    /// a method the rule does not allow): setting up another one here would
+    /// let the first factor alone add a second.
+    NoUsableFactor,
     /// A group a rule names could not be looked up, and its rule could
     /// have decided.
     Lookup(LookupError),
@@ -84,6 +94,7 @@ impl Refusal {
             Refusal::NotEnrolled => "not-enrolled",
             Refusal::NotApproved => "not-approved",
             Refusal::NoMethod => "no-method-allowed",
+            Refusal::NoUsableFactor => "no-usable-factor",
             Refusal::Lookup(_) => "group-lookup-failed",
         }
     }
@@ -188,6 +199,12 @@ pub fn decide(
         .filter(|f| methods.contains(&f.kind))
         .cloned()
         .collect();
+    for (kind, reason) in subject.unavailable {
+        if usable.iter().any(|f| f.kind == *kind) {
+            why.push(format!("{kind} factors are not offered: {reason}"));
+            usable.retain(|f| f.kind != *kind);
+        }
+    }
     let had_usable = !usable.is_empty();
     if class == ServiceClass::Privileged && rule.elevation_approval {
         usable.retain(|f| f.approved);
@@ -232,6 +249,27 @@ pub fn decide(
         if rule.require == Requirement::No {
             return done(Outcome::Skip(Skip::NotRequired), origin, Some(level), why);
         }
+        if !state.factors.is_empty() && rule.require == Requirement::Encourage {
+            why.push(format!(
+                "{} has {} factor(s), none usable here; not required, and another one is never set up at a login of someone who has one: not asked",
+                subject.user,
+                state.factors.len()
+            ));
+            return done(Outcome::Skip(Skip::NotRequired), origin, Some(level), why);
+        }
+        if !state.factors.is_empty() {
+            why.push(format!(
+                "{} has {} factor(s), none usable here: refused (another one is never set up at a login of someone who has one)",
+                subject.user,
+                state.factors.len()
+            ));
+            return done(
+                Outcome::Refuse(Refusal::NoUsableFactor),
+                origin,
+                Some(level),
+                why,
+            );
+        }
     }
 
     let device = Device::identify(subject.auth_info, subject.rhost);
@@ -249,7 +287,6 @@ pub fn decide(
         }
     }
 
-    let kind = methods[0];
     let outcome = if enrolled {
         let remember = device.filter(|_| {
             policy.remember_days > 0 && level != Level::Always && class == ServiceClass::Login
@@ -276,20 +313,43 @@ pub fn decide(
             factors: usable,
             remember,
         }
-    } else if rule.require == Requirement::Encourage {
-        why.push(format!(
-            "offers to set up a {kind} factor; declining lets in"
-        ));
-        Outcome::Offer { kind }
-    } else if class == ServiceClass::Privileged && rule.elevation_approval {
-        why.push("a factor set up now would not be approved yet: refused".into());
-        Outcome::Refuse(Refusal::NotApproved)
-    } else if policy.enrol_at_login {
-        why.push(format!("sets up a {kind} factor now, or refuses"));
-        Outcome::Enrol { kind }
     } else {
-        why.push("refused: enrolment at login is off ([policy] enrol_at_login)".into());
-        Outcome::Refuse(Refusal::NotEnrolled)
+        // The first allowed method that can be set up in a terminal.
+        let kind = methods
+            .iter()
+            .copied()
+            .find(|m| subject.enrolable.contains(m));
+        match kind {
+            Some(kind) if rule.require == Requirement::Encourage => {
+                why.push(format!(
+                    "offers to set up a {kind} factor; declining lets in"
+                ));
+                Outcome::Offer { kind }
+            }
+            None if rule.require == Requirement::Encourage => {
+                why.push(
+                    "no allowed method can be set up at a login: tells how to set one up, lets in"
+                        .into(),
+                );
+                Outcome::Skip(Skip::NotRequired)
+            }
+            _ if class == ServiceClass::Privileged && rule.elevation_approval => {
+                why.push("a factor set up now would not be approved yet: refused".into());
+                Outcome::Refuse(Refusal::NotApproved)
+            }
+            Some(kind) if policy.enrol_at_login => {
+                why.push(format!("sets up a {kind} factor now, or refuses"));
+                Outcome::Enrol { kind }
+            }
+            Some(_) => {
+                why.push("refused: enrolment at login is off ([policy] enrol_at_login)".into());
+                Outcome::Refuse(Refusal::NotEnrolled)
+            }
+            None => {
+                why.push("refused: no allowed method can be set up at a login".into());
+                Outcome::Refuse(Refusal::NotEnrolled)
+            }
+        }
     };
     done(outcome, origin, Some(level), why)
 }

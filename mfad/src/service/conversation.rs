@@ -1,18 +1,24 @@
 //! A login: the policy decides at Start what the user is asked, then each
-//! answer moves the conversation on (a code, the choice of another method,
-//! yes or no to setting up a factor, the first code of a new factor).
+//! answer moves the conversation on — a response to a factor's challenge,
+//! the choice of another method, yes or no to setting up a factor, the
+//! first code of a new factor. What a response means is the mechanism's
+//! business ([`Mechanism`]); slow work it starts (a key waiting for a
+//! touch, a fallback's slow hashes) runs off the runtime, and the answer
+//! that finds it unfinished is a poll that the bus layer holds.
 
 use super::{Service, MAX_ANSWER};
 use crate::error::DaemonError;
-use crate::login::{self, Phase, Refused, Session};
-use crate::mechanism::recovery;
-use crate::mechanism::FactorKind;
-use crate::policy::{
-    decide, Decision, Device, FactorState, LookupError, Memberships, Outcome, Policy, Refusal,
-    Skip, Subject,
+use crate::login::{self, Asking, Phase, Refused, Session};
+use crate::mechanism::{
+    Ask, FactorKind, Fallback, FallbackUse, LoginContext, Mechanism, Next, Response, ResponseWork,
+    Waiter, Work,
 };
-use crate::store::{CodeCheck, Confirmation, RecoveryUse, StoreError};
+use crate::policy::{
+    decide, Decision, Device, LookupError, Memberships, Outcome, Policy, Refusal, Skip, Subject,
+};
+use crate::store::{CodeCheck, Confirmation, StoreError};
 use mfa_dbus::{DenyReason, EnrolOptions, LoginRequest, Step};
+use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,12 +27,15 @@ use std::time::Duration;
 /// Directory lookups that may hang at once before new ones fail outright.
 const MAX_WAITING_LOOKUPS: usize = 16;
 
-/// The next step after an answer, and whether the answer failed (a wrong,
-/// replayed or refused code): failures get mfad's minimum duration.
-#[derive(Debug, PartialEq)]
+/// The next step after an answer; whether the answer failed (a wrong,
+/// replayed or refused response: failures get mfad's minimum duration);
+/// and, when the step is a [`StepKind::Wait`] because work is under way,
+/// what to wait on before asking again.
+#[derive(Debug)]
 pub struct Answered {
     pub step: Step,
     pub failure: bool,
+    pub waiting: Option<Waiter>,
 }
 
 impl Answered {
@@ -34,30 +43,30 @@ impl Answered {
         Answered {
             step,
             failure: false,
+            waiting: None,
         }
     }
     fn failed(step: Step) -> Answered {
         Answered {
             step,
             failure: true,
+            waiting: None,
+        }
+    }
+    /// Work is under way: `text` for the user (empty on later polls).
+    fn waiting(text: impl Into<String>, waiter: Waiter) -> Answered {
+        Answered {
+            step: Step::wait(text),
+            failure: false,
+            waiting: Some(waiter),
         }
     }
 }
 
-/// What checking a code found, whatever its kind.
-enum Checked {
-    Accepted {
-        method: &'static str,
-        /// What the audit line says about what was used.
-        detail: (&'static str, String),
-        /// Shown to the user with the "allow".
-        note: String,
-    },
-    Locked,
-    Rejected {
-        failures: u32,
-        locked_until: u64,
-    },
+impl PartialEq for Answered {
+    fn eq(&self, other: &Answered) -> bool {
+        self.step == other.step && self.failure == other.failure
+    }
 }
 
 impl Service {
@@ -74,11 +83,15 @@ impl Service {
         } else {
             Default::default()
         };
+        let context = self.login_context(request);
+        let (unavailable, enrolable) = self.mechanisms.for_login(&context);
         let subject = Subject {
             user: &request.user,
             service: &request.service,
             rhost: &request.rhost,
             auth_info: &request.auth_info,
+            unavailable: &unavailable,
+            enrolable: &enrolable,
         };
         Ok(decide(&policy, &memberships, subject, &state, now))
     }
@@ -144,6 +157,16 @@ impl Service {
         })
     }
 
+    /// Where `request` comes from, as mechanisms see it.
+    pub(super) fn login_context(&self, request: &LoginRequest) -> LoginContext {
+        LoginContext {
+            user: request.user.clone(),
+            service: request.service.clone(),
+            remote: remote_reason(request),
+            now: self.clock.now(),
+        }
+    }
+
     /// Begin a login for `request`, owned by the bus connection `owner`.
     pub fn start_login(
         &self,
@@ -177,6 +200,9 @@ impl Service {
                     Refusal::NotEnrolled => (DenyReason::NotEnrolled, login::NOT_ENROLLED_TEXT),
                     Refusal::NotApproved => (DenyReason::NotEnrolled, login::NOT_APPROVED_TEXT),
                     Refusal::NoMethod => (DenyReason::NotEnrolled, login::NO_METHOD_TEXT),
+                    Refusal::NoUsableFactor => {
+                        (DenyReason::NotEnrolled, login::NO_USABLE_FACTOR_TEXT)
+                    }
                     Refusal::Lookup(_) => (DenyReason::Internal, login::DIRECTORY_TEXT),
                 };
                 let error = match &refusal {
@@ -191,13 +217,11 @@ impl Service {
                 return Ok((String::new(), Step::deny(reason, text)));
             }
             Outcome::Ask { factors, remember } => {
-                let prompt = code_prompt(&factors, 0, false);
-                let phase = Phase::Code {
-                    factors,
-                    selected: 0,
-                    remember,
-                };
-                (phase, vec![prompt])
+                let asking = Asking { factors, remember };
+                match self.challenge(&request, asking, 0, false) {
+                    Ok((phase, step)) => (phase, vec![step]),
+                    Err(e) => return Ok((String::new(), e)),
+                }
             }
             Outcome::Offer { kind } => {
                 let can_enrol = self.policy().enrol_at_login;
@@ -254,7 +278,8 @@ impl Service {
         Ok((handle, first))
     }
 
-    /// The user's answer to the current step of login `handle`.
+    /// The user's answer to the current step of login `handle` (an empty
+    /// answer to a [`StepKind::Wait`] step is a poll).
     pub fn answer(&self, owner: &str, handle: &str, answer: &str) -> Result<Answered, DaemonError> {
         let now = self.clock.now();
         let mut session = match self.logins().take(owner, handle, now) {
@@ -274,36 +299,154 @@ impl Service {
             self.logins().restore(handle.to_string(), session);
             return Ok(Answered::ok(step));
         }
-        let answered = match session.phase.clone() {
-            Phase::Code {
-                factors,
+        let phase = std::mem::replace(
+            &mut session.phase,
+            Phase::Confirm {
+                factor: String::new(),
+            },
+        );
+        let answered = match phase {
+            Phase::Factor {
+                asking,
                 selected,
-                remember,
-            } => {
-                if answer.is_empty() && factors.len() > 1 {
-                    session.phase = Phase::Choose { factors, remember };
-                    Answered::ok(choose_prompt(&session.phase))
-                } else {
-                    return Ok(self.answer_code(
+                challenge,
+                code,
+                work: Some(work),
+            } => match work.take() {
+                None => {
+                    let waiter = work.waiter();
+                    session.phase = Phase::Factor {
+                        asking,
+                        selected,
+                        challenge,
+                        code,
+                        work: Some(work),
+                    };
+                    Answered::waiting("", waiter)
+                }
+                Some(Ok(response)) => {
+                    return Ok(self.commit(
                         handle,
                         session,
-                        answer,
+                        (asking, selected),
+                        challenge,
+                        response,
                         now,
-                        (&factors, selected, remember.as_ref()),
                     ));
                 }
-            }
-            Phase::Choose { factors, remember } => match answer.trim().parse::<usize>() {
-                Ok(n) if (1..=factors.len()).contains(&n) => {
-                    let prompt = code_prompt(&factors, n - 1, false);
-                    session.phase = Phase::Code {
-                        factors,
-                        selected: n - 1,
-                        remember,
+                Some(Err(why)) => return Ok(self.device_failed(handle, session, asking, &why)),
+            },
+            Phase::Factor {
+                asking,
+                selected,
+                mut challenge,
+                code,
+                work: None,
+            } => {
+                if answer.is_empty() && asking.factors.len() > 1 {
+                    let step = self.choose_prompt(&asking, None);
+                    session.phase = Phase::Choose { asking };
+                    Answered::ok(step)
+                } else if let Some(fallback) = self.fallback_for(answer).filter(|_| code) {
+                    match self.start_fallback(&session.request, fallback, answer, now) {
+                        Ok(work) => {
+                            let waiter = work.waiter();
+                            session.phase = Phase::Fallback {
+                                asking,
+                                selected,
+                                name: fallback.name(),
+                                work,
+                            };
+                            Answered::waiting("", waiter)
+                        }
+                        Err(e) => return Ok(Answered::failed(self.internal(&session.request, &e))),
+                    }
+                } else {
+                    // An answer too long to be a code is a wrong code, and counted.
+                    let text = if answer.len() <= MAX_ANSWER {
+                        answer
+                    } else {
+                        ""
                     };
-                    Answered::ok(prompt)
+                    let next = asking
+                        .factors
+                        .get(selected)
+                        .ok_or_else(|| "no factor to answer".to_string())
+                        .and_then(|f| self.mechanism(f.kind))
+                        .and_then(|m| m.respond(challenge.as_mut(), text.to_string()));
+                    match next {
+                        Ok(Next::Check(response)) => {
+                            return Ok(self.commit(
+                                handle,
+                                session,
+                                (asking, selected),
+                                challenge,
+                                response,
+                                now,
+                            ));
+                        }
+                        Ok(Next::Ask(ask)) => {
+                            let (step, code, work) = self.put(&asking, selected, ask, false);
+                            let waiter = work.as_ref().map(Work::waiter);
+                            session.phase = Phase::Factor {
+                                asking,
+                                selected,
+                                challenge,
+                                code,
+                                work,
+                            };
+                            Answered {
+                                step,
+                                failure: false,
+                                waiting: waiter,
+                            }
+                        }
+                        Err(why) => return Ok(self.device_failed(handle, session, asking, &why)),
+                    }
                 }
-                _ => Answered::ok(choose_prompt(&session.phase)),
+            }
+            Phase::Fallback {
+                asking,
+                selected,
+                name,
+                work,
+            } => match work.take() {
+                None => {
+                    let waiter = work.waiter();
+                    session.phase = Phase::Fallback {
+                        asking,
+                        selected,
+                        name,
+                        work,
+                    };
+                    Answered::waiting("", waiter)
+                }
+                Some(checked) => {
+                    return Ok(self.fallback_checked(
+                        handle,
+                        session,
+                        (asking, selected),
+                        name,
+                        checked,
+                        now,
+                    ));
+                }
+            },
+            Phase::Choose { asking } => match answer.trim().parse::<usize>() {
+                Ok(n) if (1..=asking.factors.len()).contains(&n) => {
+                    match self.challenge(&session.request, asking, n - 1, false) {
+                        Ok((phase, step)) => {
+                            session.phase = phase;
+                            Answered::ok(step)
+                        }
+                        Err(step) => return Ok(Answered::failed(step)),
+                    }
+                }
+                _ => {
+                    let step = self.choose_prompt(&asking, None);
+                    session.phase = Phase::Choose { asking };
+                    Answered::ok(step)
+                }
             },
             Phase::Offer { kind, can_enrol } => {
                 let yes = matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes");
@@ -345,36 +488,361 @@ impl Service {
         Ok(answered)
     }
 
+    /// Begin the challenge of `asking.factors[selected]`: the phase that
+    /// waits for its response and the step that asks for it. When the
+    /// mechanism cannot begin (no key plugged in), the user chooses another
+    /// factor, or — with none — the login is refused: `Err` is that step.
+    fn challenge(
+        &self,
+        request: &LoginRequest,
+        asking: Asking,
+        selected: usize,
+        retry: bool,
+    ) -> Result<(Phase, Step), Step> {
+        let begun = asking
+            .factors
+            .get(selected)
+            .ok_or_else(|| format!("no factor {selected} to ask"))
+            .and_then(|factor| {
+                let mechanism = self.mechanism(factor.kind)?;
+                let mut load = || {
+                    self.store
+                        .factor(&request.user, &factor.id)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("factor {} is gone", factor.id))
+                };
+                mechanism.challenge(&mut load, &self.login_context(request))
+            });
+        let challenge = match begun {
+            Ok(challenge) => challenge,
+            Err(why) if asking.factors.len() > 1 => {
+                self.audit.login(
+                    request,
+                    "retry",
+                    &[("reason", "factor-unavailable"), ("error", &why)],
+                );
+                let step = self.choose_prompt(&asking, Some(&why));
+                return Ok((Phase::Choose { asking }, step));
+            }
+            Err(why) => {
+                self.audit.login(
+                    request,
+                    "deny",
+                    &[("reason", "factor-unavailable"), ("error", &why)],
+                );
+                return Err(Step::deny(DenyReason::Internal, sentence(&why)));
+            }
+        };
+        let (step, code, work) = self.put(&asking, selected, challenge.ask, retry);
+        let phase = Phase::Factor {
+            asking,
+            selected,
+            challenge: challenge.state,
+            code,
+            work,
+        };
+        Ok((phase, step))
+    }
+
+    /// How `ask` is put to the user: the step, whether it asks for a code,
+    /// and the work it waits for.
+    fn put(
+        &self,
+        asking: &Asking,
+        selected: usize,
+        ask: Ask,
+        retry: bool,
+    ) -> (Step, bool, Option<ResponseWork>) {
+        match ask {
+            Ask::Prompt { text, echo, code } => {
+                let text = prompt_text(asking, selected, &text, retry && code);
+                (Step::prompt(text, echo), code, None)
+            }
+            Ask::Wait { text, work } => {
+                let text = if retry {
+                    format!("{}{text}", login::NOT_ACCEPTED)
+                } else {
+                    text
+                };
+                (Step::wait(text), false, Some(work))
+            }
+        }
+    }
+
+    fn mechanism(&self, kind: FactorKind) -> Result<&Arc<dyn Mechanism>, String> {
+        self.mechanisms
+            .get(kind)
+            .ok_or_else(|| format!("{kind} factors are not enabled in this mfad"))
+    }
+
+    fn fallback_for(&self, answer: &str) -> Option<&Arc<dyn Fallback>> {
+        self.fallbacks.iter().find(|f| f.claims(answer))
+    }
+
+    fn start_fallback(
+        &self,
+        request: &LoginRequest,
+        fallback: &Arc<dyn Fallback>,
+        answer: &str,
+        now: u64,
+    ) -> Result<Work<Result<FallbackUse, StoreError>>, String> {
+        let (fallback, store, user, answer, lockout) = (
+            Arc::clone(fallback),
+            Arc::clone(&self.store),
+            request.user.clone(),
+            answer.to_string(),
+            self.lockout(),
+        );
+        Work::spawn("mfad-fallback", move |_| {
+            fallback.check(&store, &user, &answer, now, lockout)
+        })
+    }
+
+    /// Check `response` to the challenge of `asking.factors[selected]` in
+    /// one store transaction, and go on from what it found.
+    fn commit(
+        &self,
+        handle: &str,
+        mut session: Session,
+        (asking, selected): (Asking, usize),
+        challenge: Box<dyn Any + Send>,
+        response: Response,
+        now: u64,
+    ) -> Answered {
+        let user = session.request.user.clone();
+        let Some(factor) = asking.factors.get(selected).cloned() else {
+            return Answered::failed(self.internal(&session.request, "no factor to check"));
+        };
+        let checked = match self.mechanism(factor.kind) {
+            Ok(mechanism) => self
+                .store
+                .check_factor(&user, &factor.id, now, self.lockout(), |f| {
+                    mechanism.verify(f, challenge.as_ref(), &response, now)
+                }),
+            Err(e) => return Answered::failed(self.internal(&session.request, &e)),
+        };
+        match checked {
+            Ok(CodeCheck::Accepted(f)) => {
+                let fields = [("method", f.kind.name()), ("factor", f.id.as_str())];
+                self.allow(
+                    &session.request,
+                    asking.remember.as_ref(),
+                    &fields,
+                    String::new(),
+                    now,
+                )
+            }
+            // Locked: the answer was not even looked at; right and wrong
+            // answers get this same step.
+            Ok(CodeCheck::Locked { .. }) => {
+                self.audit
+                    .login(&session.request, "deny", &[("reason", "locked")]);
+                Answered::failed(Step::deny(DenyReason::Locked, login::LOCKED_TEXT))
+            }
+            Ok(CodeCheck::Rejected {
+                failures,
+                locked_until,
+                suspicious,
+            }) => {
+                if let Some(why) = suspicious {
+                    let failures = failures.to_string();
+                    self.audit.login(
+                        &session.request,
+                        "deny",
+                        &[
+                            ("reason", why),
+                            ("factor", &factor.id),
+                            ("failures", &failures),
+                        ],
+                    );
+                    return Answered::failed(Step::deny(
+                        DenyReason::WrongCode,
+                        login::SUSPICIOUS_TEXT,
+                    ));
+                }
+                session.phase = Phase::Choose { asking };
+                self.rejected(handle, session, selected, failures, locked_until, now)
+            }
+            Err(e) => Answered::failed(self.store_failed(&session.request, &e)),
+        }
+    }
+
+    /// A wrong response (to a factor, or a fallback typed at its prompt):
+    /// counted; locked out, out of tries, or asked again.
+    fn rejected(
+        &self,
+        handle: &str,
+        mut session: Session,
+        selected: usize,
+        failures: u32,
+        locked_until: u64,
+        now: u64,
+    ) -> Answered {
+        let failures = failures.to_string();
+        if locked_until > now {
+            self.audit.login(
+                &session.request,
+                "deny",
+                &[("reason", "wrong-code-locked-out"), ("failures", &failures)],
+            );
+            return Answered::failed(Step::deny(DenyReason::Locked, login::LOCKED_TEXT));
+        }
+        session.tries_left = session.tries_left.saturating_sub(1);
+        if session.tries_left == 0 {
+            self.audit.login(
+                &session.request,
+                "deny",
+                &[("reason", "max-tries"), ("failures", &failures)],
+            );
+            return Answered::failed(Step::deny(DenyReason::MaxTries, login::MAX_TRIES_TEXT));
+        }
+        let left = session.tries_left.to_string();
+        self.audit.login(
+            &session.request,
+            "retry",
+            &[
+                ("reason", "wrong-code"),
+                ("tries_left", &left),
+                ("failures", &failures),
+            ],
+        );
+        let Phase::Choose { asking } = std::mem::replace(
+            &mut session.phase,
+            Phase::Confirm {
+                factor: String::new(),
+            },
+        ) else {
+            return Answered::failed(self.internal(&session.request, "lost the factors asked"));
+        };
+        match self.challenge(&session.request, asking, selected, true) {
+            Ok((phase, step)) => {
+                session.phase = phase;
+                self.logins().restore(handle.to_string(), session);
+                Answered::failed(step)
+            }
+            Err(step) => Answered::failed(step),
+        }
+    }
+
+    /// What a fallback's check found.
+    fn fallback_checked(
+        &self,
+        handle: &str,
+        mut session: Session,
+        (asking, selected): (Asking, usize),
+        name: &'static str,
+        checked: Result<FallbackUse, StoreError>,
+        now: u64,
+    ) -> Answered {
+        match checked {
+            Ok(FallbackUse::Used { note, detail }) => {
+                let fields = [("method", name), (detail.0, detail.1.as_str())];
+                self.allow(
+                    &session.request,
+                    asking.remember.as_ref(),
+                    &fields,
+                    note,
+                    now,
+                )
+            }
+            Ok(FallbackUse::Locked) => {
+                self.audit
+                    .login(&session.request, "deny", &[("reason", "locked")]);
+                Answered::failed(Step::deny(DenyReason::Locked, login::LOCKED_TEXT))
+            }
+            Ok(FallbackUse::Rejected {
+                failures,
+                locked_until,
+            }) => {
+                session.phase = Phase::Choose { asking };
+                self.rejected(handle, session, selected, failures, locked_until, now)
+            }
+            Err(e) => Answered::failed(self.store_failed(&session.request, &e)),
+        }
+    }
+
+    /// The work of a factor's mechanism failed (no key, no touch in time,
+    /// the key unplugged): not a wrong answer, nothing is counted. The user
+    /// picks another factor, or the login ends.
+    fn device_failed(
+        &self,
+        handle: &str,
+        mut session: Session,
+        asking: Asking,
+        why: &str,
+    ) -> Answered {
+        if asking.factors.len() > 1 {
+            self.audit.login(
+                &session.request,
+                "retry",
+                &[("reason", "factor-failed"), ("error", why)],
+            );
+            let step = self.choose_prompt(&asking, Some(why));
+            session.phase = Phase::Choose { asking };
+            self.logins().restore(handle.to_string(), session);
+            return Answered::ok(step);
+        }
+        self.audit.login(
+            &session.request,
+            "deny",
+            &[("reason", "factor-failed"), ("error", why)],
+        );
+        Answered::failed(Step::deny(DenyReason::Internal, sentence(why)))
+    }
+
+    /// A right response: remember the device if asked, audit, allow.
+    fn allow(
+        &self,
+        request: &LoginRequest,
+        remember: Option<&Device>,
+        fields: &[(&str, &str)],
+        note: String,
+        now: u64,
+    ) -> Answered {
+        let mut fields = fields.to_vec();
+        if let Some(device) = remember {
+            let days = u64::from(self.policy().remember_days);
+            let trusted = super::new_id().map_err(|e| e.to_string()).and_then(|id| {
+                self.store
+                    .trust_device(&request.user, &device.key, &id, now, now + days * 86_400)
+                    .map_err(|e| e.to_string())
+            });
+            match trusted {
+                Ok(()) => fields.push(("device", "remembered")),
+                // The login itself succeeded; only the convenience is lost.
+                Err(_) => fields.push(("device", "not-remembered-store-error")),
+            }
+        }
+        self.audit.login(request, "allow", &fields);
+        Answered::ok(Step {
+            text: note,
+            ..Step::allow()
+        })
+    }
+
     /// Set up a pending factor of `kind` for the user logging in: the steps
-    /// show its QR code and secret, then ask for its first code. sshd shows
-    /// info texts only together with the next prompt, so every info text is
-    /// followed by one.
+    /// show what the mechanism shows (a QR code and secret), then ask for
+    /// its first code. sshd shows info texts only together with the next
+    /// prompt, so every info text is followed by one.
     fn enrol_at_login(
         &self,
         request: &LoginRequest,
         kind: FactorKind,
     ) -> Result<(Phase, Vec<Step>), DaemonError> {
         let uid = self.uid_of(&request.user);
-        let offer = self.begin_enrolment(
+        let (offer, login_text) = self.begin_enrolment_with_text(
             uid,
             &request.user,
             kind.name(),
             "",
             &EnrolOptions::default(),
         )?;
-        let qr = mfa_qr::render(&offer.uri, mfa_qr::Palette::Plain)
-            .map_err(|e| DaemonError::Internal(format!("QR code: {e}")))?;
-        let timing = match kind {
-            FactorKind::Totp => format!("time-based, every {} s", offer.period),
-            FactorKind::Hotp => "counter-based".to_string(),
-        };
-        let text = format!(
-            "Scan this QR code with an authenticator app, or type in the secret.\n{qr}Secret: {}\n({}, {} digits, {timing})",
-            offer.secret_base32, offer.algorithm, offer.digits
-        );
         Ok((
             Phase::Confirm { factor: offer.id },
-            vec![Step::info(text), Step::prompt(login::CONFIRM_PROMPT, false)],
+            vec![
+                Step::info(login_text),
+                Step::prompt(login::CONFIRM_PROMPT, false),
+            ],
         ))
     }
 
@@ -390,10 +858,7 @@ impl Service {
         let outcome = if answer.len() > MAX_ANSWER {
             Ok(Confirmation::WrongCode)
         } else {
-            self.store
-                .confirm(&user, factor, now, self.factor_limits(), |f| {
-                    self.mechanism(f.kind).verify(&f.params, answer, now)
-                })
+            self.confirm_with(&user, factor, now, &Response::Text(answer.to_string()))
         };
         match outcome {
             Ok(Confirmation::Confirmed(f)) => {
@@ -435,6 +900,9 @@ impl Service {
                     "retry",
                     &[("reason", "wrong-code"), ("phase", "enrolment")],
                 );
+                session.phase = Phase::Confirm {
+                    factor: factor.to_string(),
+                };
                 self.logins().restore(handle.to_string(), session);
                 Answered::failed(Step::prompt(login::CONFIRM_RETRY_PROMPT, false))
             }
@@ -461,172 +929,22 @@ impl Service {
         }
     }
 
-    fn answer_code(
-        &self,
-        handle: &str,
-        mut session: Session,
-        answer: &str,
-        now: u64,
-        (factors, selected, remember): (&[FactorState], usize, Option<&Device>),
-    ) -> Answered {
-        let user = session.request.user.clone();
-        let factor_id = factors.get(selected).map(|f| f.id.as_str()).unwrap_or("");
-        let checked = match recovery::normalise(answer) {
-            Some(code) => self.check_recovery_code(&user, &code, now),
-            None => self.check_otp(&user, factor_id, answer, now),
-        };
-        match checked {
-            Ok(Checked::Accepted {
-                method,
-                detail,
-                note,
-            }) => {
-                let mut fields = vec![("method", method), (detail.0, detail.1.as_str())];
-                if let Some(device) = remember {
-                    let days = u64::from(self.policy().remember_days);
-                    let trusted = super::new_id().map_err(|e| e.to_string()).and_then(|id| {
-                        self.store
-                            .trust_device(&user, &device.key, &id, now, now + days * 86_400)
-                            .map_err(|e| e.to_string())
-                    });
-                    match trusted {
-                        Ok(()) => fields.push(("device", "remembered")),
-                        // The login itself succeeded; only the convenience is lost.
-                        Err(_) => fields.push(("device", "not-remembered-store-error")),
-                    }
-                }
-                self.audit.login(&session.request, "allow", &fields);
-                Answered::ok(Step {
-                    text: note,
-                    ..Step::allow()
-                })
-            }
-            // Locked: the answer was not even looked at; right and wrong
-            // codes get this same step.
-            Ok(Checked::Locked) => {
-                self.audit
-                    .login(&session.request, "deny", &[("reason", "locked")]);
-                Answered::failed(Step::deny(DenyReason::Locked, login::LOCKED_TEXT))
-            }
-            Ok(Checked::Rejected {
-                failures,
-                locked_until,
-            }) if locked_until > now => {
-                let failures = failures.to_string();
-                self.audit.login(
-                    &session.request,
-                    "deny",
-                    &[("reason", "wrong-code-locked-out"), ("failures", &failures)],
-                );
-                Answered::failed(Step::deny(DenyReason::Locked, login::LOCKED_TEXT))
-            }
-            Ok(Checked::Rejected { failures, .. }) => {
-                let failures = failures.to_string();
-                session.tries_left = session.tries_left.saturating_sub(1);
-                if session.tries_left == 0 {
-                    self.audit.login(
-                        &session.request,
-                        "deny",
-                        &[("reason", "max-tries"), ("failures", &failures)],
-                    );
-                    return Answered::failed(Step::deny(
-                        DenyReason::MaxTries,
-                        login::MAX_TRIES_TEXT,
-                    ));
-                }
-                let left = session.tries_left.to_string();
-                self.audit.login(
-                    &session.request,
-                    "retry",
-                    &[
-                        ("reason", "wrong-code"),
-                        ("tries_left", &left),
-                        ("failures", &failures),
-                    ],
-                );
-                self.logins().restore(handle.to_string(), session);
-                Answered::failed(code_prompt(factors, selected, true))
-            }
-            Err(e) => Answered::failed(self.store_failed(&session.request, &e)),
-        }
-    }
-
-    /// An OTP code against the factor `factor_id`, in one store transaction.
-    fn check_otp(
-        &self,
-        user: &str,
-        factor_id: &str,
-        answer: &str,
-        now: u64,
-    ) -> Result<Checked, StoreError> {
-        // An answer too long to be a code is a wrong code, and counted.
-        let plausible = answer.len() <= MAX_ANSWER;
-        let checked = self.store.check_code(user, now, self.lockout(), |f| {
-            if plausible && f.id == factor_id {
-                self.mechanism(f.kind).verify(&f.params, answer, now)
-            } else {
-                None
-            }
-        })?;
-        Ok(match checked {
-            CodeCheck::Accepted(factor) => Checked::Accepted {
-                method: factor.kind.name(),
-                detail: ("factor", factor.id),
-                note: String::new(),
-            },
-            CodeCheck::Locked { .. } => Checked::Locked,
-            CodeCheck::Rejected {
-                failures,
-                locked_until,
-            } => Checked::Rejected {
-                failures,
-                locked_until,
-            },
-        })
-    }
-
-    /// A recovery code: the slow hash checks run outside the store's lock,
-    /// then one transaction uses the matching code or counts the failure.
-    fn check_recovery_code(&self, user: &str, code: &str, now: u64) -> Result<Checked, StoreError> {
-        if self.store.locked_until(user, now)? > 0 {
-            return Ok(Checked::Locked);
-        }
-        let matched = self
-            .store
-            .unused_recovery_codes(user)?
-            .into_iter()
-            .find(|(_, hash)| recovery::verify(code, hash))
-            .map(|(rowid, _)| rowid);
-        Ok(
-            match self
-                .store
-                .use_recovery_code(user, matched, now, self.lockout())?
-            {
-                RecoveryUse::Used { left } => Checked::Accepted {
-                    method: "recovery-code",
-                    detail: ("left", left.to_string()),
-                    note: format!(
-                        "Recovery code accepted; {left} left. Set up your authenticator again with mfactl."
-                    ),
-                },
-                RecoveryUse::Locked => Checked::Locked,
-                RecoveryUse::Rejected {
-                    failures,
-                    locked_until,
-                } => Checked::Rejected {
-                    failures,
-                    locked_until,
-                },
-            },
-        )
-    }
-
     /// The store could not be read or written: refuse, and say why in the log.
     fn store_failed(&self, request: &LoginRequest, e: &StoreError) -> Step {
         self.audit.login(
             request,
             "deny",
             &[("reason", "store-error"), ("error", &e.to_string())],
+        );
+        Step::deny(DenyReason::Internal, login::INTERNAL_TEXT)
+    }
+
+    /// Something that should not happen did: refuse, and say what in the log.
+    fn internal(&self, request: &LoginRequest, error: &str) -> Step {
+        self.audit.login(
+            request,
+            "deny",
+            &[("reason", "internal-error"), ("error", error)],
         );
         Step::deny(DenyReason::Internal, login::INTERNAL_TEXT)
     }
@@ -652,7 +970,8 @@ impl Service {
         }
     }
 
-    /// The bus connection `owner` closed: its logins can never be answered.
+    /// The bus connection `owner` closed: its logins can never be answered
+    /// (and the work they started is told to give up).
     pub fn connection_gone(&self, owner: &str) {
         let dropped = self.logins().drop_owner(owner);
         for session in dropped {
@@ -669,32 +988,69 @@ impl Service {
         let now = self.clock.now();
         self.logins().sweep(now);
     }
+
+    /// The list of methods to choose from, after `note` (why the last one
+    /// could not be used) if any.
+    fn choose_prompt(&self, asking: &Asking, note: Option<&str>) -> Step {
+        let mut text = String::new();
+        if let Some(note) = note {
+            text.push_str(&sentence(note));
+            text.push('\n');
+        }
+        text.push_str("Methods:\n");
+        for (i, f) in asking.factors.iter().enumerate() {
+            text.push_str(&format!("  {}) {} ({})\n", i + 1, f.label, f.kind));
+        }
+        for fallback in &self.fallbacks {
+            text.push_str(fallback.hint());
+            text.push('\n');
+        }
+        text.push_str(login::CHOOSE_PROMPT);
+        Step::prompt(text, true)
+    }
 }
 
-/// The prompt for a code of `factors[selected]`. With one factor it is the
-/// plain prompt; with several it names the factor and says how to switch.
-fn code_prompt(factors: &[FactorState], selected: usize, retry: bool) -> Step {
-    let text = match factors.get(selected).filter(|_| factors.len() > 1) {
-        None if retry => login::RETRY_PROMPT.to_string(),
-        None => login::PROMPT.to_string(),
+/// Why mechanisms should count `request` as remote (its factor kinds that
+/// need the user at this machine are not offered), or `None` for a login at
+/// this machine. A literal `localhost` is local; sshd is remote whatever it
+/// says: its user is wherever their SSH client runs.
+fn remote_reason(request: &LoginRequest) -> Option<String> {
+    if request.service == "sshd" {
+        return Some("an SSH login: the user is wherever their SSH client runs".into());
+    }
+    match request.rhost.as_str() {
+        "" | "localhost" => None,
+        rhost => Some(format!("the login comes from {rhost}")),
+    }
+}
+
+/// The prompt for `asking.factors[selected]`: the mechanism's own text,
+/// naming the factor and how to switch when there are several.
+fn prompt_text(asking: &Asking, selected: usize, text: &str, retry: bool) -> String {
+    let again = if retry { login::WRONG_CODE } else { "" };
+    match asking
+        .factors
+        .get(selected)
+        .filter(|_| asking.factors.len() > 1)
+    {
+        None => format!("{again}{text}"),
         Some(f) => format!(
-            "{}Verification code ({}; empty answer for other methods): ",
-            if retry { "Wrong code. " } else { "" },
+            "{again}{} ({}; empty answer for other methods): ",
+            text.trim_end().trim_end_matches(':'),
             f.label
         ),
-    };
-    Step::prompt(text, false)
+    }
 }
 
-fn choose_prompt(phase: &Phase) -> Step {
-    let Phase::Choose { factors, .. } = phase else {
-        return Step::prompt(login::CHOOSE_PROMPT, true);
+/// `text` with a capital first letter and a full stop, for the user.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
     };
-    let mut text = String::from("Methods:\n");
-    for (i, f) in factors.iter().enumerate() {
-        text.push_str(&format!("  {}) {} ({})\n", i + 1, f.label, f.kind));
+    if !out.ends_with('.') {
+        out.push('.');
     }
-    text.push_str("A recovery code can be typed at any code prompt.\n");
-    text.push_str(login::CHOOSE_PROMPT);
-    Step::prompt(text, true)
+    out
 }

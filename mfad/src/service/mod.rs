@@ -8,14 +8,20 @@ use crate::config::Config;
 use crate::error::DaemonError;
 use crate::limits::RateLimiter;
 use crate::login::Logins;
-use crate::mechanism::otpauth::{self, UriParams};
-use crate::mechanism::recovery;
-use crate::mechanism::{Algorithm, FactorKind, Hotp, Mechanism, OtpParams, Totp};
+use crate::mechanism::recovery::{self, RecoveryCodes};
+use crate::mechanism::{
+    EnrolError, EnrolRequest, FactorKind, Fallback, Mechanisms, Response, ResponseWork, Verdict,
+    Waiter,
+};
 use crate::notify::{Event, Notifier};
 use crate::policy::Policy;
 use crate::policy::{Directory, Nss};
-use crate::store::{Confirmation, FactorLimits, FactorRecord, Lockout, Pending, Resync, Store};
+use crate::store::{
+    Confirmation, FactorLimits, FactorRecord, Inserted, Lockout, Resync, Store, StoreError,
+};
 use mfa_dbus::{EnrolOptions, EnrolmentOffer, FactorInfo, UserSummary};
+use std::any::Any;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -40,12 +46,16 @@ pub struct Service {
     policy: RwLock<Arc<Policy>>,
     /// Where the config was read from, for reloads; `None`: no reload.
     config_path: Option<PathBuf>,
-    store: Store,
+    store: Arc<Store>,
     clock: Arc<dyn Clock>,
     audit: Audit,
     logins: Mutex<Logins>,
-    totp: Totp,
-    hotp: Hotp,
+    mechanisms: Mechanisms,
+    /// What a user may type at any prompt instead (recovery codes).
+    fallbacks: Vec<Arc<dyn Fallback>>,
+    /// Enrolments a device is completing (a key making its credential), by
+    /// pending factor id.
+    device_enrolments: Mutex<HashMap<String, DeviceEnrolment>>,
     /// Account name host part in otpauth URIs.
     hostname: String,
     notifier: Notifier,
@@ -55,6 +65,22 @@ pub struct Service {
     lookups_waiting: Arc<AtomicUsize>,
     /// Changes users make to their own accounts.
     changes: RateLimiter,
+}
+
+/// A pending factor whose confirmation is a device's work.
+struct DeviceEnrolment {
+    user: String,
+    kind: FactorKind,
+    state: Box<dyn Any + Send>,
+    work: ResponseWork,
+    expires: u64,
+}
+
+/// What confirming an enrolment came to.
+pub enum Confirmed {
+    Done(FactorInfo),
+    /// A device is still at work; ask again when `Waiter` is ready.
+    Waiting(Waiter),
 }
 
 impl Service {
@@ -76,18 +102,14 @@ impl Service {
         let changes = RateLimiter::new(config.limits.changes_burst, config.limits.changes_per_hour);
         Service {
             logins: Mutex::new(Logins::new(config.login.timeout)),
-            totp: Totp {
-                skew: config.totp.skew,
-                max_drift: config.totp.max_drift,
-            },
-            hotp: Hotp {
-                window: config.hotp.window,
-            },
+            mechanisms: Mechanisms::from_config(&config, &hostname),
+            fallbacks: vec![Arc::new(RecoveryCodes)],
+            device_enrolments: Mutex::new(HashMap::new()),
             notifier: Notifier::new(config.notify.command.clone()),
             policy: RwLock::new(Arc::new(config.policy.clone())),
             config_path: None,
             config,
-            store,
+            store: Arc::new(store),
             clock,
             audit,
             hostname,
@@ -100,6 +122,12 @@ impl Service {
     /// The same service, reloading its policy from `path` when asked.
     pub fn with_config_path(mut self, path: PathBuf) -> Service {
         self.config_path = Some(path);
+        self
+    }
+
+    /// The same service with these mechanisms (tests give keys of their own).
+    pub fn with_mechanisms(mut self, mechanisms: Mechanisms) -> Service {
+        self.mechanisms = mechanisms;
         self
     }
 
@@ -135,15 +163,14 @@ impl Service {
         &self.audit
     }
 
-    fn mechanism(&self, kind: FactorKind) -> &dyn Mechanism {
-        match kind {
-            FactorKind::Totp => &self.totp,
-            FactorKind::Hotp => &self.hotp,
-        }
-    }
-
     fn logins(&self) -> MutexGuard<'_, Logins> {
         self.logins.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn device_enrolments(&self) -> MutexGuard<'_, HashMap<String, DeviceEnrolment>> {
+        self.device_enrolments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// A fresh batch of recovery codes for `user`, replacing any earlier
@@ -220,9 +247,28 @@ impl Service {
         label: &str,
         options: &EnrolOptions,
     ) -> Result<EnrolmentOffer, DaemonError> {
+        self.begin_enrolment_with_text(caller_uid, user, kind, label, options)
+            .map(|(offer, _)| offer)
+    }
+
+    /// [`Service::begin_enrolment`], with the text a login shows for it.
+    fn begin_enrolment_with_text(
+        &self,
+        caller_uid: u32,
+        user: &str,
+        kind: &str,
+        label: &str,
+        options: &EnrolOptions,
+    ) -> Result<(EnrolmentOffer, String), DaemonError> {
         let kind = FactorKind::from_name(kind).ok_or_else(|| {
             DaemonError::InvalidArgument(format!(
-                "unknown factor kind {kind:?}; use \"totp\" or \"hotp\""
+                "unknown factor kind {kind:?}; use {}",
+                FactorKind::choices()
+            ))
+        })?;
+        let mechanism = self.mechanisms.get(kind).ok_or_else(|| {
+            DaemonError::InvalidArgument(format!(
+                "{kind} factors are not enabled in this mfad (mfad.toml(5))"
             ))
         })?;
         let label = if label.is_empty() { kind.name() } else { label };
@@ -231,62 +277,27 @@ impl Service {
                 "label must be at most {MAX_LABEL} characters, without control characters"
             )));
         }
-        let (default_algorithm, default_digits) = match kind {
-            FactorKind::Totp => (self.config.totp.algorithm, self.config.totp.digits),
-            FactorKind::Hotp => (Algorithm::Sha1, self.config.hotp.digits),
-        };
-        let algorithm = match options.algorithm.as_str() {
-            "" => default_algorithm,
-            name => Algorithm::from_name(name).ok_or_else(|| {
-                DaemonError::InvalidArgument(format!(
-                    "unknown algorithm {name:?}; use SHA1, SHA256 or SHA512"
-                ))
-            })?,
-        };
-        let digits = match options.digits {
-            0 => default_digits,
-            d @ 6..=8 => d,
-            d => {
-                return Err(DaemonError::InvalidArgument(format!(
-                    "digits {d} is out of range: 6 to 8"
-                )))
-            }
-        };
-        let period = match (kind, options.period) {
-            (FactorKind::Hotp, 0) => 0,
-            (FactorKind::Hotp, p) => {
-                return Err(DaemonError::InvalidArgument(format!(
-                    "period {p} makes no sense for hotp"
-                )))
-            }
-            (FactorKind::Totp, 0) => self.config.totp.period,
-            (FactorKind::Totp, p @ 10..=300) => p,
-            (FactorKind::Totp, p) => {
-                return Err(DaemonError::InvalidArgument(format!(
-                    "period {p} is out of range: 10 to 300"
-                )))
-            }
-        };
-        let secret = if options.secret_base32.is_empty() {
-            otpauth::generate_secret(algorithm).map_err(|e| DaemonError::Internal(e.to_string()))?
-        } else {
-            otpauth::decode_base32(&options.secret_base32)
-                .map_err(|e| DaemonError::InvalidArgument(e.to_string()))?
-        };
+        let account = account_name(user, &self.hostname, label, kind);
+        let new = mechanism
+            .enrol(&EnrolRequest {
+                user,
+                label,
+                options,
+                account: &account,
+                issuer: &self.config.enrolment.issuer,
+            })
+            .map_err(|e| match e {
+                EnrolError::Invalid(m) => DaemonError::InvalidArgument(m),
+                EnrolError::Failed(m) => DaemonError::DeviceFailed(m),
+            })?;
         let now = self.clock.now();
         let factor = FactorRecord {
             id: new_id()?,
             user: user.to_string(),
             kind,
             label: label.to_string(),
-            params: OtpParams {
-                secret,
-                algorithm,
-                digits,
-                period,
-                counter: 0,
-                drift: 0,
-            },
+            counter: new.counter,
+            data: new.data,
             confirmed: false,
             approved: false,
             created: now,
@@ -294,9 +305,24 @@ impl Service {
             expires: now + self.config.enrolment.pending_expiry,
         };
         let replaced = match self.store.insert_pending(&factor, self.factor_limits())? {
-            Pending::Added { replaced } => replaced,
-            Pending::TooManyFactors => return Err(self.too_many_factors()),
+            Inserted::Added { replaced } => replaced,
+            Inserted::TooManyFactors => return Err(self.too_many_factors()),
         };
+        let mut devices = self.device_enrolments();
+        devices.retain(|id, d| !replaced.contains(id) && d.expires > now);
+        if let Some(work) = new.work {
+            devices.insert(
+                factor.id.clone(),
+                DeviceEnrolment {
+                    user: user.to_string(),
+                    kind,
+                    state: new.state,
+                    work,
+                    expires: factor.expires,
+                },
+            );
+        }
+        drop(devices);
         let replaced = replaced.join(",");
         let mut fields = vec![
             ("factor", factor.id.as_str()),
@@ -307,48 +333,68 @@ impl Service {
             fields.push(("replaced", &replaced));
         }
         self.audit.change("enrol", caller_uid, user, &fields);
-        let account = account_name(user, &self.hostname, label, kind);
-        let uri = otpauth::uri(&UriParams {
-            kind,
-            issuer: &self.config.enrolment.issuer,
-            account: &account,
-            secret: &factor.params.secret,
-            algorithm,
-            digits,
-            period,
-            counter: 0,
-        });
-        Ok(EnrolmentOffer {
+        let offer = EnrolmentOffer {
             id: factor.id,
-            kind: kind.name().into(),
             label: factor.label,
-            issuer: self.config.enrolment.issuer.clone(),
-            algorithm: algorithm.name().into(),
-            digits,
-            period,
-            counter: 0,
-            secret_base32: otpauth::encode_base32(&factor.params.secret),
-            uri,
             expires: factor.expires,
-        })
+            ..new.offer
+        };
+        Ok((offer, new.login_text))
     }
 
+    /// Confirm `user`'s pending factor `id`: with a code, or — for a factor
+    /// a device confirms — with what the device made (`code` empty).
     pub fn confirm_enrolment(
         &self,
         caller_uid: u32,
         user: &str,
         id: &str,
         code: &str,
-    ) -> Result<FactorInfo, DaemonError> {
+    ) -> Result<Confirmed, DaemonError> {
         let now = self.clock.now();
         if code.len() > MAX_ANSWER {
             return Err(DaemonError::WrongCode(PENDING));
         }
-        let outcome = self
-            .store
-            .confirm(user, id, now, self.factor_limits(), |f| {
-                self.mechanism(f.kind).verify(&f.params, code, now)
-            })?;
+        let device = {
+            let mut devices = self.device_enrolments();
+            match devices.get(id) {
+                Some(d) if d.user == user && !d.work.is_done() => {
+                    return Ok(Confirmed::Waiting(d.work.waiter()))
+                }
+                Some(d) if d.user == user => devices.remove(id),
+                _ => None,
+            }
+        };
+        let outcome = match device {
+            Some(d) => match d.work.take() {
+                Some(Ok(response)) => {
+                    let mechanism = self.mechanisms.get(d.kind).ok_or_else(|| {
+                        DaemonError::Internal(format!("{} is not enabled", d.kind))
+                    })?;
+                    self.store
+                        .confirm(user, id, now, self.factor_limits(), |f| {
+                            mechanism.verify(f, d.state.as_ref(), &response, now)
+                        })?
+                }
+                failed => {
+                    let why = match failed {
+                        Some(Err(why)) => why,
+                        _ => "the device's result was lost".to_string(),
+                    };
+                    self.store.remove_factor(user, id)?;
+                    self.audit.change(
+                        "confirm-failed",
+                        caller_uid,
+                        user,
+                        &[("factor", id), ("reason", "device-failed"), ("error", &why)],
+                    );
+                    return Err(DaemonError::DeviceFailed(format!(
+                        "{why}; the enrolment was dropped, start again with mfactl enrol"
+                    )));
+                }
+            },
+            None => self.confirm_with(user, id, now, &Response::Text(code.to_string()))?,
+        };
         match outcome {
             Confirmation::Confirmed(factor) => {
                 self.audit.change(
@@ -357,7 +403,7 @@ impl Service {
                     user,
                     &[("factor", &factor.id), ("method", factor.kind.name())],
                 );
-                Ok(info(&factor))
+                Ok(Confirmed::Done(info(&factor)))
             }
             Confirmation::WrongCode => {
                 self.audit.change(
@@ -373,6 +419,23 @@ impl Service {
             ))),
             Confirmation::TooManyFactors => Err(self.too_many_factors()),
         }
+    }
+
+    /// Confirm the pending factor `id` of `user` with `response`.
+    fn confirm_with(
+        &self,
+        user: &str,
+        id: &str,
+        now: u64,
+        response: &Response,
+    ) -> Result<Confirmation, StoreError> {
+        self.store
+            .confirm(user, id, now, self.factor_limits(), |f| {
+                match self.mechanisms.get(f.kind) {
+                    Some(mechanism) => mechanism.verify(f, &(), response, now),
+                    None => Verdict::Reject,
+                }
+            })
     }
 
     fn too_many_factors(&self) -> DaemonError {
@@ -415,9 +478,11 @@ impl Service {
         }
         let now = self.clock.now();
         match self.store.resync(user, id, |f| {
-            self.mechanism(f.kind).resync(&f.params, first, second, now)
+            self.mechanisms
+                .get(f.kind)
+                .and_then(|m| m.resync(f, first, second, now))
         })? {
-            Resync::Moved(factor, advance) => {
+            Resync::Moved(factor) => {
                 self.audit.change(
                     "resync",
                     caller_uid,
@@ -425,7 +490,10 @@ impl Service {
                     &[
                         ("factor", id),
                         ("method", factor.kind.name()),
-                        ("drift", &advance.drift.to_string()),
+                        (
+                            "drift",
+                            &factor.otp().map(|p| p.drift).unwrap_or(0).to_string(),
+                        ),
                     ],
                 );
                 Ok(())

@@ -5,11 +5,32 @@ use crate::clock::FixedClock;
 use crate::config::LogTarget;
 use crate::login;
 use crate::mechanism::otp::hotp;
-use crate::mechanism::recovery;
+use crate::mechanism::{otpauth, recovery, Algorithm};
 use crate::policy::{Level, Requirement};
 use mfa_dbus::{DenyReason, LoginRequest, Step, StepKind};
 
 const NOW: u64 = 1_700_000_010;
+
+/// `service.answer`, then — while work is under way (a fallback's slow
+/// hashes) — the polls a client would send until there is a step.
+fn answer_fully(
+    service: &Service,
+    owner: &str,
+    handle: &str,
+    answer: &str,
+) -> Result<Answered, DaemonError> {
+    let mut answered = service.answer(owner, handle, answer)?;
+    while let Some(waiter) = answered.waiting.take() {
+        assert!(
+            waiter.block(std::time::Duration::from_secs(60)),
+            "work never done"
+        );
+        answered = service.answer(owner, handle, "")?;
+    }
+    Ok(answered)
+}
+const PROMPT: &str = otpauth::PROMPT;
+const RETRY_PROMPT: &str = "Wrong code. Verification code: ";
 const OWNER: &str = ":1.42";
 
 struct Fixture {
@@ -90,17 +111,16 @@ fn right_code_allows_once() {
         .service
         .start_login(OWNER, request("alice"))
         .expect("start");
-    assert_eq!(step, Step::prompt(login::PROMPT, false));
+    assert_eq!(step, Step::prompt(PROMPT, false));
     assert_eq!(
-        f.service
-            .answer(OWNER, &handle, &totp_code(&key, NOW))
+        answer_fully(&f.service, OWNER, &handle, &totp_code(&key, NOW))
             .expect("answer")
             .step,
         Step::allow()
     );
     assert!(
         matches!(
-            f.service.answer(OWNER, &handle, "000000"),
+            answer_fully(&f.service, OWNER, &handle, "000000"),
             Err(DaemonError::UnknownHandle)
         ),
         "finished"
@@ -109,14 +129,11 @@ fn right_code_allows_once() {
         .service
         .start_login(OWNER, request("alice"))
         .expect("start");
-    let replay = f
-        .service
-        .answer(OWNER, &handle, &totp_code(&key, NOW))
-        .expect("answer");
+    let replay = answer_fully(&f.service, OWNER, &handle, &totp_code(&key, NOW)).expect("answer");
     assert!(replay.failure);
     assert_eq!(
         replay.step,
-        Step::prompt(login::RETRY_PROMPT, false),
+        Step::prompt(RETRY_PROMPT, false),
         "a used code is a wrong code"
     );
 }
@@ -132,10 +149,10 @@ fn the_module_may_only_lower_max_tries() {
         };
         let (handle, _) = f.service.start_login(OWNER, request).expect("start");
         for _ in 1..allowed {
-            let retry = f.service.answer(OWNER, &handle, "000000").expect("retry");
+            let retry = answer_fully(&f.service, OWNER, &handle, "000000").expect("retry");
             assert_eq!(retry.step.kind, StepKind::PromptEchoOff, "asked {asked}");
         }
-        let last = f.service.answer(OWNER, &handle, "000000").expect("last");
+        let last = answer_fully(&f.service, OWNER, &handle, "000000").expect("last");
         assert_eq!(last.step.reason, DenyReason::MaxTries, "asked {asked}");
     }
 }
@@ -149,16 +166,20 @@ fn wrong_codes_until_max_tries() {
         .start_login(OWNER, request("alice"))
         .expect("start");
     assert_eq!(
-        f.service.answer(OWNER, &handle, "000000").expect("1").step,
-        Step::prompt(login::RETRY_PROMPT, false)
+        answer_fully(&f.service, OWNER, &handle, "000000")
+            .expect("1")
+            .step,
+        Step::prompt(RETRY_PROMPT, false)
     );
-    let last = f.service.answer(OWNER, &handle, "000000").expect("2").step;
+    let last = answer_fully(&f.service, OWNER, &handle, "000000")
+        .expect("2")
+        .step;
     assert_eq!(
         last,
         Step::deny(DenyReason::MaxTries, login::MAX_TRIES_TEXT)
     );
     assert!(matches!(
-        f.service.answer(OWNER, &handle, "000000"),
+        answer_fully(&f.service, OWNER, &handle, "000000"),
         Err(DaemonError::UnknownHandle)
     ));
 }
@@ -171,11 +192,10 @@ fn handle_is_bound_to_its_connection() {
         .service
         .start_login(OWNER, request("alice"))
         .expect("start");
-    let other = f.service.answer(":1.99", &handle, &totp_code(&key, NOW));
+    let other = answer_fully(&f.service, ":1.99", &handle, &totp_code(&key, NOW));
     assert!(matches!(other, Err(DaemonError::UnknownHandle)));
     assert_eq!(
-        f.service
-            .answer(OWNER, &handle, &totp_code(&key, NOW))
+        answer_fully(&f.service, OWNER, &handle, &totp_code(&key, NOW))
             .expect("owner")
             .step,
         Step::allow()
@@ -191,10 +211,8 @@ fn slow_login_expires() {
         .start_login(OWNER, request("alice"))
         .expect("start");
     f.clock.set(NOW + 60);
-    let step = f
-        .service
-        .answer(OWNER, &handle, &totp_code(&key, NOW + 60))
-        .expect("answer");
+    let step =
+        answer_fully(&f.service, OWNER, &handle, &totp_code(&key, NOW + 60)).expect("answer");
     assert_eq!(
         step.step,
         Step::deny(DenyReason::Expired, login::EXPIRED_TEXT)
@@ -241,7 +259,7 @@ fn an_empty_answer_lists_the_other_factors_and_a_choice_asks_that_one() {
         .start_login(OWNER, request("alice"))
         .expect("start");
     assert!(step.text.contains("(phone;"), "{}", step.text);
-    let listed = f.service.answer(OWNER, &handle, "").expect("answer");
+    let listed = answer_fully(&f.service, OWNER, &handle, "").expect("answer");
     assert!(!listed.failure, "asking for the list is not a failure");
     assert_eq!(listed.step.kind, StepKind::PromptEchoOn);
     assert!(
@@ -254,18 +272,18 @@ fn an_empty_answer_lists_the_other_factors_and_a_choice_asks_that_one() {
         "{}",
         listed.step.text
     );
-    let chosen = f.service.answer(OWNER, &handle, "2").expect("answer");
+    let chosen = answer_fully(&f.service, OWNER, &handle, "2").expect("answer");
     assert!(chosen.step.text.contains("(token;"), "{}", chosen.step.text);
     // The TOTP code is not a code of the chosen factor.
-    let wrong = f
-        .service
-        .answer(OWNER, &handle, &totp_code(&key, NOW))
-        .expect("answer");
+    let wrong = answer_fully(&f.service, OWNER, &handle, &totp_code(&key, NOW)).expect("answer");
     assert!(wrong.failure);
-    let right = f
-        .service
-        .answer(OWNER, &handle, &hotp(&secret, 1, 6, Algorithm::Sha1))
-        .expect("answer");
+    let right = answer_fully(
+        &f.service,
+        OWNER,
+        &handle,
+        &hotp(&secret, 1, 6, Algorithm::Sha1),
+    )
+    .expect("answer");
     assert_eq!(right.step, Step::allow());
 }
 
@@ -293,9 +311,9 @@ fn encourage_offers_enrolment_and_declining_lets_in() {
     });
     let (handle, step) = f.service.start_login(OWNER, request("bob")).expect("start");
     assert_eq!(step.kind, StepKind::Info);
-    let offer = f.service.answer(OWNER, &handle, "").expect("info");
+    let offer = answer_fully(&f.service, OWNER, &handle, "").expect("info");
     assert_eq!(offer.step, Step::prompt(login::ENCOURAGE_PROMPT, true));
-    let declined = f.service.answer(OWNER, &handle, "n").expect("answer");
+    let declined = answer_fully(&f.service, OWNER, &handle, "n").expect("answer");
     assert_eq!(declined.step, Step::allow());
     assert!(f.service.list_factors("bob").expect("list").is_empty());
 }
@@ -305,7 +323,7 @@ fn force_enrols_at_login_and_the_new_factor_works() {
     let f = fixture(|c| c.policy.enrol_at_login = true);
     let (handle, step) = f.service.start_login(OWNER, request("bob")).expect("start");
     assert_eq!(step, Step::info(login::FORCE_TEXT));
-    let shown = f.service.answer(OWNER, &handle, "").expect("info");
+    let shown = answer_fully(&f.service, OWNER, &handle, "").expect("info");
     assert_eq!(shown.step.kind, StepKind::Info);
     let secret_line = shown
         .step
@@ -315,22 +333,19 @@ fn force_enrols_at_login_and_the_new_factor_works() {
         .expect("secret shown")
         .to_string();
     let secret = otpauth::decode_base32(&secret_line).expect("b32");
-    let prompt = f.service.answer(OWNER, &handle, "").expect("prompt");
+    let prompt = answer_fully(&f.service, OWNER, &handle, "").expect("prompt");
     assert_eq!(prompt.step, Step::prompt(login::CONFIRM_PROMPT, false));
-    let wrong = f.service.answer(OWNER, &handle, "000000").expect("wrong");
+    let wrong = answer_fully(&f.service, OWNER, &handle, "000000").expect("wrong");
     assert!(wrong.failure);
     assert_eq!(wrong.step, Step::prompt(login::CONFIRM_RETRY_PROMPT, false));
-    let done = f
-        .service
-        .answer(OWNER, &handle, &totp_code(&secret, NOW))
-        .expect("confirm");
+    let done = answer_fully(&f.service, OWNER, &handle, &totp_code(&secret, NOW)).expect("confirm");
     assert_eq!(done.step.kind, StepKind::Allow);
     let factors = f.service.list_factors("bob").expect("list");
     assert_eq!(factors.len(), 1);
     assert!(factors[0].confirmed);
     // Next login asks for a code of it.
     let (_, step) = f.service.start_login(OWNER, request("bob")).expect("start");
-    assert_eq!(step, Step::prompt(login::PROMPT, false));
+    assert_eq!(step, Step::prompt(PROMPT, false));
 }
 
 #[test]
@@ -345,10 +360,7 @@ fn a_device_is_trusted_after_a_right_code_until_revoked() {
         .service
         .start_login(OWNER, from("192.0.2.7"))
         .expect("start");
-    let done = f
-        .service
-        .answer(OWNER, &handle, &totp_code(&key, NOW))
-        .expect("answer");
+    let done = answer_fully(&f.service, OWNER, &handle, &totp_code(&key, NOW)).expect("answer");
     assert_eq!(done.step, Step::allow());
     let (handle, step) = f
         .service
@@ -359,7 +371,7 @@ fn a_device_is_trusted_after_a_right_code_until_revoked() {
         .service
         .start_login(OWNER, from("192.0.2.8"))
         .expect("start");
-    assert_eq!(step, Step::prompt(login::PROMPT, false));
+    assert_eq!(step, Step::prompt(PROMPT, false));
     let devices = f.service.list_devices("alice").expect("devices");
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0].device, "address 192.0.2.7");
@@ -369,14 +381,14 @@ fn a_device_is_trusted_after_a_right_code_until_revoked() {
         .service
         .start_login(OWNER, from("192.0.2.7"))
         .expect("start");
-    assert_eq!(step, Step::prompt(login::PROMPT, false), "expired");
+    assert_eq!(step, Step::prompt(PROMPT, false), "expired");
     f.clock.set(NOW);
     assert_eq!(f.service.revoke_devices(0, "alice", "").expect("revoke"), 1);
     let (_, step) = f
         .service
         .start_login(OWNER, from("192.0.2.7"))
         .expect("start");
-    assert_eq!(step, Step::prompt(login::PROMPT, false), "revoked");
+    assert_eq!(step, Step::prompt(PROMPT, false), "revoked");
 }
 
 #[test]
@@ -403,7 +415,7 @@ fn levels_are_bounded_by_the_rule() {
         ..request("alice")
     };
     let (_, step) = f.service.start_login(OWNER, sudo).expect("start");
-    assert_eq!(step, Step::prompt(login::PROMPT, false), "asked by sudo");
+    assert_eq!(step, Step::prompt(PROMPT, false), "asked by sudo");
 }
 
 #[test]
@@ -499,8 +511,7 @@ fn hotp_login_moves_the_counter() {
         .expect("start");
     // counter 3, inside the window
     assert_eq!(
-        f.service
-            .answer(OWNER, &handle, "969429")
+        answer_fully(&f.service, OWNER, &handle, "969429")
             .expect("answer")
             .step,
         Step::allow()
@@ -509,10 +520,8 @@ fn hotp_login_moves_the_counter() {
         .service
         .start_login(OWNER, request("carol"))
         .expect("start");
-    let behind = f
-        .service
-        .answer(OWNER, &handle, "359152")
-        .expect("counter 2 is behind now");
+    let behind =
+        answer_fully(&f.service, OWNER, &handle, "359152").expect("counter 2 is behind now");
     assert_eq!(behind.step.kind, StepKind::PromptEchoOff);
 }
 
@@ -531,16 +540,14 @@ fn lockout_gives_right_and_wrong_codes_the_same_answer() {
         .expect("start");
     for _ in 0..2 {
         assert_eq!(
-            f.service
-                .answer(OWNER, &handle, "000000")
+            answer_fully(&f.service, OWNER, &handle, "000000")
                 .expect("wrong")
                 .step,
-            Step::prompt(login::RETRY_PROMPT, false)
+            Step::prompt(RETRY_PROMPT, false)
         );
     }
     assert_eq!(
-        f.service
-            .answer(OWNER, &handle, "000000")
+        answer_fully(&f.service, OWNER, &handle, "000000")
             .expect("third")
             .step,
         locked
@@ -552,12 +559,11 @@ fn lockout_gives_right_and_wrong_codes_the_same_answer() {
             .expect("start");
         assert_eq!(
             step,
-            Step::prompt(login::PROMPT, false),
+            Step::prompt(PROMPT, false),
             "the lock is not revealed early"
         );
         assert_eq!(
-            f.service
-                .answer(OWNER, &handle, &answer)
+            answer_fully(&f.service, OWNER, &handle, &answer)
                 .expect("answer")
                 .step,
             locked
@@ -570,8 +576,7 @@ fn lockout_gives_right_and_wrong_codes_the_same_answer() {
         .expect("start");
     let code = totp_code(&key, NOW + 300);
     assert_eq!(
-        f.service
-            .answer(OWNER, &handle, &code)
+        answer_fully(&f.service, OWNER, &handle, &code)
             .expect("answer")
             .step,
         Step::allow()
@@ -589,17 +594,14 @@ fn admin_unlocks_a_user() {
         .service
         .start_login(OWNER, request("alice"))
         .expect("start");
-    f.service.answer(OWNER, &handle, "000000").expect("wrong");
+    answer_fully(&f.service, OWNER, &handle, "000000").expect("wrong");
     assert!(f.service.list_users().expect("users")[0].locked);
     assert!(f.service.unlock_user(0, "alice").expect("unlock"));
     let (handle, _) = f
         .service
         .start_login(OWNER, request("alice"))
         .expect("start");
-    let step = f
-        .service
-        .answer(OWNER, &handle, &totp_code(&key, NOW))
-        .expect("answer");
+    let step = answer_fully(&f.service, OWNER, &handle, &totp_code(&key, NOW)).expect("answer");
     assert_eq!(step.step, Step::allow());
 }
 
@@ -616,10 +618,7 @@ fn recovery_codes_work_once_each_and_say_how_many_are_left() {
         .service
         .start_login(OWNER, request("alice"))
         .expect("start");
-    let used = f
-        .service
-        .answer(OWNER, &handle, &codes[3].to_uppercase())
-        .expect("answer");
+    let used = answer_fully(&f.service, OWNER, &handle, &codes[3].to_uppercase()).expect("answer");
     assert_eq!(used.step.kind, StepKind::Allow);
     assert!(!used.failure);
     assert!(used.step.text.contains("9 left"), "{:?}", used.step.text);
@@ -627,9 +626,9 @@ fn recovery_codes_work_once_each_and_say_how_many_are_left() {
         .service
         .start_login(OWNER, request("alice"))
         .expect("start");
-    let again = f.service.answer(OWNER, &handle, &codes[3]).expect("answer");
+    let again = answer_fully(&f.service, OWNER, &handle, &codes[3]).expect("answer");
     assert!(again.failure, "a recovery code works once");
-    assert_eq!(again.step, Step::prompt(login::RETRY_PROMPT, false));
+    assert_eq!(again.step, Step::prompt(RETRY_PROMPT, false));
     // A new batch replaces the old one.
     f.service
         .generate_recovery_codes(0, "alice")
@@ -639,8 +638,7 @@ fn recovery_codes_work_once_each_and_say_how_many_are_left() {
         .start_login(OWNER, request("alice"))
         .expect("start");
     assert!(
-        f.service
-            .answer(OWNER, &handle, &codes[4])
+        answer_fully(&f.service, OWNER, &handle, &codes[4])
             .expect("answer")
             .failure
     );
@@ -664,8 +662,7 @@ fn racing_logins_with_one_recovery_code_let_one_in() {
                     .service
                     .start_login(&owner, request("alice"))
                     .expect("start");
-                f.service
-                    .answer(&owner, &handle, &code)
+                answer_fully(&f.service, &owner, &handle, &code)
                     .expect("answer")
                     .step
                     .kind
@@ -695,19 +692,14 @@ fn wrong_recovery_codes_count_toward_lockout() {
         .service
         .start_login(OWNER, request("alice"))
         .expect("start");
-    f.service
-        .answer(OWNER, &handle, "aaaa-bbbb-cccc")
-        .expect("wrong");
-    let locked = f
-        .service
-        .answer(OWNER, &handle, "aaaa-bbbb-cccd")
-        .expect("wrong");
+    answer_fully(&f.service, OWNER, &handle, "aaaa-bbbb-cccc").expect("wrong");
+    let locked = answer_fully(&f.service, OWNER, &handle, "aaaa-bbbb-cccd").expect("wrong");
     assert_eq!(locked.step.reason, DenyReason::Locked);
     let (handle, _) = f
         .service
         .start_login(OWNER, request("alice"))
         .expect("start");
-    let right = f.service.answer(OWNER, &handle, &codes[0]).expect("right");
+    let right = answer_fully(&f.service, OWNER, &handle, &codes[0]).expect("right");
     assert_eq!(
         right.step.reason,
         DenyReason::Locked,
@@ -729,12 +721,10 @@ fn a_closed_connection_takes_its_logins_with_it() {
         .expect("start");
     f.service.connection_gone(OWNER);
     assert!(matches!(
-        f.service.answer(OWNER, &gone, &totp_code(&key, NOW)),
+        answer_fully(&f.service, OWNER, &gone, &totp_code(&key, NOW)),
         Err(DaemonError::UnknownHandle)
     ));
-    let answered = f
-        .service
-        .answer(":1.43", &kept, &totp_code(&key, NOW))
+    let answered = answer_fully(&f.service, ":1.43", &kept, &totp_code(&key, NOW))
         .expect("the other connection's login is untouched");
     assert_eq!(answered.step, Step::allow());
 }

@@ -16,7 +16,7 @@ pub use settings::DeviceRow;
 
 use seal::Sealer;
 
-use crate::mechanism::{Advance, Algorithm, FactorKind, OtpParams};
+use crate::mechanism::{Advance, FactorData, FactorKind, Verdict};
 use rusqlite::{params, Connection, Row, TransactionBehavior};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -75,9 +75,9 @@ pub struct FactorLimits {
     pub max_factors: u32,
 }
 
-/// Result of adding a pending enrolment.
+/// Result of adding a factor.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Pending {
+pub enum Inserted {
     /// Added; the ids of older pending enrolments it replaced.
     Added { replaced: Vec<String> },
     /// The user has [`FactorLimits::max_factors`] confirmed factors already.
@@ -98,9 +98,14 @@ pub struct Lockout {
 pub enum CodeCheck {
     /// The code matched this factor, whose counter has moved on.
     Accepted(FactorRecord),
-    /// No factor accepted the code; `failures` in a row now, and locked
-    /// until `locked_until` (0 = not locked) if this failure locked the user.
-    Rejected { failures: u32, locked_until: u64 },
+    /// The factor did not accept the response; `failures` in a row now,
+    /// and locked until `locked_until` (0 = not locked) if this failure
+    /// locked the user. `suspicious`: why the mechanism wants it audited.
+    Rejected {
+        failures: u32,
+        locked_until: u64,
+        suspicious: Option<&'static str>,
+    },
     /// The user is locked out until `until`; the code was not checked.
     Locked { until: u64 },
 }
@@ -108,8 +113,8 @@ pub enum CodeCheck {
 /// The outcome of [`Store::resync`].
 #[derive(Debug)]
 pub enum Resync {
-    /// The factor moved on to just past the codes found.
-    Moved(FactorRecord, Advance),
+    /// The factor moved on to just past the codes found (as it is now).
+    Moved(FactorRecord),
     /// The codes were not found; nothing changed.
     NoMatch,
     /// `user` has no confirmed factor with that id.
@@ -186,7 +191,7 @@ impl Store {
             return Err(lost("empty"));
         }
         let sealer = Sealer::load(&key_path, fresh).map_err(unusable)?;
-        schema::prepare(&conn).map_err(unusable)?;
+        schema::prepare(&conn, &sealer).map_err(unusable)?;
         Ok(Store {
             sealer,
             path,
@@ -213,12 +218,12 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Write `factor` as it is (its secret sealed), in the caller's transaction.
+    /// Write `factor` as it is (its data sealed), in the caller's transaction.
     fn insert_factor(&self, tx: &Connection, factor: &FactorRecord) -> Result<(), StoreError> {
-        let sealed = self.seal(factor)?;
+        let sealed = self.seal(&factor.data, &factor.id, &factor.user)?;
         tx.prepare_cached(
-            "INSERT INTO factors (id, user, kind, label, secret, algorithm, digits, period, counter, confirmed, created, last_used, expires, approved, drift)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            "INSERT INTO factors (id, user, kind, label, data, counter, confirmed, created, last_used, expires, approved)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .and_then(|mut stmt| {
             stmt.execute(params![
@@ -227,26 +232,47 @@ impl Store {
                 factor.kind.name(),
                 factor.label,
                 sealed,
-                factor.params.algorithm.name(),
-                factor.params.digits,
-                factor.params.period,
-                counter_to_sql(factor.params.counter),
+                counter_to_sql(factor.counter),
                 factor.confirmed,
                 factor.created as i64,
                 factor.last_used as i64,
                 factor.expires as i64,
                 factor.approved,
-                factor.params.drift,
             ])
         })
         .map_err(sql("insert factor"))?;
         Ok(())
     }
 
-    fn seal(&self, factor: &FactorRecord) -> Result<Vec<u8>, StoreError> {
+    fn seal(&self, data: &FactorData, id: &str, user: &str) -> Result<Vec<u8>, StoreError> {
         self.sealer
-            .seal(&factor.params.secret, &factor.id, &factor.user)
+            .seal(&record::encode(data), id, user)
             .map_err(StoreError::Seal)
+    }
+
+    /// Record that `factor` moved to `advance`, in the caller's transaction.
+    fn apply(
+        &self,
+        tx: &Connection,
+        factor: &mut FactorRecord,
+        advance: Advance,
+    ) -> Result<(), StoreError> {
+        if let Some(data) = advance.data {
+            let sealed = self.seal(&data, &factor.id, &factor.user)?;
+            tx.execute(
+                "UPDATE factors SET data = ?1 WHERE id = ?2",
+                params![sealed, factor.id],
+            )
+            .map_err(sql("record the factor's data"))?;
+            factor.data = data;
+        }
+        tx.execute(
+            "UPDATE factors SET counter = ?1 WHERE id = ?2",
+            params![counter_to_sql(advance.counter), factor.id],
+        )
+        .map_err(sql("move the counter"))?;
+        factor.counter = advance.counter;
+        Ok(())
     }
 
     /// Whether `user` has a confirmed factor: one indexed lookup, no secret
@@ -260,6 +286,19 @@ impl Store {
         .map_err(sql("look up factors"))
     }
 
+    /// `user`'s confirmed factor `id`, its data opened.
+    pub fn factor(&self, user: &str, id: &str) -> Result<Option<FactorRecord>, StoreError> {
+        let conn = self.conn();
+        Ok(query_factors(
+            &conn,
+            &self.sealer,
+            "SELECT * FROM factors WHERE id = ?1 AND user = ?2 AND confirmed = 1",
+            params![id, user],
+        )?
+        .into_iter()
+        .next())
+    }
+
     /// Every factor of `user`, with pending ones that have not expired.
     pub fn factors(&self, user: &str, now: u64) -> Result<Vec<FactorRecord>, StoreError> {
         let conn = self.conn();
@@ -271,17 +310,18 @@ impl Store {
         )
     }
 
-    /// Check an answer against the user's confirmed factors and record the
-    /// outcome, as one transaction: two logins racing with the same code
+    /// Check a response against `user`'s confirmed factor `id` and record
+    /// the outcome, as one transaction: two logins racing with the same code
     /// cannot both see the old counter, and parallel wrong answers are each
-    /// counted. A locked user's answer is not checked at all. `verify`
-    /// returns the new counter of the factor it accepts.
-    pub fn check_code(
+    /// counted. A locked user's answer is not checked at all; a factor that
+    /// is gone is a wrong answer.
+    pub fn check_factor(
         &self,
         user: &str,
+        id: &str,
         now: u64,
         lockout: Lockout,
-        mut verify: impl FnMut(&FactorRecord) -> Option<Advance>,
+        verify: impl FnOnce(&FactorRecord) -> Verdict,
     ) -> Result<CodeCheck, StoreError> {
         let mut conn = self.conn();
         let tx = conn
@@ -293,37 +333,39 @@ impl Store {
                 until: locked_until,
             });
         }
-        let factors = query_factors(
+        let factor = query_factors(
             &tx,
             &self.sealer,
-            "SELECT * FROM factors WHERE user = ?1 AND confirmed = 1 ORDER BY created, rowid",
-            params![user],
-        )?;
-        let Some((mut factor, advance)) =
-            factors.into_iter().find_map(|f| verify(&f).map(|a| (f, a)))
-        else {
-            let (failures, locked_until) = count_failure(&tx, user, failures, now, lockout)?;
-            tx.commit().map_err(sql("commit failure"))?;
-            return Ok(CodeCheck::Rejected {
-                failures,
-                locked_until,
-            });
+            "SELECT * FROM factors WHERE id = ?1 AND user = ?2 AND confirmed = 1",
+            params![id, user],
+        )?
+        .into_iter()
+        .next();
+        let verdict = factor.as_ref().map(verify).unwrap_or(Verdict::Reject);
+        let (mut factor, advance) = match (factor, verdict) {
+            (Some(factor), Verdict::Accept(advance)) => (factor, advance),
+            (_, verdict) => {
+                let (failures, locked_until) = count_failure(&tx, user, failures, now, lockout)?;
+                tx.commit().map_err(sql("commit failure"))?;
+                return Ok(CodeCheck::Rejected {
+                    failures,
+                    locked_until,
+                    suspicious: match verdict {
+                        Verdict::Suspicious(why) => Some(why),
+                        _ => None,
+                    },
+                });
+            }
         };
+        self.apply(&tx, &mut factor, advance)?;
         tx.execute(
-            "UPDATE factors SET counter = ?1, drift = ?2, last_used = ?3 WHERE id = ?4",
-            params![
-                counter_to_sql(advance.counter),
-                advance.drift,
-                now as i64,
-                factor.id
-            ],
+            "UPDATE factors SET last_used = ?1 WHERE id = ?2",
+            params![now as i64, factor.id],
         )
         .map_err(sql("record use"))?;
         tx.execute("DELETE FROM lockout WHERE user = ?1", params![user])
             .map_err(sql("reset failures"))?;
         tx.commit().map_err(sql("commit use"))?;
-        factor.params.counter = advance.counter;
-        factor.params.drift = advance.drift;
         factor.last_used = now;
         Ok(CodeCheck::Accepted(factor))
     }
@@ -442,13 +484,13 @@ impl Store {
         &self,
         factor: &FactorRecord,
         limits: FactorLimits,
-    ) -> Result<Pending, StoreError> {
+    ) -> Result<Inserted, StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
         if confirmed_count(&tx, &factor.user)? >= limits.max_factors {
-            return Ok(Pending::TooManyFactors);
+            return Ok(Inserted::TooManyFactors);
         }
         tx.execute(
             "DELETE FROM factors WHERE user = ?1 AND confirmed = 0 AND expires <= ?2",
@@ -483,7 +525,33 @@ impl Store {
         };
         self.insert_factor(&tx, &pending)?;
         tx.commit().map_err(sql("commit enrolment"))?;
-        Ok(Pending::Added { replaced })
+        Ok(Inserted::Added { replaced })
+    }
+
+    /// Add a factor that is confirmed already (a key whose credential was
+    /// just made), within `limits`, in one transaction.
+    pub fn insert_confirmed_within(
+        &self,
+        factor: &FactorRecord,
+        limits: FactorLimits,
+    ) -> Result<Inserted, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        if confirmed_count(&tx, &factor.user)? >= limits.max_factors {
+            return Ok(Inserted::TooManyFactors);
+        }
+        let confirmed = FactorRecord {
+            confirmed: true,
+            expires: 0,
+            ..factor.clone()
+        };
+        self.insert_factor(&tx, &confirmed)?;
+        tx.commit().map_err(sql("commit factor"))?;
+        Ok(Inserted::Added {
+            replaced: Vec::new(),
+        })
     }
 
     /// Add already-confirmed factors in one transaction (imports, and
@@ -511,7 +579,7 @@ impl Store {
         id: &str,
         now: u64,
         limits: FactorLimits,
-        verify: impl FnOnce(&FactorRecord) -> Option<Advance>,
+        verify: impl FnOnce(&FactorRecord) -> Verdict,
     ) -> Result<Confirmation, StoreError> {
         let mut conn = self.conn();
         let tx = conn
@@ -529,18 +597,17 @@ impl Store {
         let Some(mut factor) = found.into_iter().next() else {
             return Ok(Confirmation::NotFound);
         };
-        let Some(advance) = verify(&factor) else {
+        let Verdict::Accept(advance) = verify(&factor) else {
             return Ok(Confirmation::WrongCode);
         };
+        self.apply(&tx, &mut factor, advance)?;
         tx.execute(
-            "UPDATE factors SET confirmed = 1, counter = ?1, drift = ?2, expires = 0 WHERE id = ?3",
-            params![counter_to_sql(advance.counter), advance.drift, id],
+            "UPDATE factors SET confirmed = 1, expires = 0 WHERE id = ?1",
+            params![id],
         )
         .map_err(sql("confirm"))?;
         tx.commit().map_err(sql("commit confirmation"))?;
         factor.confirmed = true;
-        factor.params.counter = advance.counter;
-        factor.params.drift = advance.drift;
         factor.expires = 0;
         Ok(Confirmation::Confirmed(factor))
     }
@@ -563,19 +630,15 @@ impl Store {
             "SELECT * FROM factors WHERE id = ?1 AND user = ?2 AND confirmed = 1",
             params![id, user],
         )?;
-        let Some(factor) = found.into_iter().next() else {
+        let Some(mut factor) = found.into_iter().next() else {
             return Ok(Resync::NotFound);
         };
         let Some(advance) = resync(&factor) else {
             return Ok(Resync::NoMatch);
         };
-        tx.execute(
-            "UPDATE factors SET counter = ?1, drift = ?2 WHERE id = ?3",
-            params![counter_to_sql(advance.counter), advance.drift, id],
-        )
-        .map_err(sql("resync"))?;
+        self.apply(&tx, &mut factor, advance)?;
         tx.commit().map_err(sql("commit resync"))?;
-        Ok(Resync::Moved(factor, advance))
+        Ok(Resync::Moved(factor))
     }
 
     /// Remove one factor of `user`; false if there was none with that id.
@@ -761,49 +824,41 @@ fn query_factors(
 ) -> Result<Vec<FactorRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(query).map_err(sql("prepare"))?;
     let rows = stmt
-        .query_map(params, row_to_factor)
+        .query_map(params, |r| row_to_factor(r, sealer))
         .map_err(sql("read factors"))?;
     let mut out = Vec::new();
     for row in rows {
-        match row.map_err(sql("read factor"))? {
-            Ok(mut factor) => {
-                factor.params.secret = sealer
-                    .open(&factor.params.secret, &factor.id, &factor.user)
-                    .map_err(StoreError::Corrupt)?;
-                out.push(factor);
-            }
-            Err(message) => return Err(StoreError::Corrupt(message)),
-        }
+        out.push(
+            row.map_err(sql("read factor"))?
+                .map_err(StoreError::Corrupt)?,
+        );
     }
     Ok(out)
 }
 
-/// A row, or what is wrong with it (a value this mfad cannot have written).
-fn row_to_factor(r: &Row<'_>) -> rusqlite::Result<Result<FactorRecord, String>> {
-    let kind: String = r.get("kind")?;
-    let algorithm: String = r.get("algorithm")?;
-    let (Some(kind), Some(algorithm)) = (
-        FactorKind::from_name(&kind),
-        Algorithm::from_name(&algorithm),
-    ) else {
-        return Ok(Err(format!(
-            "unknown kind {kind:?} or algorithm {algorithm:?}"
-        )));
+/// A row with its data opened, or what is wrong with it (a value this mfad
+/// cannot have written, data that does not open or does not fit its kind).
+fn row_to_factor(r: &Row<'_>, sealer: &Sealer) -> rusqlite::Result<Result<FactorRecord, String>> {
+    let (id, user, kind): (String, String, String) = (r.get("id")?, r.get("user")?, r.get("kind")?);
+    let sealed: Vec<u8> = r.get("data")?;
+    let Some(kind) = FactorKind::from_name(&kind) else {
+        return Ok(Err(format!("factor {id}: unknown kind {kind:?}")));
+    };
+    let data = match sealer
+        .open(&sealed, &id, &user)
+        .and_then(|plain| record::decode(kind, &plain).map_err(|e| format!("factor {id}: {e}")))
+    {
+        Ok(data) => data,
+        Err(e) => return Ok(Err(e)),
     };
     let nonneg = |v: i64| v.max(0) as u64;
     Ok(Ok(FactorRecord {
-        id: r.get("id")?,
-        user: r.get("user")?,
+        id,
+        user,
         kind,
         label: r.get("label")?,
-        params: OtpParams {
-            secret: r.get("secret")?,
-            algorithm,
-            digits: r.get("digits")?,
-            period: r.get("period")?,
-            counter: nonneg(r.get("counter")?),
-            drift: r.get("drift")?,
-        },
+        counter: nonneg(r.get("counter")?),
+        data,
         confirmed: r.get("confirmed")?,
         approved: r.get("approved")?,
         created: nonneg(r.get("created")?),

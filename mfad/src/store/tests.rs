@@ -1,6 +1,6 @@
 use super::*;
 use crate::mechanism::otp::hotp;
-use crate::mechanism::{Mechanism, Totp};
+use crate::mechanism::{Algorithm, FactorData, Mechanism, OtpParams, Response, Totp, Verdict};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::sync::Arc;
 
@@ -17,14 +17,14 @@ fn pending(user: &str, id: &str) -> FactorRecord {
         user: user.into(),
         kind: FactorKind::Totp,
         label: "phone".into(),
-        params: OtpParams {
+        counter: 0,
+        data: FactorData::Otp(OtpParams {
             secret: KEY.to_vec(),
             algorithm: Algorithm::Sha1,
             digits: 6,
             period: 30,
-            counter: 0,
             drift: 0,
-        },
+        }),
         confirmed: false,
         approved: false,
         created: NOW,
@@ -60,11 +60,14 @@ fn accepts(store: &Store, user: &str, step_offset: i64) -> bool {
     let totp = Totp {
         skew: 1,
         max_drift: 10,
+        defaults: Default::default(),
     };
     let code = code(step_offset);
     matches!(
         store
-            .check_code(user, NOW, LOCKOUT, |f| totp.verify(&f.params, &code, NOW))
+            .check_factor(user, &format!("{user}-f1"), NOW, LOCKOUT, |f| {
+                otp(&totp, f, &code, NOW)
+            })
             .expect("check"),
         CodeCheck::Accepted(_)
     )
@@ -75,6 +78,7 @@ fn confirmed_store(dir: &Path, users: &[&str]) -> Store {
     let totp = Totp {
         skew: 1,
         max_drift: 10,
+        defaults: Default::default(),
     };
     for user in users {
         let id = format!("{user}-f1");
@@ -82,9 +86,7 @@ fn confirmed_store(dir: &Path, users: &[&str]) -> Store {
             .insert_pending(&pending(user, &id), LIMITS)
             .expect("insert");
         match store
-            .confirm(user, &id, NOW, LIMITS, |f| {
-                totp.verify(&f.params, &code(-1), NOW)
-            })
+            .confirm(user, &id, NOW, LIMITS, |f| otp(&totp, f, &code(-1), NOW))
             .expect("confirm")
         {
             Confirmation::Confirmed(_) => {}
@@ -182,18 +184,19 @@ fn pending_factors_are_not_usable_and_expire() {
     let totp = Totp {
         skew: 1,
         max_drift: 10,
+        defaults: Default::default(),
     };
     assert!(!accepts(&store, "bob", 0));
     assert_eq!(store.factors("bob", NOW).expect("list").len(), 1);
     assert!(store.factors("bob", NOW + 601).expect("list").is_empty());
     let late = store
         .confirm("bob", "b1", NOW + 601, LIMITS, |f| {
-            totp.verify(&f.params, &code(0), NOW)
+            otp(&totp, f, &code(0), NOW)
         })
         .expect("confirm");
     assert!(matches!(late, Confirmation::NotFound));
     let wrong = store
-        .confirm("bob", "b1", NOW, LIMITS, |_| None)
+        .confirm("bob", "b1", NOW, LIMITS, |_| Verdict::Reject)
         .expect("confirm");
     assert!(matches!(wrong, Confirmation::WrongCode));
     assert!(
@@ -267,7 +270,7 @@ fn parallel_wrong_codes_are_each_counted() {
             let store = Arc::clone(&store);
             std::thread::spawn(move || {
                 store
-                    .check_code("alice", NOW, lenient, |_| None)
+                    .check_factor("alice", "alice-f1", NOW, lenient, |_| Verdict::Reject)
                     .expect("check")
             })
         })
@@ -297,12 +300,13 @@ fn lockout_refuses_without_checking_then_ends() {
     };
     for n in 1..=3u32 {
         match store
-            .check_code("alice", NOW, strict, |_| None)
+            .check_factor("alice", "alice-f1", NOW, strict, |_| Verdict::Reject)
             .expect("check")
         {
             CodeCheck::Rejected {
                 failures,
                 locked_until,
+                ..
             } => {
                 assert_eq!(failures, n);
                 assert_eq!(locked_until > 0, n == 3);
@@ -311,12 +315,9 @@ fn lockout_refuses_without_checking_then_ends() {
         }
     }
     let mut checked = false;
-    let locked = store.check_code("alice", NOW + 59, strict, |_| {
+    let locked = store.check_factor("alice", "alice-f1", NOW + 59, strict, |_| {
         checked = true;
-        Some(crate::mechanism::Advance {
-            counter: 1,
-            drift: 0,
-        })
+        accept(1)
     });
     assert!(matches!(locked.expect("check"), CodeCheck::Locked { until } if until == NOW + 60));
     assert!(!checked, "a locked user's code is not even checked");
@@ -324,7 +325,7 @@ fn lockout_refuses_without_checking_then_ends() {
     assert!(
         matches!(
             reopened
-                .check_code("alice", NOW + 59, strict, |_| Some(advance(1)))
+                .check_factor("alice", "alice-f1", NOW + 59, strict, |_| accept(1))
                 .expect("check"),
             CodeCheck::Locked { .. }
         ),
@@ -332,14 +333,16 @@ fn lockout_refuses_without_checking_then_ends() {
     );
     assert!(matches!(
         reopened
-            .check_code("alice", NOW + 60, strict, |_| Some(advance(u64::MAX / 4)))
+            .check_factor("alice", "alice-f1", NOW + 60, strict, |_| accept(
+                u64::MAX / 4
+            ))
             .expect("check"),
         CodeCheck::Accepted(_)
     ));
     assert!(
         matches!(
             reopened
-                .check_code("alice", NOW + 60, strict, |_| None)
+                .check_factor("alice", "alice-f1", NOW + 60, strict, |_| Verdict::Reject)
                 .expect("check"),
             CodeCheck::Rejected { failures: 1, .. }
         ),
@@ -356,12 +359,12 @@ fn admin_unlock_clears_the_lockout() {
         unlock_after: 0,
     };
     store
-        .check_code("alice", NOW, forever, |_| None)
+        .check_factor("alice", "alice-f1", NOW, forever, |_| Verdict::Reject)
         .expect("check");
     assert!(store.users(NOW + 1_000_000).expect("users")[0].locked);
     assert!(matches!(
         store
-            .check_code("alice", NOW + 1_000_000, forever, |_| Some(advance(1)))
+            .check_factor("alice", "alice-f1", NOW + 1_000_000, forever, |_| accept(1))
             .expect("check"),
         CodeCheck::Locked { .. }
     ));
@@ -419,7 +422,7 @@ fn a_store_with_another_key_fails_closed() {
     drop(confirmed_store(&dir, &["alice"]));
     std::fs::write(dir.join(KEY_FILE), [7u8; 32]).expect("other key");
     let store = Store::open(&dir).expect("opens: the key has the right shape");
-    let check = store.check_code("alice", NOW, LOCKOUT, |_| Some(advance(1)));
+    let check = store.check_factor("alice", "alice-f1", NOW, LOCKOUT, |_| accept(1));
     assert!(matches!(check, Err(StoreError::Corrupt(_))), "{check:?}");
 }
 
@@ -452,8 +455,16 @@ fn a_lost_store_next_to_its_key_is_refused_not_reinitialised() {
     }
 }
 
-fn advance(counter: u64) -> crate::mechanism::Advance {
-    crate::mechanism::Advance { counter, drift: 0 }
+fn accept(counter: u64) -> Verdict {
+    Verdict::Accept(crate::mechanism::Advance {
+        counter,
+        data: None,
+    })
+}
+
+/// What `totp` says of `code` for `factor` at `now`.
+fn otp(totp: &Totp, factor: &FactorRecord, code: &str, now: u64) -> Verdict {
+    totp.verify(factor, &(), &Response::Text(code.to_string()), now)
 }
 
 #[test]
@@ -472,7 +483,7 @@ fn pending_enrolments_and_factors_per_user_are_capped() {
         store
             .insert_pending(&at("p1", NOW), limits)
             .expect("insert"),
-        Pending::Added { replaced: vec![] }
+        Inserted::Added { replaced: vec![] }
     );
     store
         .insert_pending(&at("p2", NOW + 1), limits)
@@ -481,7 +492,7 @@ fn pending_enrolments_and_factors_per_user_are_capped() {
         store
             .insert_pending(&at("p3", NOW + 2), limits)
             .expect("insert"),
-        Pending::Added {
+        Inserted::Added {
             replaced: vec!["p1".into()]
         },
         "the oldest makes room"
@@ -501,26 +512,23 @@ fn pending_enrolments_and_factors_per_user_are_capped() {
     let totp = Totp {
         skew: 1,
         max_drift: 0,
+        defaults: Default::default(),
     };
     let confirmed = store
-        .confirm("alice", "p2", NOW, limits, |f| {
-            totp.verify(&f.params, &code(0), NOW)
-        })
+        .confirm("alice", "p2", NOW, limits, |f| otp(&totp, f, &code(0), NOW))
         .expect("confirm");
     assert!(
         matches!(confirmed, Confirmation::Confirmed(_)),
         "{confirmed:?}"
     );
     let full = store
-        .confirm("alice", "p3", NOW, limits, |f| {
-            totp.verify(&f.params, &code(1), NOW)
-        })
+        .confirm("alice", "p3", NOW, limits, |f| otp(&totp, f, &code(1), NOW))
         .expect("confirm");
     assert!(matches!(full, Confirmation::TooManyFactors), "{full:?}");
     assert_eq!(
         store
             .insert_pending(&at("p4", NOW + 3), limits)
             .expect("insert"),
-        Pending::TooManyFactors
+        Inserted::TooManyFactors
     );
 }

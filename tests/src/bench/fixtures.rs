@@ -15,7 +15,7 @@
 
 use super::codes::{base32, hex, now, user_name, Secrets, DIGITS, PERIOD};
 use super::daemon::Mfad;
-use mfad::mechanism::{Algorithm, FactorKind, OtpParams};
+use mfad::mechanism::{Algorithm, FactorData, FactorKind, OtpParams};
 use mfad::store::FactorRecord;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -233,7 +233,8 @@ fn mfad_factors(secrets: &Secrets, enrolled: &Enrolled) -> Vec<FactorRecord> {
         user: user_name(index),
         kind,
         label: "bench".into(),
-        params: OtpParams {
+        counter: 0,
+        data: FactorData::Otp(OtpParams {
             secret: secrets.secret(index).to_vec(),
             algorithm: Algorithm::Sha1,
             digits: DIGITS,
@@ -242,9 +243,8 @@ fn mfad_factors(secrets: &Secrets, enrolled: &Enrolled) -> Vec<FactorRecord> {
             } else {
                 0
             },
-            counter: 0,
             drift: 0,
-        },
+        }),
         confirmed: true,
         approved: false,
         created,

@@ -1,14 +1,14 @@
 //! mfad's store on its own, in this process: what the two store calls of a
 //! login cost without the bus around them — `has_confirmed_factor` (Start) and
-//! `check_code` (Answer: check, record the use, commit with fsync).
+//! `check_factor` (Answer: check, record the use, commit with fsync).
 
 use super::codes::{now, totp_now, user_name, Secrets, DIGITS, PERIOD};
-use mfad::mechanism::{Algorithm, FactorKind, Mechanism, OtpParams, Totp};
+use mfad::mechanism::{Algorithm, FactorData, FactorKind, Mechanism, OtpParams, Response, Totp};
 use mfad::store::{FactorRecord, Store};
 use std::path::Path;
 use std::time::Instant;
 
-/// Durations (ns) of `has_confirmed_factor` and of a successful `check_code`,
+/// Durations (ns) of `has_confirmed_factor` and of a successful `check_factor`,
 /// one each for `users` users, in a new store in `dir`.
 pub fn time_store(
     dir: &Path,
@@ -23,14 +23,14 @@ pub fn time_store(
             user: user_name(i),
             kind: FactorKind::Totp,
             label: "bench".into(),
-            params: OtpParams {
+            counter: 0,
+            data: FactorData::Otp(OtpParams {
                 secret: secrets.secret(i).to_vec(),
                 algorithm: Algorithm::Sha1,
                 digits: DIGITS,
                 period: PERIOD as u32,
-                counter: 0,
                 drift: 0,
-            },
+            }),
             confirmed: true,
             approved: false,
             created,
@@ -44,6 +44,7 @@ pub fn time_store(
     let totp = Totp {
         skew: 1,
         max_drift: 10,
+        defaults: Default::default(),
     };
     let (mut reads, mut uses) = (Vec::new(), Vec::new());
     for i in 0..users {
@@ -64,7 +65,9 @@ pub fn time_store(
             unlock_after: 900,
         };
         let used = store
-            .check_code(&user, at, lockout, |f| totp.verify(&f.params, &code, at))
+            .check_factor(&user, &format!("s{i:015x}"), at, lockout, |f| {
+                totp.verify(f, &(), &Response::Text(code.clone()), at)
+            })
             .map_err(|e| e.to_string())?;
         uses.push(elapsed(started));
         if !matches!(used, mfad::store::CodeCheck::Accepted(_)) {

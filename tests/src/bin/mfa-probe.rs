@@ -116,6 +116,7 @@ async fn call(conn: &zbus::Connection, call: Call) -> Result<Value, MfaError> {
                 digits,
                 period,
                 secret_base32: secret,
+                ..EnrolOptions::default()
             };
             to_json(
                 factors()

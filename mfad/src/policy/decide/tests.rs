@@ -85,12 +85,16 @@ fn enrolled(ids: &[&str]) -> UserState {
     }
 }
 
+const ENROLABLE: &[FactorKind] = &[FactorKind::Totp, FactorKind::Hotp];
+
 fn subject<'a>(user: &'a str, service: &'a str, rhost: &'a str) -> Subject<'a> {
     Subject {
         user,
         service,
         rhost,
         auth_info: "",
+        unavailable: &[],
+        enrolable: ENROLABLE,
     }
 }
 
@@ -254,20 +258,40 @@ fn enrolled_users_are_asked_for_their_preferred_factor_first() {
     assert_eq!(remember, None, "remember_days = 0");
 }
 
+/// A factor the rule does not allow does not count — and its owner is not
+/// offered another one at the login: the password alone must never add a
+/// second factor to an account that has one.
 #[test]
 fn methods_the_rule_does_not_allow_do_not_count() {
     let mut p = policy();
     p.groups[1].methods = vec![FactorKind::Hotp];
+    let d = decide_with(&p, subject("alice", "sshd", ""), &enrolled(&["a"]));
+    assert_eq!(d.outcome, Outcome::Refuse(Refusal::NoUsableFactor));
+    assert!(
+        d.explanation.iter().any(|l| l.contains("none usable here")),
+        "{d:?}"
+    );
     assert_eq!(
-        outcome(&p, subject("alice", "sshd", ""), &enrolled(&["a"])),
+        outcome(&p, subject("alice", "sshd", ""), &UserState::default()),
         Outcome::Enrol {
             kind: FactorKind::Hotp
-        }
+        },
+        "without any factor, one is set up"
     );
     p.methods = vec![FactorKind::Totp];
     assert_eq!(
         outcome(&p, subject("alice", "sshd", ""), &enrolled(&["a"])),
         Outcome::Refuse(Refusal::NoMethod)
+    );
+    // Under encourage, an owner of unusable factors goes on without one.
+    let mut soft = policy();
+    for rule in &mut soft.groups {
+        rule.methods = vec![FactorKind::Hotp];
+        rule.require = Requirement::Encourage;
+    }
+    assert_eq!(
+        outcome(&soft, subject("alice", "sshd", ""), &enrolled(&["a"])),
+        Outcome::Skip(Skip::NotRequired)
     );
 }
 

@@ -1,0 +1,358 @@
+//! USB security keys, FIDO2 (CTAP2) through ctap-hid-fido2: a credential
+//! made on the key at enrolment, an assertion over a fresh random challenge
+//! at every login, verified here — RP ID hash, user presence and
+//! verification, the signature, and a signature counter that must go up.
+
+use std::fmt;
+
+/// A credential as mfad keeps it (sealed, with the factor).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The credential id the key gave at enrolment.
+    pub id: Vec<u8>,
+    pub public_key: PublicKey,
+    /// The relying party the credential is bound to (`pam://host`, or an
+    /// imported pam_u2f origin).
+    pub rp_id: String,
+    /// The key must report user presence (a touch).
+    pub presence: bool,
+    /// The key must report user verification (a PIN or built-in UV).
+    pub verification: bool,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("id_len", &self.id.len())
+            .field("algorithm", &self.public_key.algorithm())
+            .field("rp_id", &self.rp_id)
+            .field("presence", &self.presence)
+            .field("verification", &self.verification)
+            .finish()
+    }
+}
+
+/// A credential's public key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKey {
+    /// ECDSA P-256 with SHA-256 (COSE -7): the uncompressed SEC1 point.
+    Es256(Vec<u8>),
+    /// Ed25519 (COSE -8): 32 bytes.
+    Ed25519(Vec<u8>),
+    /// Not made yet: the key is still making the credential (a pending
+    /// enrolment). Nothing verifies against it.
+    None,
+}
+
+impl PublicKey {
+    /// The name stored and shown: `es256`, `eddsa` (as pam_u2f writes them).
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            PublicKey::Es256(_) => "es256",
+            PublicKey::Ed25519(_) => "eddsa",
+            PublicKey::None => "none",
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            PublicKey::Es256(b) | PublicKey::Ed25519(b) => b,
+            PublicKey::None => &[],
+        }
+    }
+
+    /// A key from its algorithm name and bytes, checked for shape.
+    pub fn from_parts(algorithm: &str, bytes: Vec<u8>) -> Result<PublicKey, String> {
+        match algorithm.to_ascii_lowercase().as_str() {
+            "es256" if bytes.len() == 65 && bytes[0] == 4 => Ok(PublicKey::Es256(bytes)),
+            "es256" if bytes.len() == 64 => {
+                let mut point = Vec::with_capacity(65);
+                point.push(4);
+                point.extend_from_slice(&bytes);
+                Ok(PublicKey::Es256(point))
+            }
+            "es256" => Err(format!(
+                "an ES256 public key is 64 or 65 bytes, not {}",
+                bytes.len()
+            )),
+            "eddsa" if bytes.len() == 32 => Ok(PublicKey::Ed25519(bytes)),
+            "eddsa" => Err(format!(
+                "an EdDSA public key is 32 bytes, not {}",
+                bytes.len()
+            )),
+            "none" if bytes.is_empty() => Ok(PublicKey::None),
+            other => Err(format!(
+                "key type {other:?} is not supported; use es256 or eddsa"
+            )),
+        }
+    }
+}
+
+mod device;
+mod verify;
+
+pub use device::{HidKeys, KeyError, Keys, Made, Request, Signed};
+
+use super::{
+    Advance, Ask, Challenge, EnrolError, EnrolRequest, FactorData, FactorKind, LoginContext,
+    Mechanism, NewFactor, Next, Response, ResponseWork, Verdict, Work,
+};
+use crate::config::Fido2Config;
+use crate::store::FactorRecord;
+use mfa_dbus::EnrolmentOffer;
+use std::any::Any;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const TOUCH_TEXT: &str = "Touch your security key.";
+const ENROL_TEXT: &str = "Touch your security key to finish setting it up.";
+const PIN_PROMPT: &str = "PIN of your security key: ";
+/// The audit reason of an assertion whose counter did not go up.
+pub const CLONED: &str = "possibly-cloned-key";
+
+/// Security keys as a second factor.
+pub struct Fido2 {
+    /// The relying party every new credential is bound to.
+    rp_id: String,
+    keys: Arc<dyn Keys>,
+}
+
+/// What a login or an enrolment remembers between asking and checking.
+struct Challenged {
+    challenge: [u8; 32],
+    /// For a PIN prompt: the credential, to start the key with the PIN.
+    credential: Option<Credential>,
+}
+
+impl Fido2 {
+    /// Security keys as `config` says, or `None` when they are off.
+    pub fn from_config(config: &Fido2Config, hostname: &str) -> Option<Fido2> {
+        config.enabled.then(|| Fido2 {
+            rp_id: config
+                .rp_id
+                .clone()
+                .unwrap_or_else(|| format!("pam://{hostname}")),
+            keys: Arc::new(HidKeys::new(config.sysfs.clone(), config.dev.clone())),
+        })
+    }
+
+    pub fn with_keys(rp_id: String, keys: Arc<dyn Keys>) -> Fido2 {
+        Fido2 { rp_id, keys }
+    }
+
+    fn key(&self) -> Result<PathBuf, String> {
+        self.keys
+            .plugged()
+            .into_iter()
+            .next()
+            .ok_or_else(|| KeyError::Absent.to_string())
+    }
+
+    /// Ask the key for an assertion by `credential` over `challenge`, off
+    /// the runtime.
+    fn assert(
+        &self,
+        credential: &Credential,
+        challenge: [u8; 32],
+        pin: Option<String>,
+    ) -> Result<ResponseWork, String> {
+        let key = self.key()?;
+        let keys = Arc::clone(&self.keys);
+        let (rp_id, id) = (credential.rp_id.clone(), credential.id.clone());
+        Work::spawn("mfad-fido2", move |_| {
+            keys.get_assertion(
+                &key,
+                &Request {
+                    rp_id: &rp_id,
+                    challenge: &challenge,
+                    pin: pin.as_deref(),
+                    credentials: std::slice::from_ref(&id),
+                    eddsa: false,
+                },
+            )
+            .map(|signed| Response::Evidence(Box::new(signed)))
+            .map_err(|e| e.to_string())
+        })
+    }
+}
+
+fn random_challenge() -> Result<[u8; 32], String> {
+    let mut challenge = [0u8; 32];
+    getrandom::fill(&mut challenge).map_err(|e| format!("no randomness for a challenge: {e}"))?;
+    Ok(challenge)
+}
+
+impl Mechanism for Fido2 {
+    fn kind(&self) -> FactorKind {
+        FactorKind::Fido2
+    }
+
+    /// Only where the key can be plugged in: never for a user who is
+    /// elsewhere, so a key left in a server never satisfies a remote user.
+    fn available(&self, login: &LoginContext) -> Result<(), String> {
+        match &login.remote {
+            None => Ok(()),
+            Some(why) => Err(format!(
+                "{why}, and a security key works only where it is plugged in"
+            )),
+        }
+    }
+
+    fn enrol(&self, request: &EnrolRequest<'_>) -> Result<NewFactor, EnrolError> {
+        let options = request.options;
+        if !options.algorithm.is_empty()
+            || options.digits != 0
+            || options.period != 0
+            || !options.secret_base32.is_empty()
+        {
+            return Err(EnrolError::Invalid(
+                "algorithm, digits, period and secret are for codes, not for a security key".into(),
+            ));
+        }
+        if options.verification && options.pin.is_empty() {
+            return Err(EnrolError::Invalid(
+                "user verification needs the key's PIN: give it with --pin".into(),
+            ));
+        }
+        let key = self.key().map_err(EnrolError::Failed)?;
+        let challenge = random_challenge().map_err(EnrolError::Failed)?;
+        let (keys, rp_id) = (Arc::clone(&self.keys), self.rp_id.clone());
+        let pin = (!options.pin.is_empty()).then(|| options.pin.clone());
+        let work = Work::spawn("mfad-fido2", move |_| {
+            keys.make_credential(
+                &key,
+                &Request {
+                    rp_id: &rp_id,
+                    challenge: &challenge,
+                    pin: pin.as_deref(),
+                    credentials: &[],
+                    eddsa: false,
+                },
+            )
+            .map(|made| Response::Evidence(Box::new(made)))
+            .map_err(|e| e.to_string())
+        })
+        .map_err(EnrolError::Failed)?;
+        Ok(NewFactor {
+            data: FactorData::Fido2(Credential {
+                id: Vec::new(),
+                public_key: PublicKey::None,
+                rp_id: self.rp_id.clone(),
+                presence: true,
+                verification: options.verification,
+            }),
+            counter: 0,
+            offer: EnrolmentOffer {
+                kind: FactorKind::Fido2.name().into(),
+                label: request.label.into(),
+                instructions: ENROL_TEXT.into(),
+                ..EnrolmentOffer::default()
+            },
+            work: Some(work),
+            state: Box::new(Challenged {
+                challenge,
+                credential: None,
+            }),
+            login_text: String::new(),
+        })
+    }
+
+    fn challenge(
+        &self,
+        load: &mut dyn FnMut() -> Result<FactorRecord, String>,
+        _login: &LoginContext,
+    ) -> Result<Challenge, String> {
+        let factor = load()?;
+        let FactorData::Fido2(credential) = factor.data else {
+            return Err(format!("factor {} holds no key", factor.id));
+        };
+        let challenge = random_challenge()?;
+        if credential.verification {
+            // The PIN first; the key is started once it is typed.
+            return Ok(Challenge {
+                ask: Ask::Prompt {
+                    text: PIN_PROMPT.into(),
+                    echo: false,
+                    code: false,
+                },
+                state: Box::new(Challenged {
+                    challenge,
+                    credential: Some(credential),
+                }),
+            });
+        }
+        let work = self.assert(&credential, challenge, None)?;
+        Ok(Challenge {
+            ask: Ask::Wait {
+                text: TOUCH_TEXT.into(),
+                work,
+            },
+            state: Box::new(Challenged {
+                challenge,
+                credential: None,
+            }),
+        })
+    }
+
+    fn respond(&self, state: &mut (dyn Any + Send), pin: String) -> Result<Next, String> {
+        let Some(state) = state.downcast_mut::<Challenged>() else {
+            return Err("the challenge was lost".into());
+        };
+        let Some(credential) = state.credential.take() else {
+            return Err("no PIN was asked for".into());
+        };
+        let work = self.assert(&credential, state.challenge, Some(pin))?;
+        Ok(Next::Ask(Ask::Wait {
+            text: TOUCH_TEXT.into(),
+            work,
+        }))
+    }
+
+    fn verify(
+        &self,
+        factor: &FactorRecord,
+        state: &(dyn Any + Send),
+        response: &Response,
+        _now: u64,
+    ) -> Verdict {
+        let (FactorData::Fido2(credential), Some(state), Response::Evidence(evidence)) =
+            (&factor.data, state.downcast_ref::<Challenged>(), response)
+        else {
+            return Verdict::Reject;
+        };
+        if let Some(made) = evidence.downcast_ref::<Made>() {
+            if credential.public_key != PublicKey::None || made.credential_id.is_empty() {
+                return Verdict::Reject;
+            }
+            return match verify::made(&credential.rp_id, credential.presence, &made.auth_data) {
+                Ok(counter) => Verdict::Accept(Advance {
+                    counter,
+                    data: Some(FactorData::Fido2(Credential {
+                        id: made.credential_id.clone(),
+                        public_key: made.public_key.clone(),
+                        ..credential.clone()
+                    })),
+                }),
+                Err(_) => Verdict::Reject,
+            };
+        }
+        let Some(signed) = evidence.downcast_ref::<Signed>() else {
+            return Verdict::Reject;
+        };
+        match verify::assertion(
+            credential,
+            factor.counter,
+            &state.challenge,
+            &signed.credential_id,
+            &signed.auth_data,
+            &signed.signature,
+        ) {
+            Ok(counter) => Verdict::Accept(Advance {
+                counter,
+                data: None,
+            }),
+            Err(verify::Refusal::CounterNotIncreased) => Verdict::Suspicious(CLONED),
+            Err(verify::Refusal::Wrong(_)) => Verdict::Reject,
+        }
+    }
+}
