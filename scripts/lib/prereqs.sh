@@ -20,6 +20,9 @@ MFA_PACKAGES=(
     openssh-client                # ssh and ssh-keygen for the SSH login tests
     libpam-google-authenticator   # benchmark baseline
     libpam-oath                   # benchmark baseline
+    libudev-dev                   # hidapi (ctap-hid-fido2's USB HID backend) builds against it
+    pkg-config                    # finds libudev for hidapi's build
+    gcc                           # the test NSS module (tests/nss) is compiled by the tests
 )
 
 die() {

@@ -51,6 +51,11 @@ pub fn mfa_probe() -> PathBuf {
     built("mfa-probe", &crate_sources(&["mfa_dbus"]))
 }
 
+/// The software security key (`tests/fakekey`).
+pub fn fakekey() -> PathBuf {
+    built("mfa-fakekey", &crate_sources(&["tests/fakekey"]))
+}
+
 /// What a crate's build reads: `src/`, `Cargo.toml`, `build.rs` (not its
 /// tests or benches).
 fn crate_sources(crates: &[&str]) -> Vec<String> {

@@ -17,6 +17,7 @@ pub mod bins;
 pub mod bus;
 pub mod daemon;
 pub mod directory;
+pub mod fakekey;
 pub mod monitor;
 pub mod otp;
 pub mod pam;

@@ -299,3 +299,46 @@ fn encourage_offers_enrolment_declining_lets_in_and_asks_again_next_time() {
     ssh.finish().assert_logged_in("bob");
     assert_eq!(verdict(&explain(&world, "bob", "", None)), pair("ask", ""));
 }
+
+/// A security key is never offered over SSH (issue 9): the key plugged into
+/// the server answers nobody logging in from elsewhere. Alone it refuses the
+/// login; beside a code, only the code is asked.
+#[test]
+fn a_security_key_is_never_offered_over_ssh() {
+    let key = mfa_tests::fakekey::FakeKey::start();
+    let (world, sshd) = start("force", &key.mfad_table("pam://testhost"), false, KBDINT);
+    let (alice, bob) = (users::named("alice"), users::named("bob"));
+    for user in [&alice, &bob] {
+        let mut enrol = mfa_tests::users::command_as(user, &mfa_tests::bins::mfactl());
+        enrol
+            .arg("--bus-address")
+            .arg(world.address())
+            .args(["enrol", "fido2", "--label", "yubi"]);
+        ok(&mfa_tests::process::run(
+            "mfactl enrol fido2",
+            &mut enrol,
+            "",
+            QUICK,
+        ));
+    }
+    let touched = key.status("up_requests");
+    let refused = sshd.client("alice").spawn().finish();
+    refused.assert_refused();
+    assert!(
+        refused
+            .transcript
+            .contains("security key works only where it is plugged in")
+            || refused.transcript.contains("can be used for this login"),
+        "{}",
+        refused.transcript
+    );
+    let e = explain(&world, "alice", "127.0.0.1", None);
+    assert_eq!(verdict(&e), pair("refuse", "no-usable-factor"), "{e}");
+    let mut token = Token::enrol(&world, &bob);
+    logs_in_with(sshd.client("bob").spawn(), "bob", &token.code());
+    assert_eq!(
+        key.status("up_requests"),
+        touched,
+        "the key was never asked"
+    );
+}

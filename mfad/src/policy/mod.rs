@@ -192,7 +192,7 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             enabled: false,
-            methods: vec![FactorKind::Totp, FactorKind::Hotp],
+            methods: FactorKind::ALL.to_vec(),
             privileged_services: ["sudo", "sudo-i", "su", "su-l", "pkexec", "polkit-1"]
                 .into_iter()
                 .map(String::from)

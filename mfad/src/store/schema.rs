@@ -8,7 +8,7 @@ use rusqlite::{params, Connection};
 /// `PRAGMA user_version` of the schema this mfad writes.
 pub const SCHEMA_VERSION: i64 = 3;
 
-const SCHEMA_V1: &str = "
+pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE factors (
     id        TEXT PRIMARY KEY NOT NULL,
     user      TEXT NOT NULL,
@@ -68,7 +68,7 @@ ALTER TABLE factors DROP COLUMN drift;
     ),
 ];
 
-const V2: &str = "
+pub(super) const V2: &str = "
 -- policy: factors an admin approved for privileged services
 ALTER TABLE factors ADD COLUMN approved INTEGER NOT NULL DEFAULT 0;
 -- TOTP: steps the token's clock is off by, learned from accepted codes

@@ -532,3 +532,66 @@ fn pending_enrolments_and_factors_per_user_are_capped() {
         Inserted::TooManyFactors
     );
 }
+
+/// A store written by the mfad before per-kind data (schema 2: the OTP
+/// secret sealed alone, its parameters in columns) is migrated when opened:
+/// its factor still takes its codes, its counter still holds, and no
+/// plaintext secret is left behind.
+#[test]
+fn a_version_2_store_is_migrated_and_its_factors_still_work() {
+    let (_tmp, dir) = state();
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .expect("state dir");
+    let sealer = seal::Sealer::load(&dir.join(KEY_FILE), true).expect("key");
+    {
+        let conn = rusqlite::Connection::open(dir.join(DB_FILE)).expect("db");
+        conn.execute_batch(&format!(
+            "{} {} PRAGMA user_version = 2;",
+            schema::SCHEMA_V1,
+            schema::V2
+        ))
+        .expect("schema 2");
+        let sealed = sealer.seal(KEY, "alice-f1", "alice").expect("seal");
+        let used_step = (NOW / 30) as i64;
+        conn.execute(
+            "INSERT INTO factors (id, user, kind, label, secret, algorithm, digits, period, counter, confirmed, created, last_used, expires, approved, drift)
+             VALUES ('alice-f1', 'alice', 'totp', 'phone', ?1, 'SHA1', 6, 30, ?2, 1, 1, 0, 0, 0, 0)",
+            params![sealed, used_step + 1],
+        )
+        .expect("a version 2 factor");
+    }
+    let store = Store::open(&dir).expect("migrated");
+    let version: i64 = store
+        .conn()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, schema::SCHEMA_VERSION);
+    let factor = store
+        .factor("alice", "alice-f1")
+        .expect("read")
+        .expect("kept");
+    assert_eq!(factor.counter, NOW / 30 + 1);
+    assert_eq!(
+        factor.otp().map(|p| (p.secret.clone(), p.digits, p.period)),
+        Some((KEY.to_vec(), 6, 30))
+    );
+    assert!(
+        !accepts(&store, "alice", 0),
+        "the step used before stays used"
+    );
+    assert!(accepts(&store, "alice", 1), "the next step works");
+    let columns: Vec<String> = store
+        .conn()
+        .prepare("SELECT name FROM pragma_table_info('factors')")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("columns");
+    assert!(!columns.contains(&"secret".to_string()), "{columns:?}");
+    drop(store);
+    let bytes = stored_bytes(&dir);
+    assert!(
+        !bytes.windows(KEY.len()).any(|w| w == KEY),
+        "plaintext secret"
+    );
+}

@@ -1,0 +1,122 @@
+//! A USB security key for the tests: `mfa-fakekey` (tests/fakekey), a
+//! software FIDO2 authenticator someone else wrote (soft-fido2) served as a
+//! FUSE file that hidapi opens like `/dev/hidraw0`, with a fake sysfs entry
+//! mfad finds it by. mfad drives it through the real, unmodified
+//! ctap-hid-fido2. What stays untested — the kernel's hidraw driver, USB,
+//! udev, a physical touch — is listed in tests/fakekey/README.md.
+
+use crate::process::Running;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::Command;
+use tempfile::TempDir;
+
+pub struct FakeKey {
+    dir: TempDir,
+    running: Option<Running>,
+}
+
+impl FakeKey {
+    /// A key with no PIN, touched at once.
+    pub fn start() -> FakeKey {
+        FakeKey::start_with(&[])
+    }
+
+    /// A key started with these extra flags (`--pin 1234`, …).
+    pub fn start_with(flags: &[&str]) -> FakeKey {
+        let dir = crate::shared_tempdir("mfa-fakekey-");
+        let mut key = FakeKey { dir, running: None };
+        key.launch(flags);
+        key
+    }
+
+    fn launch(&mut self, flags: &[&str]) {
+        let mut cmd = Command::new(crate::bins::fakekey());
+        cmd.arg("--mount")
+            .arg(self.dev())
+            .arg("--sysfs")
+            .arg(self.sysfs())
+            .arg("--state")
+            .arg(self.state())
+            .arg("--control")
+            .arg(self.control_path())
+            .args(flags);
+        crate::process::die_with_parent(&mut cmd);
+        let mut running = Running::spawn("mfa-fakekey", &mut cmd);
+        let ready = running
+            .next_line(crate::QUICK)
+            .unwrap_or_else(|| panic!("mfa-fakekey never said ready"));
+        assert!(ready.starts_with("ready "), "mfa-fakekey said {ready:?}");
+        self.running = Some(running);
+    }
+
+    /// Where the `hidraw0` node is (mfad's `[fido2] dev`).
+    pub fn dev(&self) -> PathBuf {
+        self.dir.path().join("dev")
+    }
+
+    /// The fake sysfs root (mfad's `[fido2] sysfs`).
+    pub fn sysfs(&self) -> PathBuf {
+        self.dir.path().join("sys")
+    }
+
+    /// The key's credentials and counters; a copy is a cloned key.
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("key.json")
+    }
+
+    fn control_path(&self) -> PathBuf {
+        self.dir.path().join("control")
+    }
+
+    /// Send a control command (`presence deny`, `unplug`, …); its answer,
+    /// which comes once the command has taken effect.
+    pub fn control(&self, command: &str) -> String {
+        let mut stream = UnixStream::connect(self.control_path())
+            .unwrap_or_else(|e| panic!("cannot reach mfa-fakekey's control socket: {e}"));
+        stream
+            .set_read_timeout(Some(crate::QUICK))
+            .expect("read timeout");
+        stream
+            .write_all(format!("{command}\n").as_bytes())
+            .expect("send a control command");
+        let mut answer = String::new();
+        BufReader::new(stream)
+            .read_line(&mut answer)
+            .expect("read the control answer");
+        let answer = answer.trim_end().to_string();
+        assert!(answer.starts_with("ok"), "{command:?}: {answer}");
+        answer
+    }
+
+    /// The `status` line's value of `field` (`up_requests`, `credentials`, …).
+    pub fn status(&self, field: &str) -> String {
+        let status = self.control("status");
+        status
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{field}=")))
+            .unwrap_or_else(|| panic!("no {field} in {status}"))
+            .to_string()
+    }
+
+    /// The `[fido2]` table of an mfad.toml that uses this key.
+    pub fn mfad_table(&self, rp_id: &str) -> String {
+        format!(
+            "[fido2]\nenabled = true\nrp_id = \"{rp_id}\"\nsysfs = \"{}\"\ndev = \"{}\"\n",
+            self.sysfs().display(),
+            self.dev().display()
+        )
+    }
+}
+
+impl Drop for FakeKey {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let pid = running.id() as libc::pid_t;
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let _ = running.finish(crate::QUICK);
+        }
+    }
+}
