@@ -4,8 +4,8 @@
 
 use crate::error::MfaError;
 use crate::types::{
-    AuditEntry, DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation, FactorInfo, LoginRequest,
-    PolicyCheck, Step, UserSettings, UserSummary,
+    AuditEntry, DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation, FactorInfo, ImportOptions,
+    ImportReport, LoginRequest, PolicyCheck, Step, UserSettings, UserSummary,
 };
 
 #[zbus::proxy(
@@ -61,6 +61,15 @@ pub trait Factors {
     /// Bring one of the caller's factors back in step from two consecutive
     /// codes (HOTP: up to 1000 ahead; TOTP: clock drift), resetting drift.
     fn resync_factor(&self, id: &str, first: &str, second: &str) -> Result<(), MfaError>;
+    /// Import the calling user's factors from a file of another tool
+    /// (`format`: `pam-u2f`), every line or none; `dry_run` changes nothing.
+    fn import_factors(
+        &self,
+        format: &str,
+        text: &str,
+        options: &ImportOptions,
+        dry_run: bool,
+    ) -> Result<ImportReport, MfaError>;
 }
 
 #[zbus::proxy(
@@ -110,4 +119,14 @@ pub trait Admin {
     /// Recorded decisions and changes since `since` (seconds since the
     /// epoch), of `user` or everyone (empty), the latest `limit`, oldest first.
     fn audit(&self, user: &str, since: u64, limit: u32) -> Result<Vec<AuditEntry>, MfaError>;
+    /// Import factors for the users a file names (`user` non-empty: that
+    /// user's lines only), every line or none; `dry_run` changes nothing.
+    fn import_user_factors(
+        &self,
+        user: &str,
+        format: &str,
+        text: &str,
+        options: &ImportOptions,
+        dry_run: bool,
+    ) -> Result<ImportReport, MfaError>;
 }

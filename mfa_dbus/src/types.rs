@@ -288,6 +288,41 @@ pub struct Explanation {
     pub lines: Vec<String>,
 }
 
+/// How to read a file of factors to import (`mfactl import`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Type)]
+pub struct ImportOptions {
+    /// pam-u2f: the `origin=` the keys were registered with; empty for
+    /// mfad's `[fido2] rp_id` (pam_u2f's default is `pam://HOST` too).
+    pub origin: String,
+    /// pam-u2f: the `appid=` of old-format lines; empty for the origin.
+    pub appid: String,
+}
+
+/// What an import did, or would do (a dry run). Nothing is imported unless
+/// every line of the file can be.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Type)]
+pub struct ImportReport {
+    pub entries: Vec<ImportEntry>,
+    /// Things worth knowing: lines skipped (a user unknown here), keys that
+    /// cannot be asked until `[fido2]` is enabled, options not carried over.
+    pub notes: Vec<String>,
+}
+
+/// One factor found in an import file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Type)]
+pub struct ImportEntry {
+    /// 1-based line of the file.
+    pub line: u32,
+    pub user: String,
+    pub kind: String,
+    pub label: String,
+    /// `added`, `would-add` (a dry run) or `exists` (already there: an
+    /// import run twice changes nothing).
+    pub outcome: String,
+    /// The factor's id, once added (or the one it already has).
+    pub id: String,
+}
+
 /// `mfactl policy check`: problems that refuse a config, and warnings.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Type)]
 pub struct PolicyCheck {

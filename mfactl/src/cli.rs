@@ -235,6 +235,19 @@ pub enum Command {
         revoke: bool,
     },
 
+    /// Bring factors over from another tool's file (pam_u2f)
+    #[command(long_about = "Bring factors over from another tool's file.\n\n\
+        pam-u2f: an authfile as pamu2fcfg writes it (~/.config/Yubico/u2f_keys, \
+        or a central authfile): new and old formats, resident keys (*), \
+        +presence/+pin/+verification. Run as a user, FILE holds your own keys; \
+        --user (a name) or --all imports an admin's central file for that user \
+        or for every user it names. Every line is imported or none is: a bad \
+        line is named and nothing changes. Keys already there are left alone, \
+        so importing twice is harmless. --dry-run shows what would be added. \
+        The file itself is never changed. --origin and --appid are pam_u2f's \
+        origin= and appid= (default: mfad's [fido2] rp_id).")]
+    Import(ImportArgs),
+
     /// Admin: explain or check the policy
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -262,6 +275,45 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The format of FILE
+    #[arg(value_enum)]
+    pub format: ImportFormat,
+    /// The file to import
+    pub file: PathBuf,
+    /// Admin: import this user's lines of FILE
+    #[arg(long, value_name = "USER", conflicts_with = "all")]
+    pub user: Option<String>,
+    /// Admin: import the lines of every user FILE names
+    #[arg(long)]
+    pub all: bool,
+    /// Show what would be imported; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// pam-u2f: the origin= the keys were registered with
+    #[arg(long, value_name = "ORIGIN")]
+    pub origin: Option<String>,
+    /// pam-u2f: the appid= of old-format lines
+    #[arg(long, value_name = "APPID")]
+    pub appid: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportFormat {
+    /// pam_u2f's u2f_keys or central authfile
+    #[value(name = "pam-u2f")]
+    PamU2f,
+}
+
+impl ImportFormat {
+    pub fn wire(self) -> &'static str {
+        match self {
+            ImportFormat::PamU2f => "pam-u2f",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -486,6 +538,7 @@ impl fmt::Debug for Command {
                 .field("id", id)
                 .field("revoke", revoke)
                 .finish(),
+            Command::Import(args) => f.debug_tuple("Import").field(args).finish(),
             Command::Policy(command) => f.debug_tuple("Policy").field(command).finish(),
             Command::Audit { user, since, limit } => f
                 .debug_struct("Audit")

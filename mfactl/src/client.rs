@@ -4,7 +4,8 @@
 use crate::error::Error;
 use mfa_dbus::{
     AdminProxy, AuditEntry, ClientError, DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation,
-    FactorInfo, FactorsProxy, MfaError, PolicyCheck, UserSettings, UserSummary,
+    FactorInfo, FactorsProxy, ImportOptions, ImportReport, MfaError, PolicyCheck, UserSettings,
+    UserSummary,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -61,6 +62,29 @@ impl Client {
             .cache_properties(CacheProperties::No)
             .build();
         self.call(async { build.await.map_err(MfaError::ZBus) })
+            .await
+    }
+
+    /// Import the caller's own factors (`user` empty), or, as an admin,
+    /// those of the users the file names (`user`: `*` for all of them, or
+    /// one name).
+    pub async fn import(
+        &self,
+        user: &str,
+        format: &str,
+        text: &str,
+        options: &ImportOptions,
+        dry_run: bool,
+    ) -> Result<ImportReport, Error> {
+        if user.is_empty() {
+            let proxy = self.factors().await?;
+            return self
+                .call(proxy.import_factors(format, text, options, dry_run))
+                .await;
+        }
+        let proxy = self.admin().await?;
+        let only = if user == "*" { "" } else { user };
+        self.call(proxy.import_user_factors(only, format, text, options, dry_run))
             .await
     }
 

@@ -7,6 +7,7 @@ mod client;
 mod dates;
 mod enrol;
 mod error;
+mod import;
 mod output;
 mod policy;
 mod prompt;
@@ -202,6 +203,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Approve { user, id, revoke } => {
             let client = Client::connect(address).await?;
             policy::approve(&client, &user, &id, revoke, json).await?
+        }
+        Command::Import(args) => {
+            let text = import::read_file(&args.file)?;
+            let client = Client::connect(address).await?;
+            let report = import::run(&client, &args, &text).await?;
+            output::emit(&import::report_text(&report, json))?;
         }
         Command::Audit { user, since, limit } => {
             let client = Client::connect(address).await?;

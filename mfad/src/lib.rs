@@ -15,6 +15,7 @@ pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod import;
 pub mod limits;
 pub mod login;
 pub mod mechanism;

@@ -23,6 +23,7 @@ MFA_PACKAGES=(
     libudev-dev                   # hidapi (ctap-hid-fido2's USB HID backend) builds against it
     pkg-config                    # finds libudev for hidapi's build
     gcc                           # the test NSS module (tests/nss) is compiled by the tests
+    systemd                       # systemd-analyze checks the shipped unit offline
 )
 
 die() {

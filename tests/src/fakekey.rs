@@ -100,6 +100,29 @@ impl FakeKey {
             .to_string()
     }
 
+    /// Make a credential for `rp_id` on the key from this process, as
+    /// pamu2fcfg does (through ctap-hid-fido2 too): its id and its public
+    /// key, the uncompressed P-256 point.
+    pub fn make_credential(&self, rp_id: &str) -> (Vec<u8>, Vec<u8>) {
+        let mut cfg = ctap_hid_fido2::LibCfg::init();
+        cfg.enable_keep_alive_msg = false;
+        let node = self.dev().join("hidraw0");
+        let key = ctap_hid_fido2::FidoKeyHidFactory::create_by_params(
+            &[ctap_hid_fido2::HidParam::Path(node.display().to_string())],
+            &cfg,
+        )
+        .expect("open the fake key")
+        .with_pin_protocol_version(2);
+        let challenge = [7u8; 32];
+        let args = ctap_hid_fido2::fidokey::MakeCredentialArgsBuilder::new(rp_id, &challenge)
+            .without_pin_and_uv()
+            .build();
+        let made = key
+            .make_credential_with_args(&args)
+            .expect("make a credential");
+        (made.credential_descriptor.id, made.credential_publickey.der)
+    }
+
     /// The `[fido2]` table of an mfad.toml that uses this key.
     pub fn mfad_table(&self, rp_id: &str) -> String {
         format!(

@@ -1,9 +1,10 @@
 //! org.pam_mfa.Admin1: root or the configured admin group.
 
 use super::Shared;
+use crate::service::Importer;
 use mfa_dbus::{
-    AuditEntry, DeviceInfo, Explanation, FactorInfo, LoginRequest, MfaError, PolicyCheck,
-    UserSummary,
+    AuditEntry, DeviceInfo, Explanation, FactorInfo, ImportOptions, ImportReport, LoginRequest,
+    MfaError, PolicyCheck, UserSummary,
 };
 use zbus::message::Header;
 
@@ -180,6 +181,33 @@ impl AdminInterface {
     ) -> Result<Vec<String>, MfaError> {
         self.0
             .as_admin(&header, move |service, uid| service.reload_policy(uid))
+            .await
+    }
+
+    #[zbus(out_args("report"))]
+    async fn import_user_factors(
+        &self,
+        user: String,
+        format: String,
+        text: String,
+        options: ImportOptions,
+        dry_run: bool,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<ImportReport, MfaError> {
+        self.0
+            .as_admin(&header, move |service, uid| {
+                if !user.is_empty() {
+                    crate::login::validate_user(&user)?;
+                }
+                let only = (!user.is_empty()).then_some(user.as_str());
+                service.import(
+                    Importer::Admin { uid, only },
+                    &format,
+                    &text,
+                    &options,
+                    dry_run,
+                )
+            })
             .await
     }
 }

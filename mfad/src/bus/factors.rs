@@ -1,13 +1,16 @@
 //! org.pam_mfa.Factors1: every call acts on the caller's own account.
 
 use super::Shared;
-use crate::service::Confirmed;
+use crate::service::{Confirmed, Importer};
 use std::time::Duration;
 
 /// How long one ConfirmEnrolment call waits for a device (below mfactl's
 /// 30 s call timeout).
 const CONFIRM_HOLD: Duration = Duration::from_secs(20);
-use mfa_dbus::{DeviceInfo, EnrolOptions, EnrolmentOffer, FactorInfo, MfaError, UserSettings};
+use mfa_dbus::{
+    DeviceInfo, EnrolOptions, EnrolmentOffer, FactorInfo, ImportOptions, ImportReport, MfaError,
+    UserSettings,
+};
 use zbus::message::Header;
 
 pub struct FactorsInterface(pub Shared);
@@ -166,6 +169,28 @@ impl FactorsInterface {
         self.0
             .changing_own_account(&header, move |service, uid, user| {
                 service.resync(uid, user, &id, &first, &second)
+            })
+            .await
+    }
+
+    #[zbus(out_args("report"))]
+    async fn import_factors(
+        &self,
+        format: String,
+        text: String,
+        options: ImportOptions,
+        dry_run: bool,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<ImportReport, MfaError> {
+        self.0
+            .changing_own_account(&header, move |service, uid, user| {
+                service.import(
+                    Importer::Own { uid, user },
+                    &format,
+                    &text,
+                    &options,
+                    dry_run,
+                )
             })
             .await
     }

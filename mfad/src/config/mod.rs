@@ -42,6 +42,15 @@ pub struct Fido2Config {
     pub dev: PathBuf,
 }
 
+impl Fido2Config {
+    /// The relying party ID in force on host `hostname`.
+    pub fn rp_id_on(&self, hostname: &str) -> String {
+        self.rp_id
+            .clone()
+            .unwrap_or_else(|| format!("pam://{hostname}"))
+    }
+}
+
 /// What one non-admin user may do to their own account, so that nobody can
 /// grow the store, the audit history or the log without bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,7 +30,10 @@ pub use crate::login::{validate_request, validate_user};
 pub use conversation::Answered;
 
 mod conversation;
+mod import;
 mod settings;
+
+pub use import::Importer;
 
 const MAX_ANSWER: usize = 1024;
 const MAX_LABEL: usize = 64;

@@ -128,10 +128,7 @@ impl Fido2 {
     /// Security keys as `config` says, or `None` when they are off.
     pub fn from_config(config: &Fido2Config, hostname: &str) -> Option<Fido2> {
         config.enabled.then(|| Fido2 {
-            rp_id: config
-                .rp_id
-                .clone()
-                .unwrap_or_else(|| format!("pam://{hostname}")),
+            rp_id: config.rp_id_on(hostname),
             keys: Arc::new(HidKeys::new(config.sysfs.clone(), config.dev.clone())),
         })
     }
@@ -158,7 +155,13 @@ impl Fido2 {
     ) -> Result<ResponseWork, String> {
         let key = self.key()?;
         let keys = Arc::clone(&self.keys);
-        let (rp_id, id) = (credential.rp_id.clone(), credential.id.clone());
+        let rp_id = credential.rp_id.clone();
+        // A resident credential (imported from pam_u2f as `*`) has no id:
+        // the key finds it by the RP ID.
+        let ids: Vec<Vec<u8>> = match credential.id.is_empty() {
+            true => Vec::new(),
+            false => vec![credential.id.clone()],
+        };
         Work::spawn("mfad-fido2", move |_| {
             keys.get_assertion(
                 &key,
@@ -166,7 +169,7 @@ impl Fido2 {
                     rp_id: &rp_id,
                     challenge: &challenge,
                     pin: pin.as_deref(),
-                    credentials: std::slice::from_ref(&id),
+                    credentials: &ids,
                     eddsa: false,
                 },
             )
