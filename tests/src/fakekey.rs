@@ -102,8 +102,8 @@ impl FakeKey {
 
     /// Make a credential for `rp_id` on the key from this process, as
     /// pamu2fcfg does (through ctap-hid-fido2 too): its id and its public
-    /// key, the uncompressed P-256 point.
-    pub fn make_credential(&self, rp_id: &str) -> (Vec<u8>, Vec<u8>) {
+    /// key (ES256: the uncompressed P-256 point; `eddsa`: Ed25519, 32 bytes).
+    pub fn make_credential(&self, rp_id: &str, eddsa: bool) -> (Vec<u8>, Vec<u8>) {
         let mut cfg = ctap_hid_fido2::LibCfg::init();
         cfg.enable_keep_alive_msg = false;
         let node = self.dev().join("hidraw0");
@@ -114,9 +114,12 @@ impl FakeKey {
         .expect("open the fake key")
         .with_pin_protocol_version(2);
         let challenge = [7u8; 32];
-        let args = ctap_hid_fido2::fidokey::MakeCredentialArgsBuilder::new(rp_id, &challenge)
-            .without_pin_and_uv()
-            .build();
+        let mut args = ctap_hid_fido2::fidokey::MakeCredentialArgsBuilder::new(rp_id, &challenge)
+            .without_pin_and_uv();
+        if eddsa {
+            args = args.key_type(ctap_hid_fido2::fidokey::CredentialSupportedKeyType::Ed25519);
+        }
+        let args = args.build();
         let made = key
             .make_credential_with_args(&args)
             .expect("make a credential");

@@ -238,6 +238,24 @@ impl Login {
         parse_report(&finished)
     }
 
+    /// Run to the end as the child of a shell whose program is called
+    /// `parent` (a copy of /bin/sh): a PAM client under `sshd`, as sudo is
+    /// in an SSH session.
+    pub fn run_under(&self, dir: &ServiceDir, parent: &str) -> PamResult {
+        let bin = crate::shared_tempdir("mfa-parent-");
+        let shell = bin.path().join(parent);
+        std::fs::copy("/bin/sh", &shell).expect("copy /bin/sh");
+        let driver = self.command(dir);
+        let mut cmd = Command::new(&shell);
+        // `; exit` keeps the shell alive as the driver's parent.
+        cmd.arg("-c")
+            .arg(r#""$0" "$@"; exit $?"#)
+            .arg(driver.get_program())
+            .args(driver.get_args())
+            .env_clear();
+        parse_report(&run("pam-driver", &mut cmd, "", crate::QUICK))
+    }
+
     /// Start it; the caller decides when it may go on (with `sync`).
     pub fn spawn(&self, dir: &ServiceDir) -> PendingLogin {
         PendingLogin {

@@ -312,6 +312,32 @@ fn a_key_is_never_offered_to_a_remote_login() {
             .contains("fido2 factors are not offered: an SSH login"),
         "{e}"
     );
+    // sudo in an SSH session: a PAM client with sshd among its ancestors.
+    world
+        .pam
+        .mfa("sudo", world.address(), mfa_tests::world::OPTIONS);
+    let at_console = Login::new("sudo", &alice.name, &[]).run(&world.pam);
+    at_console.assert_rc(PAM_SUCCESS);
+    assert_eq!(
+        key.status("up_requests"),
+        "2",
+        "sudo at the machine uses the key"
+    );
+    let under_sshd = Login::new("sudo", &alice.name, &[]).run_under(&world.pam, "sshd");
+    under_sshd.assert_rc(PAM_AUTH_ERR);
+    assert!(
+        under_sshd
+            .errors()
+            .iter()
+            .any(|e| e.contains("can be used for this login")),
+        "{under_sshd:#?}"
+    );
+    assert!(
+        world.daemon.log().contains("reason=no-usable-factor"),
+        "{}",
+        world.daemon.log()
+    );
+    assert_eq!(key.status("up_requests"), "2", "the key was not touched");
     // A key and a code: over SSH only the code is asked.
     let totp = Totp::default_params();
     world.enrol_totp(&bob, &totp);

@@ -39,7 +39,7 @@ fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
 
 /// A new-format line of `user` for a credential made on `key`.
 fn new_format(key: &FakeKey, user: &str) -> String {
-    let (id, point) = key.make_credential(RP);
+    let (id, point) = key.make_credential(RP, false);
     // pamu2fcfg writes x‖y, without the leading 04.
     format!(
         "{user}:{},{},es256,+presence",
@@ -116,6 +116,30 @@ fn a_users_own_u2f_keys_file_is_imported_once_and_its_key_logs_in() {
     );
 }
 
+#[test]
+fn an_eddsa_key_from_pam_u2f_logs_in() {
+    let key = FakeKey::start();
+    let world = world_with_key(&key);
+    let dave = users::named("dave");
+    let (id, public) = key.make_credential(RP, true);
+    assert_eq!(public.len(), 32, "an Ed25519 key");
+    let dir = mfa_tests::shared_tempdir("u2f-");
+    let line = format!(
+        "dave:{},{},eddsa,+presence\n",
+        BASE64.encode(&id),
+        BASE64.encode(&public)
+    );
+    let path = file(&dir, "u2f_keys", &line);
+    let done = report(&mfactl(
+        &world,
+        &dave,
+        &["--json", "import", "pam-u2f", &path],
+    ));
+    assert_eq!(outcomes(&done), vec![pair("dave", "added")]);
+    world.login(&dave, &[]).assert_rc(PAM_SUCCESS);
+    world.login(&dave, &[]).assert_rc(PAM_SUCCESS);
+}
+
 fn login_refused_without_factor(world: &World, user: &TestUser) {
     world.login(user, &[]).assert_rc(PAM_AUTH_ERR);
 }
@@ -140,7 +164,7 @@ fn an_admin_imports_a_central_authfile_old_and_new_format() {
         users::named("carol"),
     );
     // bob's key was registered by an old pamu2fcfg, for the appid.
-    let (old_id, old_point) = key.make_credential("pam://oldhost");
+    let (old_id, old_point) = key.make_credential("pam://oldhost", false);
     let old_line = format!(
         "bob:{},{}",
         BASE64URL_NOPAD.encode(&old_id),

@@ -23,9 +23,18 @@ pub struct Caller {
     /// Unique bus name of the calling connection.
     pub connection: String,
     pub uid: u32,
+    /// The process on the other end, as the bus daemon saw it connect.
+    pub pid: Option<u32>,
 }
 
-type Lookup = Arc<OnceCell<u32>>;
+/// What the bus daemon vouches for about a connection.
+#[derive(Debug, Clone, Copy)]
+struct Credentials {
+    uid: u32,
+    pid: Option<u32>,
+}
+
+type Lookup = Arc<OnceCell<Credentials>>;
 
 pub struct Callers {
     bus: zbus::fdo::DBusProxy<'static>,
@@ -76,10 +85,11 @@ impl Callers {
             .sender()
             .ok_or_else(|| MfaError::AccessDenied("message has no sender".into()))?
             .to_owned();
-        let uid = self.uid_of(sender.clone()).await?;
+        let credentials = self.credentials_of(sender.clone()).await?;
         Ok(Caller {
             connection: sender.to_string(),
-            uid,
+            uid: credentials.uid,
+            pid: credentials.pid,
         })
     }
 
@@ -87,18 +97,28 @@ impl Callers {
         let callers = Arc::clone(self);
         tokio::spawn(async move {
             // A failure here is retried by the connection's first call.
-            let _ = callers.uid_of(name).await;
+            let _ = callers.credentials_of(name).await;
         });
     }
 
-    async fn uid_of(&self, name: UniqueName<'static>) -> Result<u32, MfaError> {
+    async fn credentials_of(&self, name: UniqueName<'static>) -> Result<Credentials, MfaError> {
         let lookup = self.lookup_for(name.as_str());
         lookup
             .get_or_try_init(|| async {
-                self.bus
-                    .get_connection_unix_user(BusName::Unique(name.clone()))
+                let denied =
+                    |e: String| MfaError::AccessDenied(format!("cannot identify the caller: {e}"));
+                let credentials = self
+                    .bus
+                    .get_connection_credentials(BusName::Unique(name.clone()))
                     .await
-                    .map_err(|e| MfaError::AccessDenied(format!("cannot identify the caller: {e}")))
+                    .map_err(|e| denied(e.to_string()))?;
+                let uid = credentials
+                    .unix_user_id()
+                    .ok_or_else(|| denied("the bus gave no uid".into()))?;
+                Ok(Credentials {
+                    uid,
+                    pid: credentials.process_id(),
+                })
             })
             .await
             .copied()

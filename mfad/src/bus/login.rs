@@ -33,14 +33,14 @@ impl LoginInterface {
             .check_login(caller.uid)
             .map_err(MfaError::from)?;
         let (handle, step) = if self.0.service.start_may_block() {
-            let connection = caller.connection.clone();
+            let (connection, pid) = (caller.connection.clone(), caller.pid);
             blocking(&self.0, move |service| {
-                service.start_login(&connection, request)
+                service.start_login_from(&connection, pid, request)
             })
             .await?
         } else {
             inline(&self.0, |service| {
-                service.start_login(&caller.connection, request)
+                service.start_login_from(&caller.connection, caller.pid, request)
             })?
         };
         if step.kind == StepKind::Deny {

@@ -1,8 +1,10 @@
 //! Logins in progress: who started them, for whom, when, and how many tries
 //! are left. Pure bookkeeping; the service decides what each answer means.
 
+mod origin;
 mod request;
 
+pub use origin::remote_reason;
 pub use request::{validate_request, validate_user};
 
 use crate::mechanism::{FactorKind, FallbackUse, ResponseWork, Work};
@@ -52,6 +54,8 @@ pub struct Session {
     /// Unique bus name of the connection that started it; only it may answer.
     pub owner: String,
     pub request: LoginRequest,
+    /// Why the login counts as remote, or `None` at this machine.
+    pub remote: Option<String>,
     /// Seconds since the epoch.
     pub started: u64,
     pub tries_left: u32,
@@ -69,6 +73,17 @@ pub struct Asking {
     pub factors: Vec<FactorState>,
     /// After a right answer, this device is trusted.
     pub remember: Option<Device>,
+}
+
+impl Session {
+    /// The login as mechanisms see it, at `now`.
+    pub fn context(&self, now: u64) -> crate::mechanism::LoginContext {
+        crate::mechanism::LoginContext {
+            request: self.request.clone(),
+            remote: self.remote.clone(),
+            now,
+        }
+    }
 }
 
 /// What the login is waiting for.
@@ -214,6 +229,7 @@ mod tests {
         Session {
             owner: owner.into(),
             request: LoginRequest::default(),
+            remote: None,
             started,
             tries_left: 3,
             phase: Phase::Confirm { factor: "f".into() },

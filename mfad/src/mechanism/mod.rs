@@ -203,10 +203,9 @@ pub enum Next {
 }
 
 /// Where a login comes from, as far as mechanisms care.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoginContext {
-    pub user: String,
-    pub service: String,
+    pub request: mfa_dbus::LoginRequest,
     /// Why the login is remote (the client's address, a remote session),
     /// or `None` when it is local to this machine.
     pub remote: Option<String>,
@@ -251,6 +250,12 @@ pub trait Mechanism: Send + Sync {
     /// when not (a security key over SSH: it is not plugged in there).
     fn available(&self, _login: &LoginContext) -> Result<(), Unavailable> {
         Ok(())
+    }
+
+    /// Whether [`Mechanism::available`] needs to know where the login runs
+    /// (its process tree is read only then).
+    fn local_only(&self) -> bool {
+        false
     }
 
     /// Set up a new factor for a user (`options` already checked by the
@@ -392,6 +397,11 @@ impl Mechanisms {
 
     pub fn get(&self, kind: FactorKind) -> Option<&Arc<dyn Mechanism>> {
         self.all.iter().find(|m| m.kind() == kind)
+    }
+
+    /// Whether some mechanism is offered only at this machine.
+    pub fn any_local_only(&self) -> bool {
+        self.all.iter().any(|m| m.local_only())
     }
 
     /// For `login`: the kinds that cannot be used and why, and the kinds a

@@ -73,6 +73,12 @@ impl Service {
     /// What policy says about `request` now, with the user's state from the
     /// store; `Err` only when the store cannot be read.
     pub fn decide(&self, request: &LoginRequest) -> Result<Decision, StoreError> {
+        self.decide_at(&self.login_context(request, None))
+    }
+
+    /// [`Service::decide`] for a login whose context is known.
+    fn decide_at(&self, context: &LoginContext) -> Result<Decision, StoreError> {
+        let request = &context.request;
         let now = self.clock.now();
         let policy = self.policy();
         let (state, memberships) = if policy.enabled {
@@ -83,8 +89,7 @@ impl Service {
         } else {
             Default::default()
         };
-        let context = self.login_context(request);
-        let (unavailable, enrolable) = self.mechanisms.for_login(&context);
+        let (unavailable, enrolable) = self.mechanisms.for_login(context);
         let subject = Subject {
             user: &request.user,
             service: &request.service,
@@ -157,12 +162,14 @@ impl Service {
         })
     }
 
-    /// Where `request` comes from, as mechanisms see it.
-    pub(super) fn login_context(&self, request: &LoginRequest) -> LoginContext {
+    /// Where `request`, from the PAM client process `pid`, comes from, as
+    /// mechanisms see it.
+    fn login_context(&self, request: &LoginRequest, pid: Option<u32>) -> LoginContext {
+        // The process tree is read only where some mechanism cares.
+        let pid = pid.filter(|_| self.mechanisms.any_local_only());
         LoginContext {
-            user: request.user.clone(),
-            service: request.service.clone(),
-            remote: remote_reason(request),
+            remote: login::remote_reason(request, pid),
+            request: request.clone(),
             now: self.clock.now(),
         }
     }
@@ -173,8 +180,20 @@ impl Service {
         owner: &str,
         request: LoginRequest,
     ) -> Result<(String, Step), DaemonError> {
+        self.start_login_from(owner, None, request)
+    }
+
+    /// [`Service::start_login`] from the PAM client process `pid`, which
+    /// tells where the login runs (under sshd, or at the machine).
+    pub fn start_login_from(
+        &self,
+        owner: &str,
+        pid: Option<u32>,
+        request: LoginRequest,
+    ) -> Result<(String, Step), DaemonError> {
         login::validate_request(&request)?;
-        let decision = match self.decide(&request) {
+        let context = self.login_context(&request, pid);
+        let decision = match self.decide_at(&context) {
             Ok(d) => d,
             Err(e) => return Ok((String::new(), self.store_failed(&request, &e))),
         };
@@ -218,7 +237,7 @@ impl Service {
             }
             Outcome::Ask { factors, remember } => {
                 let asking = Asking { factors, remember };
-                match self.challenge(&request, asking, 0, false) {
+                match self.challenge(&context, asking, 0, false) {
                     Ok((phase, step)) => (phase, vec![step]),
                     Err(e) => return Ok((String::new(), e)),
                 }
@@ -266,6 +285,7 @@ impl Service {
         let session = Session {
             owner: owner.to_string(),
             request,
+            remote: context.remote,
             started: self.clock.now(),
             tries_left: match request_tries {
                 0 => self.config.login.max_tries,
@@ -434,7 +454,7 @@ impl Service {
             },
             Phase::Choose { asking } => match answer.trim().parse::<usize>() {
                 Ok(n) if (1..=asking.factors.len()).contains(&n) => {
-                    match self.challenge(&session.request, asking, n - 1, false) {
+                    match self.challenge(&session.context(now), asking, n - 1, false) {
                         Ok((phase, step)) => {
                             session.phase = phase;
                             Answered::ok(step)
@@ -494,11 +514,12 @@ impl Service {
     /// factor, or — with none — the login is refused: `Err` is that step.
     fn challenge(
         &self,
-        request: &LoginRequest,
+        context: &LoginContext,
         asking: Asking,
         selected: usize,
         retry: bool,
     ) -> Result<(Phase, Step), Step> {
+        let request = &context.request;
         let begun = asking
             .factors
             .get(selected)
@@ -511,7 +532,7 @@ impl Service {
                         .map_err(|e| e.to_string())?
                         .ok_or_else(|| format!("factor {} is gone", factor.id))
                 };
-                mechanism.challenge(&mut load, &self.login_context(request))
+                mechanism.challenge(&mut load, context)
             });
         let challenge = match begun {
             Ok(challenge) => challenge,
@@ -714,7 +735,7 @@ impl Service {
         ) else {
             return Answered::failed(self.internal(&session.request, "lost the factors asked"));
         };
-        match self.challenge(&session.request, asking, selected, true) {
+        match self.challenge(&session.context(self.clock.now()), asking, selected, true) {
             Ok((phase, step)) => {
                 session.phase = phase;
                 self.logins().restore(handle.to_string(), session);
@@ -1007,20 +1028,6 @@ impl Service {
         }
         text.push_str(login::CHOOSE_PROMPT);
         Step::prompt(text, true)
-    }
-}
-
-/// Why mechanisms should count `request` as remote (its factor kinds that
-/// need the user at this machine are not offered), or `None` for a login at
-/// this machine. A literal `localhost` is local; sshd is remote whatever it
-/// says: its user is wherever their SSH client runs.
-fn remote_reason(request: &LoginRequest) -> Option<String> {
-    if request.service == "sshd" {
-        return Some("an SSH login: the user is wherever their SSH client runs".into());
-    }
-    match request.rhost.as_str() {
-        "" | "localhost" => None,
-        rhost => Some(format!("the login comes from {rhost}")),
     }
 }
 

@@ -201,6 +201,10 @@ impl Mechanism for Fido2 {
         }
     }
 
+    fn local_only(&self) -> bool {
+        true
+    }
+
     fn enrol(&self, request: &EnrolRequest<'_>) -> Result<NewFactor, EnrolError> {
         let options = request.options;
         if !options.algorithm.is_empty()
