@@ -358,14 +358,18 @@ pub enum FallbackUse {
     Locked,
 }
 
-/// Every mechanism mfad runs, by kind.
+/// Every mechanism mfad runs, by kind, and the fallbacks.
 pub struct Mechanisms {
     all: Vec<Arc<dyn Mechanism>>,
+    fallbacks: Vec<Arc<dyn Fallback>>,
 }
 
 impl Mechanisms {
     pub fn new(all: Vec<Arc<dyn Mechanism>>) -> Mechanisms {
-        Mechanisms { all }
+        Mechanisms {
+            all,
+            fallbacks: vec![Arc::new(recovery::RecoveryCodes)],
+        }
     }
 
     /// The mechanisms `config` enables.
@@ -392,7 +396,12 @@ impl Mechanisms {
         if let Some(fido2) = fido2::Fido2::from_config(&config.fido2, hostname) {
             all.push(Arc::new(fido2));
         }
-        Mechanisms { all }
+        Mechanisms::new(all)
+    }
+
+    /// What may be typed at any code prompt instead (recovery codes).
+    pub fn fallbacks(&self) -> &[Arc<dyn Fallback>] {
+        &self.fallbacks
     }
 
     pub fn get(&self, kind: FactorKind) -> Option<&Arc<dyn Mechanism>> {

@@ -77,6 +77,21 @@ fn argon2() -> Result<Argon2<'static>, String> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
+/// A fresh batch: the codes as the user is shown them, and the hashes that
+/// are all mfad keeps.
+pub fn new_batch() -> Result<(Vec<String>, Vec<String>), String> {
+    let codes = generate()?;
+    let hashes = codes
+        .iter()
+        .map(|c| {
+            normalise(c)
+                .ok_or_else(|| "malformed code".to_string())
+                .and_then(|c| hash(&c))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((codes, hashes))
+}
+
 /// A fresh batch, formatted for the user.
 pub fn generate() -> Result<Vec<String>, String> {
     let mut codes = Vec::with_capacity(BATCH);

@@ -8,10 +8,9 @@ use crate::config::Config;
 use crate::error::DaemonError;
 use crate::limits::RateLimiter;
 use crate::login::Logins;
-use crate::mechanism::recovery::{self, RecoveryCodes};
+use crate::mechanism::recovery;
 use crate::mechanism::{
-    EnrolError, EnrolRequest, FactorKind, Fallback, Mechanisms, Response, ResponseWork, Verdict,
-    Waiter,
+    EnrolError, EnrolRequest, FactorKind, Mechanisms, Response, ResponseWork, Verdict, Waiter,
 };
 use crate::notify::{Event, Notifier};
 use crate::policy::Policy;
@@ -54,8 +53,6 @@ pub struct Service {
     audit: Audit,
     logins: Mutex<Logins>,
     mechanisms: Mechanisms,
-    /// What a user may type at any prompt instead (recovery codes).
-    fallbacks: Vec<Arc<dyn Fallback>>,
     /// Enrolments a device is completing (a key making its credential), by
     /// pending factor id.
     device_enrolments: Mutex<HashMap<String, DeviceEnrolment>>,
@@ -106,7 +103,6 @@ impl Service {
         Service {
             logins: Mutex::new(Logins::new(config.login.timeout)),
             mechanisms: Mechanisms::from_config(&config, &hostname),
-            fallbacks: vec![Arc::new(RecoveryCodes)],
             device_enrolments: Mutex::new(HashMap::new()),
             notifier: Notifier::new(config.notify.command.clone()),
             policy: RwLock::new(Arc::new(config.policy.clone())),
@@ -183,16 +179,7 @@ impl Service {
         caller_uid: u32,
         user: &str,
     ) -> Result<Vec<String>, DaemonError> {
-        let codes = recovery::generate().map_err(DaemonError::Internal)?;
-        let hashes = codes
-            .iter()
-            .map(|c| {
-                recovery::normalise(c)
-                    .ok_or_else(|| "malformed code".to_string())
-                    .and_then(|c| recovery::hash(&c))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(DaemonError::Internal)?;
+        let (codes, hashes) = recovery::new_batch().map_err(DaemonError::Internal)?;
         self.store
             .replace_recovery_codes(user, &hashes, self.clock.now())?;
         let count = codes.len().to_string();
@@ -604,7 +591,7 @@ fn info(f: &FactorRecord) -> FactorInfo {
 
 /// 64 random bits, hex: short enough to type, unguessable enough for an id
 /// (of a factor or a device) that is only ever used with its owner's name.
-fn new_id() -> Result<String, DaemonError> {
+pub(crate) fn new_id() -> Result<String, DaemonError> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes)
         .map_err(|e| DaemonError::Internal(format!("no randomness: {e}")))?;

@@ -93,7 +93,7 @@ pub struct Lockout {
     pub unlock_after: u64,
 }
 
-/// The outcome of [`Store::check_code`].
+/// The outcome of [`Store::check_factor`].
 #[derive(Debug)]
 pub enum CodeCheck {
     /// The code matched this factor, whose counter has moved on.

@@ -1,0 +1,122 @@
+//! What a login meets, decided before it starts: the policy, the groups it
+//! names (looked up off the runtime, within a deadline), where the login
+//! runs.
+
+use crate::login;
+use crate::mechanism::LoginContext;
+use crate::policy::{decide, Decision, LookupError, Memberships, Policy, Subject};
+use crate::service::Service;
+use crate::store::StoreError;
+use mfa_dbus::LoginRequest;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Directory lookups that may hang at once before new ones fail outright.
+const MAX_WAITING_LOOKUPS: usize = 16;
+
+impl Service {
+    /// What policy says about `request` now, with the user's state from the
+    /// store; `Err` only when the store cannot be read.
+    pub fn decide(&self, request: &LoginRequest) -> Result<Decision, StoreError> {
+        self.decide_at(&self.login_context(request, None))
+    }
+
+    /// [`Service::decide`] for a login whose context is known.
+    pub(super) fn decide_at(&self, context: &LoginContext) -> Result<Decision, StoreError> {
+        let request = &context.request;
+        let now = self.clock.now();
+        let policy = self.policy();
+        let (state, memberships) = if policy.enabled {
+            (
+                self.store.policy_state(&request.user, now)?,
+                self.memberships(&policy, &request.user),
+            )
+        } else {
+            Default::default()
+        };
+        let (unavailable, enrolable) = self.mechanisms.for_login(context);
+        let subject = Subject {
+            user: &request.user,
+            service: &request.service,
+            rhost: &request.rhost,
+            auth_info: &request.auth_info,
+            unavailable: &unavailable,
+            enrolable: &enrolable,
+        };
+        Ok(decide(&policy, &memberships, subject, &state, now))
+    }
+
+    /// Whether starting a login may wait on the directory (the policy has
+    /// group rules): then it belongs off the async runtime's threads.
+    pub fn start_may_block(&self) -> bool {
+        let policy = self.policy();
+        policy.enabled && !policy.groups.is_empty()
+    }
+
+    /// `user`'s membership of the groups `policy` names, within its
+    /// `lookup_timeout`. A lookup that hangs is left to finish on its own
+    /// thread, and counts as failed; once [`MAX_WAITING_LOOKUPS`] hang, new
+    /// ones fail at once rather than pile up threads.
+    pub(super) fn memberships(&self, policy: &Arc<Policy>, user: &str) -> Memberships {
+        if policy.groups.is_empty() {
+            return Memberships::default();
+        }
+        let waiting = Arc::clone(&self.lookups_waiting);
+        if waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING_LOOKUPS {
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            return Memberships::failed(
+                policy,
+                LookupError::new(
+                    "the directory",
+                    format!("{MAX_WAITING_LOOKUPS} earlier lookups are still waiting for it"),
+                ),
+            );
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (directory, for_thread, name) = (
+            Arc::clone(&self.directory),
+            Arc::clone(policy),
+            user.to_string(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("mfad-lookup".into())
+            .spawn(move || {
+                let found = Memberships::look_up(directory.as_ref(), &for_thread, &name);
+                waiting.fetch_sub(1, Ordering::SeqCst);
+                let _ = tx.send(found);
+            });
+        if let Err(e) = spawned {
+            self.lookups_waiting.fetch_sub(1, Ordering::SeqCst);
+            return Memberships::failed(
+                policy,
+                LookupError::new("the directory", format!("no thread for the lookup: {e}")),
+            );
+        }
+        let limit = Duration::from_secs(policy.lookup_timeout);
+        rx.recv_timeout(limit).unwrap_or_else(|_| {
+            Memberships::failed(
+                policy,
+                LookupError::new(
+                    format!("the groups of user {user:?}"),
+                    format!(
+                        "no answer within {} s ([policy] lookup_timeout)",
+                        policy.lookup_timeout
+                    ),
+                ),
+            )
+        })
+    }
+
+    /// Where `request`, from the PAM client process `pid`, comes from, as
+    /// mechanisms see it.
+    pub(super) fn login_context(&self, request: &LoginRequest, pid: Option<u32>) -> LoginContext {
+        // The process tree is read only where some mechanism cares.
+        let pid = pid.filter(|_| self.mechanisms.any_local_only());
+        LoginContext {
+            remote: login::remote_reason(request, pid),
+            request: request.clone(),
+            now: self.clock.now(),
+        }
+    }
+}
