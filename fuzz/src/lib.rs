@@ -7,7 +7,7 @@ use mfad::clock::FixedClock;
 use mfad::config::{Config, LogTarget};
 use mfad::mechanism::{recovery, Algorithm, FactorData, FactorKind, OtpParams};
 use mfad::service::Service;
-use mfad::store::{FactorRecord, Store};
+use mfad::store::{FactorRecord, FactorStore, SqliteStore};
 use std::sync::Arc;
 
 pub const NOW: u64 = 1_700_000_010;
@@ -29,7 +29,7 @@ pub struct World {
     pub service: Service,
     pub clock: Arc<FixedClock>,
     /// A second connection to the service's store, to put factors back.
-    store: Store,
+    store: SqliteStore,
     recovery_hash: String,
     _dir: tempfile::TempDir,
 }
@@ -106,7 +106,7 @@ impl World {
         // MFA on and required: every login is asked.
         config.policy.enabled = true;
         config.policy.default_rule.require = mfad::policy::Requirement::Force;
-        let store = Store::open(&config.daemon.state_dir).expect("store");
+        let store = Arc::new(SqliteStore::open(&config.daemon.state_dir).expect("store"));
         let clock = Arc::new(FixedClock::new(NOW));
         let service = Service::new(
             config.clone(),
@@ -118,7 +118,7 @@ impl World {
         let world = World {
             service,
             clock,
-            store: Store::open(&config.daemon.state_dir).expect("second store connection"),
+            store: SqliteStore::open(&config.daemon.state_dir).expect("second store connection"),
             recovery_hash: recovery::hash(&code).expect("hash"),
             _dir: dir,
         };

@@ -1,6 +1,6 @@
 //! org.pam_mfa.Login1: root only.
 
-use super::{blocking, inline, Shared};
+use super::{blocking, Shared};
 use mfa_dbus::{LoginRequest, MfaError, Step, StepKind, WAIT_HOLD_MS};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -32,17 +32,11 @@ impl LoginInterface {
             .access
             .check_login(caller.uid)
             .map_err(MfaError::from)?;
-        let (handle, step) = if self.0.service.start_may_block() {
-            let (connection, pid) = (caller.connection.clone(), caller.pid);
-            blocking(&self.0, move |service| {
-                service.start_login_from(&connection, pid, request)
-            })
-            .await?
-        } else {
-            inline(&self.0, |service| {
-                service.start_login_from(&caller.connection, caller.pid, request)
-            })?
-        };
+        let (connection, pid) = (caller.connection.clone(), caller.pid);
+        let (handle, step) = blocking(&self.0, move |service| {
+            service.start_login_from(&connection, pid, request)
+        })
+        .await?;
         if step.kind == StepKind::Deny {
             self.hold_failure(started).await;
         }
@@ -62,18 +56,22 @@ impl LoginInterface {
             .access
             .check_login(caller.uid)
             .map_err(MfaError::from)?;
-        let mut answered = inline(&self.0, |service| {
-            service.answer(&caller.connection, &handle, &answer)
-        })?;
+        let (connection, first) = (caller.connection.clone(), handle.clone());
+        let mut answered = blocking(&self.0, move |service| {
+            service.answer(&connection, &first, &answer)
+        })
+        .await?;
         // Work is under way (a key waiting for a touch, slow hashes): hold
         // the answer until it is done or the hold is up, then look again.
         // What the first answer said is what the user sees if it is not.
         if let Some(waiter) = answered.waiting.take() {
             let hold = Duration::from_millis(WAIT_HOLD_MS);
             if tokio::time::timeout(hold, waiter.ready()).await.is_ok() {
-                answered = inline(&self.0, |service| {
-                    service.answer(&caller.connection, &handle, "")
-                })?;
+                let connection = caller.connection.clone();
+                answered = blocking(&self.0, move |service| {
+                    service.answer(&connection, &handle, "")
+                })
+                .await?;
             }
         }
         if answered.failure {
@@ -88,10 +86,14 @@ impl LoginInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
         let caller = self.0.callers.identify(&header).await?;
-        inline(&self.0, |service| {
-            self.0.access.check_login(caller.uid)?;
+        self.0
+            .access
+            .check_login(caller.uid)
+            .map_err(MfaError::from)?;
+        blocking(&self.0, move |service| {
             service.cancel(&caller.connection, &handle);
             Ok(())
         })
+        .await
     }
 }

@@ -83,19 +83,9 @@ pub async fn serve(address: &str, service: Arc<Service>) -> Result<Served, zbus:
     })
 }
 
-/// Run a login step right here, for the steps that only touch the store (a
-/// read, or one small transaction): a hand-off to a blocking thread would
-/// cost more than the work on the path every login takes. Steps that may
-/// wait on NSS (group rules) or slow hashes go through [`blocking`].
-fn inline<T>(
-    shared: &Shared,
-    call: impl FnOnce(&Service) -> Result<T, crate::error::DaemonError>,
-) -> Result<T, MfaError> {
-    call(&shared.service).map_err(MfaError::from)
-}
-
-/// Run a service call on a blocking thread: it may wait on NSS (user and
-/// group lookups can go to LDAP) as well as on the store.
+/// Every service call runs on a blocking thread, never on the runtime's:
+/// it may wait on the store (a database server, a disk), on NSS (group
+/// lookups can go to LDAP), or on slow hashes.
 impl Shared {
     /// Run `call` off the runtime for the caller's own account, named by
     /// the caller's uid on the bus: (service, caller uid, user name). For

@@ -334,7 +334,7 @@ pub trait Fallback: Send + Sync {
     /// user is locked out.
     fn check(
         &self,
-        store: &Store,
+        store: &dyn Store,
         user: &str,
         answer: &str,
         now: u64,

@@ -30,7 +30,7 @@ impl Fallback for RecoveryCodes {
     /// transaction uses the matching code or counts the failure.
     fn check(
         &self,
-        store: &Store,
+        store: &dyn Store,
         user: &str,
         answer: &str,
         now: u64,

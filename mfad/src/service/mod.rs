@@ -48,7 +48,7 @@ pub struct Service {
     policy: RwLock<Arc<Policy>>,
     /// Where the config was read from, for reloads; `None`: no reload.
     config_path: Option<PathBuf>,
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     audit: Audit,
     logins: Mutex<Logins>,
@@ -84,7 +84,12 @@ pub enum Confirmed {
 }
 
 impl Service {
-    pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, audit: Audit) -> Service {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        audit: Audit,
+    ) -> Service {
         let audit = match store.history() {
             Ok(history) => audit.with_history(history, clock.clone()),
             Err(e) => {
@@ -108,7 +113,7 @@ impl Service {
             policy: RwLock::new(Arc::new(config.policy.clone())),
             config_path: None,
             config,
-            store: Arc::new(store),
+            store,
             clock,
             audit,
             hostname,
@@ -362,7 +367,7 @@ impl Service {
                         DaemonError::Internal(format!("{} is not enabled", d.kind))
                     })?;
                     self.store
-                        .confirm(user, id, now, self.factor_limits(), |f| {
+                        .confirm(user, id, now, self.factor_limits(), &mut |f| {
                             mechanism.verify(f, d.state.as_ref(), &response, now)
                         })?
                 }
@@ -420,12 +425,16 @@ impl Service {
         response: &Response,
     ) -> Result<Confirmation, StoreError> {
         self.store
-            .confirm(user, id, now, self.factor_limits(), |f| {
-                match self.mechanisms.get(f.kind) {
+            .confirm(
+                user,
+                id,
+                now,
+                self.factor_limits(),
+                &mut |f| match self.mechanisms.get(f.kind) {
                     Some(mechanism) => mechanism.verify(f, &(), response, now),
                     None => Verdict::Reject,
-                }
-            })
+                },
+            )
     }
 
     fn too_many_factors(&self) -> DaemonError {
@@ -467,7 +476,7 @@ impl Service {
             return Err(DaemonError::WrongCode(UNMOVED));
         }
         let now = self.clock.now();
-        match self.store.resync(user, id, |f| {
+        match self.store.resync(user, id, &mut |f| {
             self.mechanisms
                 .get(f.kind)
                 .and_then(|m| m.resync(f, first, second, now))

@@ -7,6 +7,7 @@ use crate::login;
 use crate::mechanism::otp::hotp;
 use crate::mechanism::{otpauth, recovery, Algorithm};
 use crate::policy::{Level, Requirement};
+use crate::store::SqliteStore;
 use mfa_dbus::{DenyReason, LoginRequest, Step, StepKind};
 
 const NOW: u64 = 1_700_000_010;
@@ -50,7 +51,7 @@ fn fixture(edit: impl FnOnce(&mut Config)) -> Fixture {
     config.policy.default_rule.require = Requirement::Force;
     config.policy.enrol_at_login = false;
     edit(&mut config);
-    let store = Store::open(&config.daemon.state_dir).expect("store");
+    let store = Arc::new(SqliteStore::open(&config.daemon.state_dir).expect("store"));
     let clock = Arc::new(FixedClock::new(NOW));
     let service = Service::new(config, store, clock.clone(), Audit::new(LogTarget::Stderr));
     Fixture {

@@ -6,7 +6,8 @@
 //! mfad is killed, or the last ones before a power cut, are lost here —
 //! syslog has every line too. A query first waits for what was sent.
 
-use super::{sql, StoreError};
+use super::sqlite::sql;
+use super::StoreError;
 use rusqlite::{params, Connection};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;

@@ -1,28 +1,22 @@
-//! The embedded store: one SQLite database in the state directory, WAL
-//! journal, `synchronous = FULL`. Every change is one transaction that is on
-//! disk before the caller hears about it, so a kill -9 or a power cut never
-//! moves a counter back. Lookups go through the `user` index.
+//! Where mfad keeps factors, counters, lockouts and settings: one trait the
+//! service uses ([`Store`]), whatever is behind it — the embedded SQLite
+//! database (`sqlite/`, the default, no server) or PostgreSQL for fleets.
+//! Every check and the counter it moves are one transaction, committed
+//! before "allow" goes back.
 
 mod history;
 mod record;
-mod schema;
-mod seal;
-mod settings;
+pub(crate) mod seal;
+pub mod sqlite;
 
 pub use history::{History, HistoryRow};
 pub use record::FactorRecord;
 pub use seal::KEY_FILE;
-pub use settings::DeviceRow;
+pub use sqlite::{SqliteStore, DB_FILE};
 
-use seal::Sealer;
-
-use crate::mechanism::{Advance, FactorData, FactorKind, Verdict};
-use rusqlite::{params, Connection, Row, TransactionBehavior};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
-
-pub const DB_FILE: &str = "mfa.sqlite";
+use crate::mechanism::{Advance, FactorKind, Verdict};
+use crate::policy::{Level, UserState};
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -34,24 +28,27 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cannot seal a secret: {0}")]
     Seal(String),
-    #[error("store: {context}: {source}")]
-    Sql {
+    /// The backend failed: `unavailable` when it could not be reached in
+    /// time (a database server down or frozen), else it refused.
+    #[error("store: {context}: {message}")]
+    Backend {
         context: &'static str,
-        source: rusqlite::Error,
+        message: String,
+        unavailable: bool,
     },
 }
 
-fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Sql { context, source }
-}
-
-fn confirmed_count(tx: &rusqlite::Transaction<'_>, user: &str) -> Result<u32, StoreError> {
-    tx.query_row(
-        "SELECT COUNT(*) FROM factors WHERE user = ?1 AND confirmed = 1",
-        params![user],
-        |row| row.get(0),
-    )
-    .map_err(sql("count factors"))
+impl StoreError {
+    /// The store could not be reached (as opposed to: it answered wrongly).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Backend {
+                unavailable: true,
+                ..
+            }
+        )
+    }
 }
 
 /// Result of confirming a pending enrolment.
@@ -144,728 +141,136 @@ pub struct UserRow {
     pub locked: bool,
 }
 
-pub struct Store {
-    path: PathBuf,
-    sealer: Sealer,
-    conn: Mutex<Connection>,
+/// A remembered device, as its owner or an admin sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub id: String,
+    /// `ssh-key:SHA256:…` or `address:…`.
+    pub device: String,
+    pub created: u64,
+    pub expires: u64,
+    pub last_used: u64,
 }
 
-impl Store {
-    /// Open the store in `state_dir`, creating both if missing. An existing
-    /// database that fails its integrity check is refused, never replaced.
-    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
-        prepare_state_dir(state_dir)?;
-        let path = state_dir.join(DB_FILE);
-        let unusable = |message: String| StoreError::Unusable {
-            path: path.clone(),
-            message,
-        };
-        // A key without its database is a store that was lost (deleted,
-        // emptied, a botched restore), not a new one: starting afresh would
-        // silently drop every factor, counter and lockout.
-        let key_path = state_dir.join(KEY_FILE);
-        let lost = |what: &str| {
-            unusable(format!(
-                "it is {what} but its key file {} exists: the store was lost. Restore both \
-                 from backup; only for a new installation whose first start was cut short, \
-                 remove the key file to begin with an empty store",
-                key_path.display()
-            ))
-        };
-        if !path.exists() && key_path.exists() {
-            return Err(lost("missing"));
-        }
-        // SQLite gives the -wal and -shm files the mode of the database file.
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| unusable(format!("cannot open: {e}")))?;
-        let conn = Connection::open(&path).map_err(|e| unusable(e.to_string()))?;
-        // The key comes first: a crash between the two leaves an empty
-        // database and a key (refused as a lost store, whose message says
-        // what to do), never tables without their key.
-        let fresh = schema::is_fresh(&conn).map_err(unusable)?;
-        if fresh && key_path.exists() {
-            return Err(lost("empty"));
-        }
-        let sealer = Sealer::load(&key_path, fresh).map_err(unusable)?;
-        schema::prepare(&conn, &sealer).map_err(unusable)?;
-        Ok(Store {
-            sealer,
-            path,
-            conn: Mutex::new(conn),
-        })
-    }
+/// Everything mfad keeps, whichever backend keeps it.
+pub trait Store: FactorStore + SettingStore {}
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
+impl<T: FactorStore + SettingStore> Store for T {}
 
-    /// The audit history, in a database file of its own next to the store
-    /// (so writing it never holds the store's write lock).
-    pub fn history(&self) -> Result<History, StoreError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        History::open(&dir.join(history::HISTORY_FILE))
-    }
-
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a half-done change:
-        // the transaction rolls back when dropped. Keep going.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Write `factor` as it is (its data sealed), in the caller's transaction.
-    fn insert_factor(&self, tx: &Connection, factor: &FactorRecord) -> Result<(), StoreError> {
-        let sealed = self.seal(&factor.data, &factor.id, &factor.user)?;
-        tx.prepare_cached(
-            "INSERT INTO factors (id, user, kind, label, data, counter, confirmed, created, last_used, expires, approved)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                factor.id,
-                factor.user,
-                factor.kind.name(),
-                factor.label,
-                sealed,
-                counter_to_sql(factor.counter),
-                factor.confirmed,
-                factor.created as i64,
-                factor.last_used as i64,
-                factor.expires as i64,
-                factor.approved,
-            ])
-        })
-        .map_err(sql("insert factor"))?;
-        Ok(())
-    }
-
-    fn seal(&self, data: &FactorData, id: &str, user: &str) -> Result<Vec<u8>, StoreError> {
-        self.sealer
-            .seal(&record::encode(data), id, user)
-            .map_err(StoreError::Seal)
-    }
-
-    /// Record that `factor` moved to `advance`, in the caller's transaction.
-    fn apply(
-        &self,
-        tx: &Connection,
-        factor: &mut FactorRecord,
-        advance: Advance,
-    ) -> Result<(), StoreError> {
-        if let Some(data) = advance.data {
-            let sealed = self.seal(&data, &factor.id, &factor.user)?;
-            tx.execute(
-                "UPDATE factors SET data = ?1 WHERE id = ?2",
-                params![sealed, factor.id],
-            )
-            .map_err(sql("record the factor's data"))?;
-            factor.data = data;
-        }
-        tx.execute(
-            "UPDATE factors SET counter = ?1 WHERE id = ?2",
-            params![counter_to_sql(advance.counter), factor.id],
-        )
-        .map_err(sql("move the counter"))?;
-        factor.counter = advance.counter;
-        Ok(())
-    }
-
+/// Factors, their counters, recovery codes and lockouts. Every method that
+/// checks something and records the outcome does both in one transaction.
+pub trait FactorStore: Send + Sync {
+    /// The audit history of this host.
+    fn history(&self) -> Result<History, StoreError>;
     /// Whether `user` has a confirmed factor: one indexed lookup, no secret
     /// opened (every login's Start asks this).
-    pub fn has_confirmed_factor(&self, user: &str) -> Result<bool, StoreError> {
-        let conn = self.conn();
-        conn.prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM factors WHERE user = ?1 AND confirmed = 1)",
-        )
-        .and_then(|mut stmt| stmt.query_row(params![user], |r| r.get(0)))
-        .map_err(sql("look up factors"))
-    }
-
+    fn has_confirmed_factor(&self, user: &str) -> Result<bool, StoreError>;
     /// `user`'s confirmed factor `id`, its data opened.
-    pub fn factor(&self, user: &str, id: &str) -> Result<Option<FactorRecord>, StoreError> {
-        let conn = self.conn();
-        Ok(query_factors(
-            &conn,
-            &self.sealer,
-            "SELECT * FROM factors WHERE id = ?1 AND user = ?2 AND confirmed = 1",
-            params![id, user],
-        )?
-        .into_iter()
-        .next())
-    }
-
+    fn factor(&self, user: &str, id: &str) -> Result<Option<FactorRecord>, StoreError>;
     /// Every factor of `user`, with pending ones that have not expired.
-    pub fn factors(&self, user: &str, now: u64) -> Result<Vec<FactorRecord>, StoreError> {
-        let conn = self.conn();
-        query_factors(
-            &conn,
-            &self.sealer,
-            "SELECT * FROM factors WHERE user = ?1 AND (confirmed = 1 OR expires > ?2) ORDER BY created, rowid",
-            params![user, now as i64],
-        )
-    }
-
-    /// Check a response against `user`'s confirmed factor `id` and record
-    /// the outcome, as one transaction: two logins racing with the same code
-    /// cannot both see the old counter, and parallel wrong answers are each
-    /// counted. A locked user's answer is not checked at all; a factor that
-    /// is gone is a wrong answer.
-    pub fn check_factor(
+    fn factors(&self, user: &str, now: u64) -> Result<Vec<FactorRecord>, StoreError>;
+    /// Check a response against `user`'s confirmed factor `id` with
+    /// `verify`, and record the outcome (the factor moved, or one more
+    /// failure), in one transaction; nothing is checked while locked.
+    fn check_factor(
         &self,
         user: &str,
         id: &str,
         now: u64,
         lockout: Lockout,
-        verify: impl FnOnce(&FactorRecord) -> Verdict,
-    ) -> Result<CodeCheck, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("begin"))?;
-        let (failures, locked_until) = lockout_row(&tx, user)?;
-        if locked_until > now {
-            return Ok(CodeCheck::Locked {
-                until: locked_until,
-            });
-        }
-        let factor = query_factors(
-            &tx,
-            &self.sealer,
-            "SELECT * FROM factors WHERE id = ?1 AND user = ?2 AND confirmed = 1",
-            params![id, user],
-        )?
-        .into_iter()
-        .next();
-        let verdict = factor.as_ref().map(verify).unwrap_or(Verdict::Reject);
-        let (mut factor, advance) = match (factor, verdict) {
-            (Some(factor), Verdict::Accept(advance)) => (factor, advance),
-            (_, verdict) => {
-                let (failures, locked_until) = count_failure(&tx, user, failures, now, lockout)?;
-                tx.commit().map_err(sql("commit failure"))?;
-                return Ok(CodeCheck::Rejected {
-                    failures,
-                    locked_until,
-                    suspicious: match verdict {
-                        Verdict::Suspicious(why) => Some(why),
-                        _ => None,
-                    },
-                });
-            }
-        };
-        self.apply(&tx, &mut factor, advance)?;
-        tx.execute(
-            "UPDATE factors SET last_used = ?1 WHERE id = ?2",
-            params![now as i64, factor.id],
-        )
-        .map_err(sql("record use"))?;
-        tx.execute("DELETE FROM lockout WHERE user = ?1", params![user])
-            .map_err(sql("reset failures"))?;
-        tx.commit().map_err(sql("commit use"))?;
-        factor.last_used = now;
-        Ok(CodeCheck::Accepted(factor))
-    }
-
+        verify: &mut dyn FnMut(&FactorRecord) -> Verdict,
+    ) -> Result<CodeCheck, StoreError>;
     /// Replace all of `user`'s recovery codes with these hashes.
-    pub fn replace_recovery_codes(
+    fn replace_recovery_codes(
         &self,
         user: &str,
         hashes: &[String],
         now: u64,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("begin"))?;
-        tx.execute("DELETE FROM recovery_codes WHERE user = ?1", params![user])
-            .map_err(sql("drop recovery codes"))?;
-        for hash in hashes {
-            tx.execute(
-                "INSERT INTO recovery_codes (user, hash, used, created) VALUES (?1, ?2, 0, ?3)",
-                params![user, hash, now as i64],
-            )
-            .map_err(sql("store recovery code"))?;
-        }
-        tx.commit().map_err(sql("commit recovery codes"))
-    }
-
+    ) -> Result<(), StoreError>;
     /// Until when `user` is locked out; 0 if not locked.
-    pub fn locked_until(&self, user: &str, now: u64) -> Result<u64, StoreError> {
-        let conn = self.conn();
-        let (_, until) = lockout_row(&conn, user)?;
-        Ok(if until > now { until } else { 0 })
-    }
-
+    fn locked_until(&self, user: &str, now: u64) -> Result<u64, StoreError>;
     /// `user`'s unused recovery codes: (row id, hash).
-    pub fn unused_recovery_codes(&self, user: &str) -> Result<Vec<(i64, String)>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached("SELECT rowid, hash FROM recovery_codes WHERE user = ?1 AND used = 0")
-            .map_err(sql("read recovery codes"))?;
-        let rows = stmt
-            .query_map(params![user], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(sql("read recovery codes"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(sql("read recovery codes"))
-    }
-
-    /// Use the recovery code `rowid` (found to match outside any lock,
-    /// because the hash is slow), or count a failure when `rowid` is
-    /// `None`: one transaction, so of two logins racing with one code only
-    /// one gets it.
-    pub fn use_recovery_code(
+    fn unused_recovery_codes(&self, user: &str) -> Result<Vec<(i64, String)>, StoreError>;
+    /// Use recovery code `rowid` (found to match outside any lock), or count
+    /// a failure when it is `None`, in one transaction.
+    fn use_recovery_code(
         &self,
         user: &str,
         rowid: Option<i64>,
         now: u64,
         lockout: Lockout,
-    ) -> Result<RecoveryUse, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("begin"))?;
-        let (failures, locked_until) = lockout_row(&tx, user)?;
-        if locked_until > now {
-            return Ok(RecoveryUse::Locked);
-        }
-        let used = match rowid {
-            Some(rowid) => tx
-                .execute(
-                    "UPDATE recovery_codes SET used = 1 WHERE rowid = ?1 AND user = ?2 AND used = 0",
-                    params![rowid, user],
-                )
-                .map_err(sql("use recovery code"))?,
-            None => 0,
-        };
-        if used == 0 {
-            let (failures, locked_until) = count_failure(&tx, user, failures, now, lockout)?;
-            tx.commit().map_err(sql("commit failure"))?;
-            return Ok(RecoveryUse::Rejected {
-                failures,
-                locked_until,
-            });
-        }
-        tx.execute("DELETE FROM lockout WHERE user = ?1", params![user])
-            .map_err(sql("reset failures"))?;
-        let left: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM recovery_codes WHERE user = ?1 AND used = 0",
-                params![user],
-                |r| r.get(0),
-            )
-            .map_err(sql("count recovery codes"))?;
-        tx.commit().map_err(sql("commit recovery use"))?;
-        Ok(RecoveryUse::Used {
-            left: u32::try_from(left).unwrap_or(0),
-        })
-    }
-
+    ) -> Result<RecoveryUse, StoreError>;
     /// Clear a user's failures and lockout; true if they were locked.
-    pub fn unlock(&self, user: &str, now: u64) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("begin"))?;
-        let (_, locked_until) = lockout_row(&tx, user)?;
-        tx.execute("DELETE FROM lockout WHERE user = ?1", params![user])
-            .map_err(sql("unlock"))?;
-        tx.commit().map_err(sql("commit unlock"))?;
-        Ok(locked_until > now)
-    }
-
-    /// Add an unconfirmed factor; it cannot be used until confirmed.
-    /// Add a pending enrolment within `limits`, in one transaction: expired
-    /// ones go, and the oldest pending ones make room.
-    pub fn insert_pending(
+    fn unlock(&self, user: &str, now: u64) -> Result<bool, StoreError>;
+    /// Add a pending enrolment within `limits` (expired ones go, the oldest
+    /// pending ones make room).
+    fn insert_pending(
         &self,
         factor: &FactorRecord,
         limits: FactorLimits,
-    ) -> Result<Inserted, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("begin"))?;
-        if confirmed_count(&tx, &factor.user)? >= limits.max_factors {
-            return Ok(Inserted::TooManyFactors);
-        }
-        tx.execute(
-            "DELETE FROM factors WHERE user = ?1 AND confirmed = 0 AND expires <= ?2",
-            params![factor.user, factor.created as i64],
-        )
-        .map_err(sql("drop expired enrolments"))?;
-        let replaced: Vec<String> = {
-            let mut oldest = tx
-                .prepare(
-                    "SELECT id FROM factors WHERE user = ?1 AND confirmed = 0
-                     ORDER BY created DESC, rowid DESC LIMIT -1 OFFSET ?2",
-                )
-                .map_err(sql("pending enrolments"))?;
-            let ids = oldest
-                .query_map(
-                    params![factor.user, i64::from(limits.max_pending.saturating_sub(1))],
-                    |row| row.get(0),
-                )
-                .map_err(sql("pending enrolments"))?
-                .collect::<Result<_, _>>()
-                .map_err(sql("pending enrolments"))?;
-            ids
-        };
-        for id in &replaced {
-            tx.execute("DELETE FROM factors WHERE id = ?1", params![id])
-                .map_err(sql("replace a pending enrolment"))?;
-        }
-        let pending = FactorRecord {
-            confirmed: false,
-            last_used: 0,
-            ..factor.clone()
-        };
-        self.insert_factor(&tx, &pending)?;
-        tx.commit().map_err(sql("commit enrolment"))?;
-        Ok(Inserted::Added { replaced })
-    }
-
-    /// Add a factor that is confirmed already (a key whose credential was
-    /// just made), within `limits`, in one transaction.
-    pub fn insert_confirmed_within(
+    ) -> Result<Inserted, StoreError>;
+    /// Add a factor that is confirmed already, within `limits`.
+    fn insert_confirmed_within(
         &self,
         factor: &FactorRecord,
         limits: FactorLimits,
-    ) -> Result<Inserted, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("begin"))?;
-        if confirmed_count(&tx, &factor.user)? >= limits.max_factors {
-            return Ok(Inserted::TooManyFactors);
-        }
-        let confirmed = FactorRecord {
-            confirmed: true,
-            expires: 0,
-            ..factor.clone()
-        };
-        self.insert_factor(&tx, &confirmed)?;
-        tx.commit().map_err(sql("commit factor"))?;
-        Ok(Inserted::Added {
-            replaced: Vec::new(),
-        })
-    }
-
-    /// Add already-confirmed factors in one transaction (imports, and
-    /// seeding large stores for benchmarks). All or nothing.
-    pub fn insert_confirmed(&self, factors: &[FactorRecord]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("begin"))?;
-        for factor in factors {
-            let confirmed = FactorRecord {
-                confirmed: true,
-                expires: 0,
-                ..factor.clone()
-            };
-            self.insert_factor(&tx, &confirmed)?;
-        }
-        tx.commit().map_err(sql("commit import"))
-    }
-
-    /// Confirm a pending factor of `user` with a code, in one transaction.
-    pub fn confirm(
+    ) -> Result<Inserted, StoreError>;
+    /// Add confirmed factors (imports, migrations), all or nothing.
+    fn insert_confirmed(&self, factors: &[FactorRecord]) -> Result<(), StoreError>;
+    /// Confirm `user`'s pending factor `id` with `verify`, in one transaction.
+    fn confirm(
         &self,
         user: &str,
         id: &str,
         now: u64,
         limits: FactorLimits,
-        verify: impl FnOnce(&FactorRecord) -> Verdict,
-    ) -> Result<Confirmation, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("begin"))?;
-        if confirmed_count(&tx, user)? >= limits.max_factors {
-            return Ok(Confirmation::TooManyFactors);
-        }
-        let found = query_factors(
-            &tx,
-            &self.sealer,
-            "SELECT * FROM factors WHERE id = ?1 AND user = ?2 AND confirmed = 0 AND expires > ?3",
-            params![id, user, now as i64],
-        )?;
-        let Some(mut factor) = found.into_iter().next() else {
-            return Ok(Confirmation::NotFound);
-        };
-        let Verdict::Accept(advance) = verify(&factor) else {
-            return Ok(Confirmation::WrongCode);
-        };
-        self.apply(&tx, &mut factor, advance)?;
-        tx.execute(
-            "UPDATE factors SET confirmed = 1, expires = 0 WHERE id = ?1",
-            params![id],
-        )
-        .map_err(sql("confirm"))?;
-        tx.commit().map_err(sql("commit confirmation"))?;
-        factor.confirmed = true;
-        factor.expires = 0;
-        Ok(Confirmation::Confirmed(factor))
-    }
-
-    /// Move a confirmed factor of `user` to where `resync` finds it, in one
-    /// transaction.
-    pub fn resync(
+        verify: &mut dyn FnMut(&FactorRecord) -> Verdict,
+    ) -> Result<Confirmation, StoreError>;
+    /// Move `user`'s confirmed factor `id` to where `resync` finds it.
+    fn resync(
         &self,
         user: &str,
         id: &str,
-        resync: impl FnOnce(&FactorRecord) -> Option<Advance>,
-    ) -> Result<Resync, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("begin"))?;
-        let found = query_factors(
-            &tx,
-            &self.sealer,
-            "SELECT * FROM factors WHERE id = ?1 AND user = ?2 AND confirmed = 1",
-            params![id, user],
-        )?;
-        let Some(mut factor) = found.into_iter().next() else {
-            return Ok(Resync::NotFound);
-        };
-        let Some(advance) = resync(&factor) else {
-            return Ok(Resync::NoMatch);
-        };
-        self.apply(&tx, &mut factor, advance)?;
-        tx.commit().map_err(sql("commit resync"))?;
-        Ok(Resync::Moved(factor))
-    }
-
+        resync: &mut dyn FnMut(&FactorRecord) -> Option<Advance>,
+    ) -> Result<Resync, StoreError>;
     /// Remove one factor of `user`; false if there was none with that id.
-    pub fn remove_factor(&self, user: &str, id: &str) -> Result<bool, StoreError> {
-        let conn = self.conn();
-        let n = conn
-            .execute(
-                "DELETE FROM factors WHERE id = ?1 AND user = ?2",
-                params![id, user],
-            )
-            .map_err(sql("remove factor"))?;
-        Ok(n > 0)
-    }
-
+    fn remove_factor(&self, user: &str, id: &str) -> Result<bool, StoreError>;
     /// Remove every factor, recovery code, setting and trusted device of
-    /// `user`; returns how many factors.
-    pub fn remove_user(&self, user: &str) -> Result<u32, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql("begin"))?;
-        let n = tx
-            .execute("DELETE FROM factors WHERE user = ?1", params![user])
-            .map_err(sql("reset user"))?;
-        for table in ["recovery_codes", "user_settings", "trusted_devices"] {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE user = ?1"),
-                params![user],
-            )
-            .map_err(sql("reset user"))?;
-        }
-        tx.commit().map_err(sql("commit reset"))?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
-    }
-
-    /// Every user with a factor (pending ones count only until they expire).
-    pub fn users(&self, now: u64) -> Result<Vec<UserRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT user, kind, confirmed, last_used FROM factors
-                 WHERE confirmed = 1 OR expires > ?1 ORDER BY user",
-            )
-            .map_err(sql("list users"))?;
-        let rows = stmt
-            .query_map(params![now as i64], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, bool>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .map_err(sql("list users"))?;
-        let mut users: Vec<UserRow> = Vec::new();
-        for row in rows {
-            let (user, kind, confirmed, last_used) = row.map_err(sql("list users"))?;
-            if users.last().map(|u| u.user != user).unwrap_or(true) {
-                users.push(UserRow {
-                    user,
-                    methods: Vec::new(),
-                    factors: 0,
-                    pending: 0,
-                    last_used: 0,
-                    locked: false,
-                });
-            }
-            let Some(entry) = users.last_mut() else {
-                continue;
-            };
-            if confirmed {
-                entry.factors += 1;
-                if let Some(kind) = FactorKind::from_name(&kind) {
-                    if !entry.methods.contains(&kind) {
-                        entry.methods.push(kind);
-                        entry.methods.sort();
-                    }
-                }
-            } else {
-                entry.pending += 1;
-            }
-            entry.last_used = entry.last_used.max(last_used.max(0) as u64);
-        }
-        let mut stmt = conn
-            .prepare_cached("SELECT user FROM lockout WHERE locked_until > ?1")
-            .map_err(sql("list lockouts"))?;
-        let locked = stmt
-            .query_map(params![now as i64], |r| r.get::<_, String>(0))
-            .map_err(sql("list lockouts"))?
-            .collect::<Result<std::collections::HashSet<String>, _>>()
-            .map_err(sql("list lockouts"))?;
-        for user in users.iter_mut() {
-            user.locked = locked.contains(&user.user);
-        }
-        Ok(users)
-    }
+    /// `user`; how many factors.
+    fn remove_user(&self, user: &str) -> Result<u32, StoreError>;
+    /// Every user with a factor (pending ones only until they expire).
+    fn users(&self, now: u64) -> Result<Vec<UserRow>, StoreError>;
 }
 
-/// Count one more failure for `user` (who had `failures` in a row), locking
-/// them out when that reaches the limit. Part of the caller's transaction.
-/// Returns the failures in a row now, and until when the user is locked
-/// (0 = not locked).
-fn count_failure(
-    tx: &Connection,
-    user: &str,
-    failures: u32,
-    now: u64,
-    lockout: Lockout,
-) -> Result<(u32, u64), StoreError> {
-    let failures = failures.saturating_add(1);
-    let locked_until = if failures >= lockout.max_failures {
-        match lockout.unlock_after {
-            0 => i64::MAX as u64,
-            after => now.saturating_add(after),
-        }
-    } else {
-        0
-    };
-    tx.execute(
-        "INSERT INTO lockout (user, failures, locked_until) VALUES (?1, ?2, ?3)
-         ON CONFLICT (user) DO UPDATE SET failures = ?2, locked_until = ?3",
-        params![user, failures, counter_to_sql(locked_until)],
-    )
-    .map_err(sql("count failure"))?;
-    Ok((failures, locked_until))
+/// What the policy reads and users change: level, preferred factor,
+/// approvals, trusted devices.
+pub trait SettingStore: Send + Sync {
+    /// What the policy needs about `user`: confirmed factors (no secret
+    /// opened), level, preferred factor, devices trusted at `now`.
+    fn policy_state(&self, user: &str, now: u64) -> Result<UserState, StoreError>;
+    /// The level `user` chose (`None`: drop the choice).
+    fn set_level(&self, user: &str, level: Option<Level>) -> Result<(), StoreError>;
+    /// Ask `user`'s confirmed factor `id` first; false if there is none.
+    fn set_preferred(&self, user: &str, id: &str) -> Result<bool, StoreError>;
+    /// (level chosen, preferred factor) of `user`, as stored.
+    fn settings(&self, user: &str) -> Result<(Option<String>, Option<String>), StoreError>;
+    /// Approve `user`'s confirmed factor `id` for privileged services, or
+    /// withdraw it; false if there is none.
+    fn set_approved(&self, user: &str, id: &str, approved: bool) -> Result<bool, StoreError>;
+    /// Trust `device` for `user` until `expires` (a new id, or the old
+    /// entry renewed).
+    fn trust_device(
+        &self,
+        user: &str,
+        device: &str,
+        id: &str,
+        now: u64,
+        expires: u64,
+    ) -> Result<(), StoreError>;
+    /// Record that `device` skipped a code for `user` at `now`.
+    fn touch_device(&self, user: &str, device: &str, now: u64) -> Result<(), StoreError>;
+    /// `user`'s devices trusted at `now`.
+    fn devices(&self, user: &str, now: u64) -> Result<Vec<DeviceRow>, StoreError>;
+    /// Forget `user`'s device `id`, or all of them; how many.
+    fn revoke_devices(&self, user: &str, id: Option<&str>) -> Result<u32, StoreError>;
 }
-
-/// (consecutive failures, locked until) of `user`; (0, 0) if none.
-fn lockout_row(conn: &Connection, user: &str) -> Result<(u32, u64), StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT failures, locked_until FROM lockout WHERE user = ?1")
-        .map_err(sql("read lockout"))?;
-    let mut rows = stmt.query(params![user]).map_err(sql("read lockout"))?;
-    match rows.next().map_err(sql("read lockout"))? {
-        Some(row) => {
-            let failures: i64 = row.get(0).map_err(sql("read lockout"))?;
-            let until: i64 = row.get(1).map_err(sql("read lockout"))?;
-            Ok((
-                u32::try_from(failures).unwrap_or(u32::MAX),
-                until.max(0) as u64,
-            ))
-        }
-        None => Ok((0, 0)),
-    }
-}
-
-fn prepare_state_dir(dir: &Path) -> Result<(), StoreError> {
-    let err = |message: String| StoreError::StateDir {
-        path: dir.to_path_buf(),
-        message,
-    };
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| err(format!("cannot create: {e}")))?;
-    }
-    let meta = std::fs::metadata(dir).map_err(|e| err(e.to_string()))?;
-    if !meta.is_dir() {
-        return Err(err("is not a directory".into()));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(err(format!(
-            "has mode {mode:04o}; group and others must have no access (chmod 0700)"
-        )));
-    }
-    Ok(())
-}
-
-/// Counters are u64 on the wire and i64 in SQLite; mfad never stores one
-/// above i64::MAX (enrolment refuses such a start counter).
-fn counter_to_sql(counter: u64) -> i64 {
-    i64::try_from(counter).unwrap_or(i64::MAX)
-}
-
-fn query_factors(
-    conn: &Connection,
-    sealer: &Sealer,
-    query: &str,
-    params: impl rusqlite::Params,
-) -> Result<Vec<FactorRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(query).map_err(sql("prepare"))?;
-    let rows = stmt
-        .query_map(params, |r| row_to_factor(r, sealer))
-        .map_err(sql("read factors"))?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(
-            row.map_err(sql("read factor"))?
-                .map_err(StoreError::Corrupt)?,
-        );
-    }
-    Ok(out)
-}
-
-/// A row with its data opened, or what is wrong with it (a value this mfad
-/// cannot have written, data that does not open or does not fit its kind).
-fn row_to_factor(r: &Row<'_>, sealer: &Sealer) -> rusqlite::Result<Result<FactorRecord, String>> {
-    let (id, user, kind): (String, String, String) = (r.get("id")?, r.get("user")?, r.get("kind")?);
-    let sealed: Vec<u8> = r.get("data")?;
-    let Some(kind) = FactorKind::from_name(&kind) else {
-        return Ok(Err(format!("factor {id}: unknown kind {kind:?}")));
-    };
-    let data = match sealer
-        .open(&sealed, &id, &user)
-        .and_then(|plain| record::decode(kind, &plain).map_err(|e| format!("factor {id}: {e}")))
-    {
-        Ok(data) => data,
-        Err(e) => return Ok(Err(e)),
-    };
-    let nonneg = |v: i64| v.max(0) as u64;
-    Ok(Ok(FactorRecord {
-        id,
-        user,
-        kind,
-        label: r.get("label")?,
-        counter: nonneg(r.get("counter")?),
-        data,
-        confirmed: r.get("confirmed")?,
-        approved: r.get("approved")?,
-        created: nonneg(r.get("created")?),
-        last_used: nonneg(r.get("last_used")?),
-        expires: nonneg(r.get("expires")?),
-    }))
-}
-
-#[cfg(test)]
-mod tests;

@@ -5,7 +5,7 @@
 use mfa_tests::daemon::wait_for_owner;
 use mfa_tests::process::{signal, wait_timeout};
 use mfa_tests::{Bus, DaemonConfig};
-use mfad::store::{FactorRecord, Store};
+use mfad::store::{FactorRecord, FactorStore, SqliteStore};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -25,7 +25,8 @@ impl Mfad {
     /// bus with the default configuration, logging to syslog.
     pub fn start(mfad: &Path, dir: &Path, factors: &[FactorRecord]) -> Result<Mfad, String> {
         let state = dir.join("state");
-        let store = Store::open(&state).map_err(|e| format!("cannot create the store: {e}"))?;
+        let store =
+            SqliteStore::open(&state).map_err(|e| format!("cannot create the store: {e}"))?;
         store
             .insert_confirmed(factors)
             .map_err(|e| format!("cannot seed the store: {e}"))?;

@@ -4,7 +4,7 @@
 
 use super::codes::{now, totp_now, user_name, Secrets, DIGITS, PERIOD};
 use mfad::mechanism::{Algorithm, FactorData, FactorKind, Mechanism, OtpParams, Response, Totp};
-use mfad::store::{FactorRecord, Store};
+use mfad::store::{FactorRecord, FactorStore, SqliteStore};
 use std::path::Path;
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ pub fn time_store(
     secrets: &Secrets,
     users: u64,
 ) -> Result<(Vec<u64>, Vec<u64>), String> {
-    let store = Store::open(dir).map_err(|e| e.to_string())?;
+    let store = SqliteStore::open(dir).map_err(|e| e.to_string())?;
     let created = now();
     let factors: Vec<FactorRecord> = (0..users)
         .map(|i| FactorRecord {
@@ -65,7 +65,7 @@ pub fn time_store(
             unlock_after: 900,
         };
         let used = store
-            .check_factor(&user, &format!("s{i:015x}"), at, lockout, |f| {
+            .check_factor(&user, &format!("s{i:015x}"), at, lockout, &mut |f| {
                 totp.verify(f, &(), &Response::Text(code.clone()), at)
             })
             .map_err(|e| e.to_string())?;

@@ -47,13 +47,6 @@ impl Service {
         Ok(decide(&policy, &memberships, subject, &state, now))
     }
 
-    /// Whether starting a login may wait on the directory (the policy has
-    /// group rules): then it belongs off the async runtime's threads.
-    pub fn start_may_block(&self) -> bool {
-        let policy = self.policy();
-        policy.enabled && !policy.groups.is_empty()
-    }
-
     /// `user`'s membership of the groups `policy` names, within its
     /// `lookup_timeout`. A lookup that hangs is left to finish on its own
     /// thread, and counts as failed; once [`MAX_WAITING_LOOKUPS`] hang, new

@@ -126,7 +126,7 @@ impl Service {
             self.lockout(),
         );
         Work::spawn("mfad-fallback", move |_| {
-            fallback.check(&store, &user, &answer, now, lockout)
+            fallback.check(store.as_ref(), &user, &answer, now, lockout)
         })
     }
 
@@ -146,11 +146,12 @@ impl Service {
             return Answered::failed(self.internal(&session.request, "no factor to check"));
         };
         let checked = match self.mechanism(factor.kind) {
-            Ok(mechanism) => self
-                .store
-                .check_factor(&user, &factor.id, now, self.lockout(), |f| {
-                    mechanism.verify(f, challenge.as_ref(), &response, now)
-                }),
+            Ok(mechanism) => {
+                self.store
+                    .check_factor(&user, &factor.id, now, self.lockout(), &mut |f| {
+                        mechanism.verify(f, challenge.as_ref(), &response, now)
+                    })
+            }
             Err(e) => return Answered::failed(self.internal(&session.request, &e)),
         };
         match checked {

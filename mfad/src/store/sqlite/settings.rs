@@ -1,26 +1,16 @@
 //! What the policy engine reads and users change: security level, the
 //! factor asked first, admin approval, and trusted devices.
 
-use super::{sql, Store, StoreError};
+use super::{sql, SqliteStore};
 use crate::mechanism::FactorKind;
 use crate::policy::{FactorState, Level, UserState};
+use crate::store::{DeviceRow, SettingStore, StoreError};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-/// A remembered device, as its owner or an admin sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceRow {
-    pub id: String,
-    /// `ssh-key:SHA256:…` or `address:…`.
-    pub device: String,
-    pub created: u64,
-    pub expires: u64,
-    pub last_used: u64,
-}
-
-impl Store {
+impl SettingStore for SqliteStore {
     /// What the policy needs about `user`: confirmed factors (no secret is
     /// opened), level, preferred factor, devices trusted at `now`.
-    pub fn policy_state(&self, user: &str, now: u64) -> Result<UserState, StoreError> {
+    fn policy_state(&self, user: &str, now: u64) -> Result<UserState, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
@@ -75,7 +65,7 @@ impl Store {
     }
 
     /// Set (or with `None` clear) the level `user` chose.
-    pub fn set_level(&self, user: &str, level: Option<Level>) -> Result<(), StoreError> {
+    fn set_level(&self, user: &str, level: Option<Level>) -> Result<(), StoreError> {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO user_settings (user, level) VALUES (?1, ?2)
@@ -87,7 +77,7 @@ impl Store {
     }
 
     /// Ask the confirmed factor `id` first; false if `user` has no such factor.
-    pub fn set_preferred(&self, user: &str, id: &str) -> Result<bool, StoreError> {
+    fn set_preferred(&self, user: &str, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -113,13 +103,13 @@ impl Store {
     }
 
     /// (level, preferred factor id) `user` chose, if any.
-    pub fn settings(&self, user: &str) -> Result<(Option<String>, Option<String>), StoreError> {
+    fn settings(&self, user: &str) -> Result<(Option<String>, Option<String>), StoreError> {
         settings_row(&self.conn(), user)
     }
 
     /// Approve (or withdraw approval of) a confirmed factor for privileged
     /// services; false if `user` has no such confirmed factor.
-    pub fn set_approved(&self, user: &str, id: &str, approved: bool) -> Result<bool, StoreError> {
+    fn set_approved(&self, user: &str, id: &str, approved: bool) -> Result<bool, StoreError> {
         let n = self
             .conn()
             .execute(
@@ -131,7 +121,7 @@ impl Store {
     }
 
     /// Trust `device` for `user` until `expires` (renewing it if known).
-    pub fn trust_device(
+    fn trust_device(
         &self,
         user: &str,
         device: &str,
@@ -151,7 +141,7 @@ impl Store {
     }
 
     /// Note that a trusted device was used (shown in `mfactl devices`).
-    pub fn touch_device(&self, user: &str, device: &str, now: u64) -> Result<(), StoreError> {
+    fn touch_device(&self, user: &str, device: &str, now: u64) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "UPDATE trusted_devices SET last_used = ?3 WHERE user = ?1 AND device = ?2",
@@ -162,7 +152,7 @@ impl Store {
     }
 
     /// `user`'s devices still trusted at `now`.
-    pub fn devices(&self, user: &str, now: u64) -> Result<Vec<DeviceRow>, StoreError> {
+    fn devices(&self, user: &str, now: u64) -> Result<Vec<DeviceRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
@@ -187,7 +177,7 @@ impl Store {
 
     /// Forget one of `user`'s devices (`Some(id)`) or all of them; returns
     /// how many were forgotten.
-    pub fn revoke_devices(&self, user: &str, id: Option<&str>) -> Result<u32, StoreError> {
+    fn revoke_devices(&self, user: &str, id: Option<&str>) -> Result<u32, StoreError> {
         let conn = self.conn();
         let n = match id {
             Some(id) => conn.execute(

@@ -56,7 +56,7 @@ const LOCKOUT: Lockout = Lockout {
 
 /// Whether the store accepts alice's-style TOTP code `step_offset` steps
 /// from NOW for `user`.
-fn accepts(store: &Store, user: &str, step_offset: i64) -> bool {
+fn accepts(store: &SqliteStore, user: &str, step_offset: i64) -> bool {
     let totp = Totp {
         skew: 1,
         max_drift: 10,
@@ -65,7 +65,7 @@ fn accepts(store: &Store, user: &str, step_offset: i64) -> bool {
     let code = code(step_offset);
     matches!(
         store
-            .check_factor(user, &format!("{user}-f1"), NOW, LOCKOUT, |f| {
+            .check_factor(user, &format!("{user}-f1"), NOW, LOCKOUT, &mut |f| {
                 otp(&totp, f, &code, NOW)
             })
             .expect("check"),
@@ -73,8 +73,8 @@ fn accepts(store: &Store, user: &str, step_offset: i64) -> bool {
     )
 }
 
-fn confirmed_store(dir: &Path, users: &[&str]) -> Store {
-    let store = Store::open(dir).expect("open");
+fn confirmed_store(dir: &Path, users: &[&str]) -> SqliteStore {
+    let store = SqliteStore::open(dir).expect("open");
     let totp = Totp {
         skew: 1,
         max_drift: 10,
@@ -86,7 +86,9 @@ fn confirmed_store(dir: &Path, users: &[&str]) -> Store {
             .insert_pending(&pending(user, &id), LIMITS)
             .expect("insert");
         match store
-            .confirm(user, &id, NOW, LIMITS, |f| otp(&totp, f, &code(-1), NOW))
+            .confirm(user, &id, NOW, LIMITS, &mut |f| {
+                otp(&totp, f, &code(-1), NOW)
+            })
             .expect("confirm")
         {
             Confirmation::Confirmed(_) => {}
@@ -99,7 +101,7 @@ fn confirmed_store(dir: &Path, users: &[&str]) -> Store {
 #[test]
 fn creates_private_dir_and_file() {
     let (_tmp, dir) = state();
-    let _store = Store::open(&dir).expect("open");
+    let _store = SqliteStore::open(&dir).expect("open");
     assert_eq!(
         std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777,
         0o700
@@ -113,7 +115,7 @@ fn refuses_a_dir_others_can_read() {
     let tmp = tempfile::tempdir().expect("tmp");
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     assert!(matches!(
-        Store::open(tmp.path()),
+        SqliteStore::open(tmp.path()),
         Err(StoreError::StateDir { .. })
     ));
 }
@@ -132,7 +134,7 @@ fn corrupt_or_truncated_store_is_refused_and_left_alone() {
         let file = dir.join(DB_FILE);
         std::fs::write(&file, garbage).expect("write");
         assert!(matches!(
-            Store::open(&dir),
+            SqliteStore::open(&dir),
             Err(StoreError::Unusable { .. })
         ));
         assert_eq!(
@@ -151,7 +153,7 @@ fn code_used_once_and_counter_survives_reopen() {
         assert!(accepts(&store, "alice", 0));
         assert!(!accepts(&store, "alice", 0));
     }
-    let store = Store::open(&dir).expect("reopen");
+    let store = SqliteStore::open(&dir).expect("reopen");
     assert!(!accepts(&store, "alice", 0));
     assert!(accepts(&store, "alice", 1));
 }
@@ -177,7 +179,7 @@ fn twenty_racing_checks_of_one_code_accept_exactly_one() {
 #[test]
 fn pending_factors_are_not_usable_and_expire() {
     let (_tmp, dir) = state();
-    let store = Store::open(&dir).expect("open");
+    let store = SqliteStore::open(&dir).expect("open");
     store
         .insert_pending(&pending("bob", "b1"), LIMITS)
         .expect("insert");
@@ -190,13 +192,13 @@ fn pending_factors_are_not_usable_and_expire() {
     assert_eq!(store.factors("bob", NOW).expect("list").len(), 1);
     assert!(store.factors("bob", NOW + 601).expect("list").is_empty());
     let late = store
-        .confirm("bob", "b1", NOW + 601, LIMITS, |f| {
+        .confirm("bob", "b1", NOW + 601, LIMITS, &mut |f| {
             otp(&totp, f, &code(0), NOW)
         })
         .expect("confirm");
     assert!(matches!(late, Confirmation::NotFound));
     let wrong = store
-        .confirm("bob", "b1", NOW, LIMITS, |_| Verdict::Reject)
+        .confirm("bob", "b1", NOW, LIMITS, &mut |_| Verdict::Reject)
         .expect("confirm");
     assert!(matches!(wrong, Confirmation::WrongCode));
     assert!(
@@ -235,7 +237,7 @@ fn users_table_and_reset() {
 #[test]
 fn confirmed_import_is_all_or_nothing() {
     let (_tmp, dir) = state();
-    let store = Store::open(&dir).expect("open");
+    let store = SqliteStore::open(&dir).expect("open");
     let mut a = pending("alice", "a1");
     a.confirmed = true;
     let b = FactorRecord {
@@ -270,7 +272,7 @@ fn parallel_wrong_codes_are_each_counted() {
             let store = Arc::clone(&store);
             std::thread::spawn(move || {
                 store
-                    .check_factor("alice", "alice-f1", NOW, lenient, |_| Verdict::Reject)
+                    .check_factor("alice", "alice-f1", NOW, lenient, &mut |_| Verdict::Reject)
                     .expect("check")
             })
         })
@@ -300,7 +302,7 @@ fn lockout_refuses_without_checking_then_ends() {
     };
     for n in 1..=3u32 {
         match store
-            .check_factor("alice", "alice-f1", NOW, strict, |_| Verdict::Reject)
+            .check_factor("alice", "alice-f1", NOW, strict, &mut |_| Verdict::Reject)
             .expect("check")
         {
             CodeCheck::Rejected {
@@ -315,17 +317,17 @@ fn lockout_refuses_without_checking_then_ends() {
         }
     }
     let mut checked = false;
-    let locked = store.check_factor("alice", "alice-f1", NOW + 59, strict, |_| {
+    let locked = store.check_factor("alice", "alice-f1", NOW + 59, strict, &mut |_| {
         checked = true;
         accept(1)
     });
     assert!(matches!(locked.expect("check"), CodeCheck::Locked { until } if until == NOW + 60));
     assert!(!checked, "a locked user's code is not even checked");
-    let reopened = Store::open(&dir).expect("reopen");
+    let reopened = SqliteStore::open(&dir).expect("reopen");
     assert!(
         matches!(
             reopened
-                .check_factor("alice", "alice-f1", NOW + 59, strict, |_| accept(1))
+                .check_factor("alice", "alice-f1", NOW + 59, strict, &mut |_| accept(1))
                 .expect("check"),
             CodeCheck::Locked { .. }
         ),
@@ -333,7 +335,7 @@ fn lockout_refuses_without_checking_then_ends() {
     );
     assert!(matches!(
         reopened
-            .check_factor("alice", "alice-f1", NOW + 60, strict, |_| accept(
+            .check_factor("alice", "alice-f1", NOW + 60, strict, &mut |_| accept(
                 u64::MAX / 4
             ))
             .expect("check"),
@@ -342,7 +344,9 @@ fn lockout_refuses_without_checking_then_ends() {
     assert!(
         matches!(
             reopened
-                .check_factor("alice", "alice-f1", NOW + 60, strict, |_| Verdict::Reject)
+                .check_factor("alice", "alice-f1", NOW + 60, strict, &mut |_| {
+                    Verdict::Reject
+                })
                 .expect("check"),
             CodeCheck::Rejected { failures: 1, .. }
         ),
@@ -359,12 +363,14 @@ fn admin_unlock_clears_the_lockout() {
         unlock_after: 0,
     };
     store
-        .check_factor("alice", "alice-f1", NOW, forever, |_| Verdict::Reject)
+        .check_factor("alice", "alice-f1", NOW, forever, &mut |_| Verdict::Reject)
         .expect("check");
     assert!(store.users(NOW + 1_000_000).expect("users")[0].locked);
     assert!(matches!(
         store
-            .check_factor("alice", "alice-f1", NOW + 1_000_000, forever, |_| accept(1))
+            .check_factor("alice", "alice-f1", NOW + 1_000_000, forever, &mut |_| {
+                accept(1)
+            })
             .expect("check"),
         CodeCheck::Locked { .. }
     ));
@@ -410,7 +416,7 @@ fn a_store_without_its_key_is_refused_not_rekeyed() {
     let key = dir.join(KEY_FILE);
     std::fs::remove_file(&key).expect("remove key");
     assert!(matches!(
-        Store::open(&dir),
+        SqliteStore::open(&dir),
         Err(StoreError::Unusable { .. })
     ));
     assert!(!key.exists(), "no new key made for an existing store");
@@ -421,8 +427,8 @@ fn a_store_with_another_key_fails_closed() {
     let (_tmp, dir) = state();
     drop(confirmed_store(&dir, &["alice"]));
     std::fs::write(dir.join(KEY_FILE), [7u8; 32]).expect("other key");
-    let store = Store::open(&dir).expect("opens: the key has the right shape");
-    let check = store.check_factor("alice", "alice-f1", NOW, LOCKOUT, |_| accept(1));
+    let store = SqliteStore::open(&dir).expect("opens: the key has the right shape");
+    let check = store.check_factor("alice", "alice-f1", NOW, LOCKOUT, &mut |_| accept(1));
     assert!(matches!(check, Err(StoreError::Corrupt(_))), "{check:?}");
 }
 
@@ -441,7 +447,7 @@ fn a_lost_store_next_to_its_key_is_refused_not_reinitialised() {
         } else {
             std::fs::remove_file(&db).expect("remove");
         }
-        match Store::open(&dir) {
+        match SqliteStore::open(&dir) {
             Err(StoreError::Unusable { message, .. }) => {
                 assert!(message.contains(KEY_FILE), "{message}")
             }
@@ -470,7 +476,7 @@ fn otp(totp: &Totp, factor: &FactorRecord, code: &str, now: u64) -> Verdict {
 #[test]
 fn pending_enrolments_and_factors_per_user_are_capped() {
     let (_tmp, dir) = state();
-    let store = Store::open(&dir).expect("open");
+    let store = SqliteStore::open(&dir).expect("open");
     let limits = FactorLimits {
         max_pending: 2,
         max_factors: 1,
@@ -515,14 +521,18 @@ fn pending_enrolments_and_factors_per_user_are_capped() {
         defaults: Default::default(),
     };
     let confirmed = store
-        .confirm("alice", "p2", NOW, limits, |f| otp(&totp, f, &code(0), NOW))
+        .confirm("alice", "p2", NOW, limits, &mut |f| {
+            otp(&totp, f, &code(0), NOW)
+        })
         .expect("confirm");
     assert!(
         matches!(confirmed, Confirmation::Confirmed(_)),
         "{confirmed:?}"
     );
     let full = store
-        .confirm("alice", "p3", NOW, limits, |f| otp(&totp, f, &code(1), NOW))
+        .confirm("alice", "p3", NOW, limits, &mut |f| {
+            otp(&totp, f, &code(1), NOW)
+        })
         .expect("confirm");
     assert!(matches!(full, Confirmation::TooManyFactors), "{full:?}");
     assert_eq!(
@@ -544,7 +554,7 @@ fn a_version_2_store_is_migrated_and_its_factors_still_work() {
         .mode(0o700)
         .create(&dir)
         .expect("state dir");
-    let sealer = seal::Sealer::load(&dir.join(KEY_FILE), true).expect("key");
+    let sealer = crate::store::seal::Sealer::load(&dir.join(KEY_FILE), true).expect("key");
     {
         let conn = rusqlite::Connection::open(dir.join(DB_FILE)).expect("db");
         conn.execute_batch(&format!(
@@ -562,7 +572,7 @@ fn a_version_2_store_is_migrated_and_its_factors_still_work() {
         )
         .expect("a version 2 factor");
     }
-    let store = Store::open(&dir).expect("migrated");
+    let store = SqliteStore::open(&dir).expect("migrated");
     let version: i64 = store
         .conn()
         .query_row("PRAGMA user_version", [], |r| r.get(0))

@@ -1,8 +1,8 @@
 //! Schema creation and the checks done every time the store is opened.
 
-use super::record;
-use super::seal::Sealer;
 use crate::mechanism::{Algorithm, FactorData, OtpParams};
+use crate::store::record;
+use crate::store::seal::Sealer;
 use rusqlite::{params, Connection};
 
 /// `PRAGMA user_version` of the schema this mfad writes.
