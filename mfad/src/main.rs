@@ -5,7 +5,7 @@ use mfad::audit::{Audit, Severity};
 use mfad::clock::SystemClock;
 use mfad::config::{Config, LogTarget, DEFAULT_PATH};
 use mfad::service::Service;
-use mfad::store::{SqliteStore, Store};
+use mfad::store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -65,8 +65,8 @@ fn main() -> ExitCode {
     // SAFETY: umask only changes this process's file creation mask.
     unsafe { libc::umask(0o077) };
     let audit = Audit::new(config.daemon.log);
-    let store: Arc<dyn Store> = match SqliteStore::open(&config.daemon.state_dir) {
-        Ok(s) => Arc::new(s),
+    let store: Arc<dyn Store> = match mfad::store::open(&config.store, &config.daemon.state_dir) {
+        Ok(s) => s,
         Err(e) => {
             audit.message(Severity::Error, &format!("cannot open the store: {e}"));
             eprintln!("mfad: cannot open the store: {e}");

@@ -24,6 +24,8 @@ MFA_PACKAGES=(
     pkg-config                    # finds libudev for hidapi's build
     gcc                           # the test NSS module (tests/nss) is compiled by the tests
     systemd                       # systemd-analyze checks the shipped unit offline
+    postgresql                    # a real PostgreSQL for the fleet store tests
+    openssl                       # a test CA and certificates for TLS to it
 )
 
 die() {

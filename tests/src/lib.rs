@@ -21,6 +21,7 @@ pub mod fakekey;
 pub mod monitor;
 pub mod otp;
 pub mod pam;
+pub mod postgres;
 pub mod probe;
 pub mod process;
 pub mod ssh;

@@ -25,6 +25,39 @@ pub struct Config {
     pub policy: Policy,
     pub limits: LimitsConfig,
     pub fido2: Fido2Config,
+    pub store: StoreConfig,
+}
+
+/// Where factors and counters live (`[store]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded SQLite database in `[daemon] state_dir`.
+    Sqlite,
+    /// One PostgreSQL database shared by a fleet.
+    Postgres(PgConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgConfig {
+    /// A host name or address, or the directory of a local Unix socket.
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    /// The password, on the first line of a file only root reads.
+    pub password_file: Option<PathBuf>,
+    pub tls: PgTls,
+    /// The most one store call may take, connecting included.
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PgTls {
+    /// TLS, the server's certificate checked against this CA and its name
+    /// against `host` (verify-full).
+    VerifyFull { ca_file: PathBuf },
+    /// No TLS: only for a Unix socket on this machine.
+    LocalSocket,
 }
 
 /// USB security keys (`[fido2]`).
@@ -163,6 +196,7 @@ impl Default for Config {
                 window: 10,
             },
             policy: Policy::default(),
+            store: StoreConfig::Sqlite,
             fido2: Fido2Config {
                 enabled: false,
                 rp_id: None,

@@ -3,7 +3,7 @@
 
 use super::{
     Config, DaemonConfig, EnrolmentConfig, Fido2Config, HotpConfig, LimitsConfig, LockoutConfig,
-    LogTarget, LoginConfig, NotifyConfig, TotpConfig, VERSION,
+    LogTarget, LoginConfig, NotifyConfig, PgConfig, PgTls, StoreConfig, TotpConfig, VERSION,
 };
 use crate::mechanism::{Algorithm, FactorKind};
 use crate::policy::{
@@ -41,6 +41,22 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     fido2: RawFido2,
+    #[serde(default)]
+    store: RawStore,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    backend: Option<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    dbname: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    tls: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    timeout: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -666,8 +682,10 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
     };
 
     let fido2 = fido2(raw.fido2, &defaults.fido2)?;
+    let store = store(raw.store)?;
 
     Ok(Config {
+        store,
         fido2,
         limits,
         daemon: DaemonConfig {
@@ -683,6 +701,126 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
         notify: NotifyConfig { command },
         policy: policy(text, raw.policy, raw.bypass, raw.devices)?,
     })
+}
+
+fn store(raw: RawStore) -> Result<StoreConfig, RawError> {
+    #[derive(Clone, Copy)]
+    enum Backend {
+        Sqlite,
+        Postgres,
+    }
+    let backend = one_of(
+        "store.backend",
+        raw.backend,
+        &[
+            ("sqlite", Backend::Sqlite),
+            ("postgresql", Backend::Postgres),
+        ],
+        Backend::Sqlite,
+    )?;
+    if let Backend::Sqlite = backend {
+        // Connection keys without the backend that reads them are a mistake.
+        for (key, value) in [
+            ("store.host", raw.host.as_ref().map(Spanned::span)),
+            ("store.dbname", raw.dbname.as_ref().map(Spanned::span)),
+            ("store.user", raw.user.as_ref().map(Spanned::span)),
+            ("store.ca_file", raw.ca_file.as_ref().map(Spanned::span)),
+            (
+                "store.password_file",
+                raw.password_file.as_ref().map(Spanned::span),
+            ),
+        ] {
+            if let Some(span) = value {
+                return invalid(key, span, "is for backend = \"postgresql\"".into());
+            }
+        }
+        return Ok(StoreConfig::Sqlite);
+    }
+    let Some(host) = raw.host else {
+        return Err(RawError {
+            offset: None,
+            key: Some("store.host".into()),
+            message:
+                "missing: the database server's host name, or the directory of its Unix socket"
+                    .into(),
+        });
+    };
+    let text = |key: &str, v: Option<Spanned<String>>, default: &str| -> Result<String, RawError> {
+        match v {
+            None => Ok(default.to_string()),
+            Some(v) if v.get_ref().is_empty() || v.get_ref().chars().any(char::is_control) => {
+                invalid(
+                    key,
+                    v.span(),
+                    "must not be empty or hold control characters".into(),
+                )
+            }
+            Some(v) => Ok(v.into_inner()),
+        }
+    };
+    let absolute = |key: &str, v: Option<Spanned<String>>| -> Result<Option<PathBuf>, RawError> {
+        match v {
+            None => Ok(None),
+            Some(v) if PathBuf::from(v.get_ref()).is_absolute() => {
+                Ok(Some(PathBuf::from(v.into_inner())))
+            }
+            Some(v) => invalid(key, v.span(), "must be an absolute path".into()),
+        }
+    };
+    let socket = host.get_ref().starts_with('/');
+    let tls_span = raw.tls.as_ref().map(Spanned::span);
+    let tls_name = raw
+        .tls
+        .map(Spanned::into_inner)
+        .unwrap_or_else(|| "verify-full".into());
+    let ca_span = raw.ca_file.as_ref().map(Spanned::span);
+    let ca_file = absolute("store.ca_file", raw.ca_file)?;
+    let tls = match (tls_name.as_str(), ca_file) {
+        ("verify-full", Some(ca_file)) => PgTls::VerifyFull { ca_file },
+        ("verify-full", None) => {
+            return Err(RawError {
+                offset: tls_span.map(|s| s.start),
+                key: Some("store.ca_file".into()),
+                message: "missing: TLS to the database needs the CA that signed its certificate (tls = \"verify-full\")".into(),
+            })
+        }
+        ("none", None) if socket => PgTls::LocalSocket,
+        ("none", Some(_)) => {
+            return Err(RawError {
+                offset: ca_span.map(|s| s.start),
+                key: Some("store.ca_file".into()),
+                message: "makes no sense with tls = \"none\"".into(),
+            })
+        }
+        ("none", None) => {
+            return Err(RawError {
+                offset: tls_span.map(|s| s.start),
+                key: Some("store.tls".into()),
+                message: "\"none\" only for a Unix socket on this machine (host = a directory): over the network, the database connection must be TLS, verified (\"verify-full\")".into(),
+            })
+        }
+        (other, _) => {
+            return Err(RawError {
+                offset: tls_span.map(|s| s.start),
+                key: Some("store.tls".into()),
+                message: format!("\"{other}\" is not one of \"verify-full\", \"none\""),
+            })
+        }
+    };
+    Ok(StoreConfig::Postgres(PgConfig {
+        host: host.into_inner(),
+        port: int_in("store.port", raw.port, 1..=65535, 5432)?,
+        dbname: text("store.dbname", raw.dbname, "mfa")?,
+        user: text("store.user", raw.user, "mfa")?,
+        password_file: absolute("store.password_file", raw.password_file)?,
+        tls,
+        timeout: std::time::Duration::from_secs(int_in(
+            "store.timeout",
+            raw.timeout,
+            1..=30,
+            3u64,
+        )?),
+    }))
 }
 
 fn fido2(raw: RawFido2, defaults: &Fido2Config) -> Result<Fido2Config, RawError> {

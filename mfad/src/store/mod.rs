@@ -5,18 +5,32 @@
 //! before "allow" goes back.
 
 mod history;
+pub mod postgres;
 mod record;
 pub(crate) mod seal;
 pub mod sqlite;
 
 pub use history::{History, HistoryRow};
+pub use postgres::PgStore;
 pub use record::FactorRecord;
 pub use seal::KEY_FILE;
 pub use sqlite::{SqliteStore, DB_FILE};
 
+use crate::config::StoreConfig;
+use std::sync::Arc;
+
+/// The store `config` names, its state (key, local files) in `state_dir`.
+pub fn open(config: &StoreConfig, state_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match config {
+        StoreConfig::Sqlite => Arc::new(SqliteStore::open(state_dir)?),
+        StoreConfig::Postgres(pg) => Arc::new(PgStore::open(pg, state_dir)?),
+    })
+}
+
 use crate::mechanism::{Advance, FactorKind, Verdict};
 use crate::policy::{Level, UserState};
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -273,4 +287,38 @@ pub trait SettingStore: Send + Sync {
     fn devices(&self, user: &str, now: u64) -> Result<Vec<DeviceRow>, StoreError>;
     /// Forget `user`'s device `id`, or all of them; how many.
     fn revoke_devices(&self, user: &str, id: Option<&str>) -> Result<u32, StoreError>;
+}
+
+/// Create the state directory (0700) if missing; refuse one others can enter.
+pub(crate) fn prepare_state_dir(dir: &Path) -> Result<(), StoreError> {
+    let err = |message: String| StoreError::StateDir {
+        path: dir.to_path_buf(),
+        message,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| err(format!("cannot create: {e}")))?;
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| err(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(err("is not a directory".into()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(err(format!(
+            "has mode {mode:04o}; group and others must have no access (chmod 0700)"
+        )));
+    }
+    Ok(())
+}
+
+/// Counters are u64 on the wire and i64 in SQLite; mfad never stores one
+/// above i64::MAX (enrolment refuses such a start counter).
+/// Counters are u64 on the wire and i64 in the databases; mfad never stores
+/// one above i64::MAX (enrolment refuses such a start counter).
+pub(crate) fn counter_to_sql(counter: u64) -> i64 {
+    i64::try_from(counter).unwrap_or(i64::MAX)
 }

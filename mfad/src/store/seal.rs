@@ -5,6 +5,7 @@
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::Digest;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -18,6 +19,9 @@ const FORMAT: u8 = 1;
 
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
+    /// Names the key without giving it away (SHA-256 over a label and the
+    /// key): hosts sharing a database compare it.
+    fingerprint: String,
 }
 
 impl Sealer {
@@ -57,7 +61,23 @@ impl Sealer {
         }
         let cipher = XChaCha20Poly1305::new_from_slice(&key)
             .map_err(|_| format!("key file {} is not a valid key", path.display()))?;
-        Ok(Sealer { cipher })
+        let mut digest = sha2::Sha256::new();
+        digest.update(b"pam_mfa key fingerprint v1\0");
+        digest.update(&key);
+        let fingerprint = digest
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Sealer {
+            cipher,
+            fingerprint,
+        })
+    }
+
+    /// The key's fingerprint (hex): equal on hosts that share the key.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Seal `secret` for the factor `id` of `user`.

@@ -10,12 +10,12 @@ use super::history::{self, History};
 use super::record::{self, FactorRecord};
 use super::seal::{Sealer, KEY_FILE};
 use super::{
-    CodeCheck, Confirmation, FactorLimits, FactorStore, Inserted, Lockout, RecoveryUse, Resync,
-    StoreError, UserRow,
+    counter_to_sql, prepare_state_dir, CodeCheck, Confirmation, FactorLimits, FactorStore,
+    Inserted, Lockout, RecoveryUse, Resync, StoreError, UserRow,
 };
 use crate::mechanism::{Advance, FactorData, FactorKind, Verdict};
 use rusqlite::{params, Connection, Row, TransactionBehavior};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -679,37 +679,6 @@ fn lockout_row(conn: &Connection, user: &str) -> Result<(u32, u64), StoreError> 
         }
         None => Ok((0, 0)),
     }
-}
-
-fn prepare_state_dir(dir: &Path) -> Result<(), StoreError> {
-    let err = |message: String| StoreError::StateDir {
-        path: dir.to_path_buf(),
-        message,
-    };
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| err(format!("cannot create: {e}")))?;
-    }
-    let meta = std::fs::metadata(dir).map_err(|e| err(e.to_string()))?;
-    if !meta.is_dir() {
-        return Err(err("is not a directory".into()));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(err(format!(
-            "has mode {mode:04o}; group and others must have no access (chmod 0700)"
-        )));
-    }
-    Ok(())
-}
-
-/// Counters are u64 on the wire and i64 in SQLite; mfad never stores one
-/// above i64::MAX (enrolment refuses such a start counter).
-fn counter_to_sql(counter: u64) -> i64 {
-    i64::try_from(counter).unwrap_or(i64::MAX)
 }
 
 fn query_factors(

@@ -1,0 +1,451 @@
+//! The store's guarantees, checked the same way on both backends (issue
+//! 10): the embedded SQLite store and a real PostgreSQL, started by the
+//! tests (`mfa_tests::postgres`). Once-only under a race, failures counted
+//! exactly, lockouts, recovery codes, pending and factor limits, settings,
+//! and for PostgreSQL: every host started at once migrates safely, and a
+//! host with another key is refused.
+
+use mfa_tests::postgres::Postgres;
+use mfad::config::{PgConfig, PgTls};
+use mfad::mechanism::{Advance, Algorithm, FactorData, FactorKind, OtpParams, Verdict};
+use mfad::store::{
+    CodeCheck, Confirmation, FactorLimits, FactorRecord, Inserted, Lockout, PgStore, RecoveryUse,
+    SqliteStore, Store,
+};
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+const NOW: u64 = 1_700_000_000;
+const LENIENT: Lockout = Lockout {
+    max_failures: 100,
+    unlock_after: 900,
+};
+
+/// A store of each backend, each in a state directory of its own.
+fn backends() -> Vec<(&'static str, Arc<dyn Store>, tempfile::TempDir)> {
+    let sqlite_dir = tempfile::tempdir().expect("tmp");
+    let sqlite: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&sqlite_dir.path().join("state")).expect("sqlite"));
+    let pg_dir = tempfile::tempdir().expect("tmp");
+    let pg: Arc<dyn Store> = Arc::new(open_pg(&pg_dir.path().join("state"), &fresh_database()));
+    vec![("sqlite", sqlite, sqlite_dir), ("postgresql", pg, pg_dir)]
+}
+
+fn fresh_database() -> String {
+    Postgres::shared().database()
+}
+
+fn pg_config(database: &str) -> PgConfig {
+    let pg = Postgres::shared();
+    PgConfig {
+        host: "localhost".into(),
+        port: pg.port(),
+        dbname: database.into(),
+        user: "mfa".into(),
+        password_file: None,
+        tls: PgTls::VerifyFull {
+            ca_file: pg.ca_file(),
+        },
+        timeout: Duration::from_secs(5),
+    }
+}
+
+fn open_pg(state: &Path, database: &str) -> PgStore {
+    PgStore::open(&pg_config(database), state).unwrap_or_else(|e| panic!("postgresql store: {e}"))
+}
+
+fn factor(user: &str, id: &str) -> FactorRecord {
+    FactorRecord {
+        id: id.into(),
+        user: user.into(),
+        kind: FactorKind::Hotp,
+        label: "token".into(),
+        counter: 0,
+        data: FactorData::Otp(OtpParams {
+            secret: b"12345678901234567890".to_vec(),
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 0,
+            drift: 0,
+        }),
+        confirmed: true,
+        approved: false,
+        created: NOW,
+        last_used: 0,
+        expires: 0,
+    }
+}
+
+fn accept(counter: u64) -> Verdict {
+    Verdict::Accept(Advance {
+        counter,
+        data: None,
+    })
+}
+
+#[test]
+fn one_code_is_accepted_once_however_many_checks_race() {
+    for (name, store, _dir) in backends() {
+        store
+            .insert_confirmed(&[factor("alice", "f1")])
+            .expect("insert");
+        let barrier = Arc::new(Barrier::new(20));
+        let threads: Vec<_> = (0..20)
+            .map(|_| {
+                let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    // "The code of counter 0": right only while the factor
+                    // has not moved past it.
+                    store
+                        .check_factor("alice", "f1", NOW, LENIENT, &mut |f| {
+                            if f.counter == 0 {
+                                accept(1)
+                            } else {
+                                Verdict::Reject
+                            }
+                        })
+                        .expect("check")
+                })
+            })
+            .collect();
+        let accepted = threads
+            .into_iter()
+            .map(|t| t.join().expect("join"))
+            .filter(|c| matches!(c, CodeCheck::Accepted(_)))
+            .count();
+        assert_eq!(accepted, 1, "{name}");
+        assert_eq!(
+            store
+                .factor("alice", "f1")
+                .expect("read")
+                .expect("factor")
+                .counter,
+            1,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn parallel_failures_are_each_counted() {
+    for (name, store, _dir) in backends() {
+        store
+            .insert_confirmed(&[factor("bob", "f1")])
+            .expect("insert");
+        let barrier = Arc::new(Barrier::new(20));
+        let threads: Vec<_> = (0..20)
+            .map(|_| {
+                let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    match store
+                        .check_factor("bob", "f1", NOW, LENIENT, &mut |_| Verdict::Reject)
+                        .expect("check")
+                    {
+                        CodeCheck::Rejected { failures, .. } => failures,
+                        other => panic!("{other:?}"),
+                    }
+                })
+            })
+            .collect();
+        let mut counts: Vec<u32> = threads
+            .into_iter()
+            .map(|t| t.join().expect("join"))
+            .collect();
+        counts.sort();
+        assert_eq!(counts, (1..=20).collect::<Vec<_>>(), "{name}");
+    }
+}
+
+#[test]
+fn a_lockout_refuses_without_checking_and_ends() {
+    let strict = Lockout {
+        max_failures: 2,
+        unlock_after: 60,
+    };
+    for (name, store, _dir) in backends() {
+        store
+            .insert_confirmed(&[factor("carol", "f1")])
+            .expect("insert");
+        for _ in 0..2 {
+            store
+                .check_factor("carol", "f1", NOW, strict, &mut |_| Verdict::Reject)
+                .expect("check");
+        }
+        let mut checked = false;
+        let locked = store
+            .check_factor("carol", "f1", NOW + 1, strict, &mut |_| {
+                checked = true;
+                accept(1)
+            })
+            .expect("check");
+        assert!(
+            matches!(locked, CodeCheck::Locked { until } if until == NOW + 60),
+            "{name}: {locked:?}"
+        );
+        assert!(!checked, "{name}: checked while locked");
+        assert_eq!(
+            store.locked_until("carol", NOW + 1).expect("read"),
+            NOW + 60
+        );
+        assert!(store.users(NOW + 1).expect("users")[0].locked, "{name}");
+        assert!(matches!(
+            store
+                .check_factor("carol", "f1", NOW + 60, strict, &mut |_| accept(1))
+                .expect("check"),
+            CodeCheck::Accepted(_)
+        ));
+        store
+            .check_factor("carol", "f1", NOW + 61, strict, &mut |_| Verdict::Reject)
+            .expect("check");
+        store
+            .check_factor("carol", "f1", NOW + 61, strict, &mut |_| Verdict::Reject)
+            .expect("check");
+        assert!(
+            store.unlock("carol", NOW + 62).expect("unlock"),
+            "{name}: was locked"
+        );
+        assert_eq!(store.locked_until("carol", NOW + 62).expect("read"), 0);
+    }
+}
+
+#[test]
+fn a_recovery_code_is_used_once_under_a_race() {
+    for (name, store, _dir) in backends() {
+        store
+            .replace_recovery_codes("dave", &["h1".to_string(), "h2".to_string()], NOW)
+            .expect("codes");
+        let codes = store.unused_recovery_codes("dave").expect("codes");
+        assert_eq!(codes.len(), 2, "{name}");
+        let row = codes[0].0;
+        let barrier = Arc::new(Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    store
+                        .use_recovery_code("dave", Some(row), NOW, LENIENT)
+                        .expect("use")
+                })
+            })
+            .collect();
+        let used: Vec<RecoveryUse> = threads
+            .into_iter()
+            .map(|t| t.join().expect("join"))
+            .collect();
+        let wins = used
+            .iter()
+            .filter(|u| matches!(u, RecoveryUse::Used { left: 1 }))
+            .count();
+        assert_eq!(wins, 1, "{name}: {used:?}");
+        assert_eq!(store.unused_recovery_codes("dave").expect("codes").len(), 1);
+    }
+}
+
+#[test]
+fn pending_enrolments_and_factors_are_capped_and_confirmed_once() {
+    let small = FactorLimits {
+        max_pending: 2,
+        max_factors: 1,
+    };
+    for (name, store, _dir) in backends() {
+        let pending = |id: &str, created: u64| FactorRecord {
+            confirmed: false,
+            created,
+            expires: NOW + 600,
+            ..factor("erin", id)
+        };
+        store
+            .insert_pending(&pending("p1", NOW), small)
+            .expect("insert");
+        store
+            .insert_pending(&pending("p2", NOW + 1), small)
+            .expect("insert");
+        assert_eq!(
+            store
+                .insert_pending(&pending("p3", NOW + 2), small)
+                .expect("insert"),
+            Inserted::Added {
+                replaced: vec!["p1".into()]
+            },
+            "{name}"
+        );
+        let ids: Vec<String> = store
+            .factors("erin", NOW)
+            .expect("factors")
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(ids, ["p2", "p3"], "{name}");
+        assert!(matches!(
+            store
+                .confirm("erin", "p2", NOW, small, &mut |_| Verdict::Reject)
+                .expect("confirm"),
+            Confirmation::WrongCode
+        ));
+        assert!(matches!(
+            store.confirm("erin", "p2", NOW, small, &mut |_| accept(7)).expect("confirm"),
+            Confirmation::Confirmed(f) if f.counter == 7
+        ));
+        assert!(matches!(
+            store
+                .confirm("erin", "p3", NOW, small, &mut |_| accept(1))
+                .expect("confirm"),
+            Confirmation::TooManyFactors
+        ));
+        assert_eq!(
+            store
+                .insert_pending(&pending("p4", NOW + 3), small)
+                .expect("insert"),
+            Inserted::TooManyFactors,
+            "{name}"
+        );
+        assert!(store.has_confirmed_factor("erin").expect("has"), "{name}");
+        assert_eq!(store.remove_user("erin").expect("reset"), 2, "{name}");
+        assert!(!store.has_confirmed_factor("erin").expect("has"));
+    }
+}
+
+#[test]
+fn settings_devices_and_approval_round_trip() {
+    for (name, store, _dir) in backends() {
+        store
+            .insert_confirmed(&[factor("frank", "f1"), factor("frank", "f2")])
+            .expect("insert");
+        assert!(
+            store.set_preferred("frank", "f2").expect("prefer"),
+            "{name}"
+        );
+        assert!(!store.set_preferred("frank", "nope").expect("prefer"));
+        store
+            .set_level("frank", Some(mfad::policy::Level::Always))
+            .expect("level");
+        assert!(store.set_approved("frank", "f1", true).expect("approve"));
+        store
+            .trust_device("frank", "address:192.0.2.1", "d1", NOW, NOW + 100)
+            .expect("trust");
+        let state = store.policy_state("frank", NOW + 1).expect("state");
+        assert_eq!(state.factors.len(), 2, "{name}");
+        assert!(
+            state.factors[0].approved && !state.factors[1].approved,
+            "{name}"
+        );
+        assert_eq!(state.preferred.as_deref(), Some("f2"));
+        assert_eq!(state.level, Some(mfad::policy::Level::Always));
+        assert_eq!(state.trusted_devices, ["address:192.0.2.1"]);
+        assert_eq!(store.devices("frank", NOW + 1).expect("devices").len(), 1);
+        assert!(store
+            .policy_state("frank", NOW + 100)
+            .expect("state")
+            .trusted_devices
+            .is_empty());
+        assert_eq!(
+            store.revoke_devices("frank", None).expect("revoke"),
+            1,
+            "{name}"
+        );
+        assert!(store
+            .resync("frank", "f1", &mut |f| Some(Advance {
+                counter: f.counter + 500,
+                data: None
+            }))
+            .is_ok());
+        assert_eq!(
+            store
+                .factor("frank", "f1")
+                .expect("read")
+                .expect("f1")
+                .counter,
+            500
+        );
+        assert!(store.remove_factor("frank", "f1").expect("remove"));
+        assert!(!store.remove_factor("frank", "f1").expect("remove"));
+    }
+}
+
+/// Many hosts started at once on an empty database: each takes its turn
+/// to create the schema; all come up, the first one's key is the key.
+#[test]
+fn hosts_starting_at_once_share_one_schema_and_one_key() {
+    let database = fresh_database();
+    let first = tempfile::tempdir().expect("tmp");
+    let state = first.path().join("state");
+    drop(open_pg(&state, &database));
+    let key = std::fs::read(state.join(mfad::store::KEY_FILE)).expect("key made");
+    let barrier = Arc::new(Barrier::new(6));
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let (database, key, barrier) = (database.clone(), key.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let dir = tempfile::tempdir().expect("tmp");
+                let state = dir.path().join("state");
+                std::fs::create_dir(&state).expect("state");
+                std::fs::set_permissions(
+                    &state,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o700),
+                )
+                .expect("chmod");
+                let key_path = state.join(mfad::store::KEY_FILE);
+                std::fs::write(&key_path, &key).expect("key");
+                std::fs::set_permissions(
+                    &key_path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .expect("chmod");
+                barrier.wait();
+                PgStore::open(&pg_config(&database), &state)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("join").expect("every host starts");
+    }
+    // Another key is refused, and said so.
+    let other = tempfile::tempdir().expect("tmp");
+    let other_state = other.path().join("state");
+    std::fs::create_dir(&other_state).expect("state");
+    std::fs::set_permissions(
+        &other_state,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    let other_key = other_state.join(mfad::store::KEY_FILE);
+    std::fs::write(&other_key, [9u8; 32]).expect("key");
+    std::fs::set_permissions(
+        &other_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let err = PgStore::open(&pg_config(&database), &other_state)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("sealed with another key"), "{err}");
+    // And a host without the key never makes one for a sealed database.
+    let bare = tempfile::tempdir().expect("tmp");
+    let err = PgStore::open(&pg_config(&database), &bare.path().join("state"))
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[test]
+fn tls_to_the_database_is_verified() {
+    let database = fresh_database();
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut config = pg_config(&database);
+    config.tls = PgTls::VerifyFull {
+        ca_file: Postgres::shared().other_ca_file(),
+    };
+    let err = PgStore::open(&config, &dir.path().join("state"))
+        .err()
+        .expect("another CA refused");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
