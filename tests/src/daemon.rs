@@ -48,6 +48,8 @@ pub struct DaemonConfig {
     pub hotp_window: u32,
     /// `[notify].command`; empty for none.
     pub notify_command: String,
+    /// A `secret.key` to start with (another host's: a fleet shares one).
+    pub seed_key: Option<PathBuf>,
 }
 
 impl Default for DaemonConfig {
@@ -74,6 +76,7 @@ impl Default for DaemonConfig {
             hotp_digits: 6,
             hotp_window: 10,
             notify_command: String::new(),
+            seed_key: None,
         }
     }
 }
@@ -187,6 +190,17 @@ impl Daemon {
         let state_dir = dir.path().join("state");
         std::fs::write(dir.path().join("mfad.toml"), config.to_toml(&state_dir))
             .expect("cannot write mfad.toml");
+        if let Some(key) = &config.seed_key {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&state_dir)
+                .expect("cannot make the state directory");
+            let copy = state_dir.join(mfad::store::KEY_FILE);
+            std::fs::copy(key, &copy).expect("cannot copy the key");
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))
+                .expect("cannot chmod the key");
+        }
         let (passwd, group) = bus.nss_files();
         let mut daemon = Daemon {
             dir,

@@ -157,6 +157,55 @@ fn bypass_rules_have_a_scope_and_ipv4_mapped_networks_mean_ipv4() {
     );
 }
 
+/// A fleet store over the network must be TLS, verified; plaintext only on
+/// a local socket (issue 10).
+#[test]
+fn a_postgresql_store_needs_verified_tls_unless_on_a_local_socket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = valid(dir.path());
+    let store = |body: &str| format!("{base}[store]\nbackend = \"postgresql\"\n{body}");
+    let (plain, line) = {
+        let text = store("host = \"db.example.org\"\ntls = \"none\"\n");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("tls"))
+            .expect("line")
+            + 1;
+        (text, line)
+    };
+    assert_refused(dir.path(), "plaintext", &plain, "store.tls", Some(line));
+    assert_refused(
+        dir.path(),
+        "no-ca",
+        &store("host = \"db.example.org\"\n"),
+        "store.ca_file",
+        None,
+    );
+    assert_refused(dir.path(), "no-host", &store(""), "store.host", None);
+    assert_refused(
+        dir.path(),
+        "relative-ca",
+        &store("host = \"db.example.org\"\nca_file = \"ca.pem\"\n"),
+        "store.ca_file",
+        None,
+    );
+    assert_refused(
+        dir.path(),
+        "sqlite-with-host",
+        &format!("{base}[store]\nhost = \"db.example.org\"\n"),
+        "store.host",
+        None,
+    );
+    for (name, body) in [
+        ("tls", "host = \"db.example.org\"\nca_file = \"/etc/mfa/db-ca.pem\"\npassword_file = \"/etc/mfa/db-password\"\n"),
+        ("socket", "host = \"/run/postgresql\"\ntls = \"none\"\n"),
+    ] {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, store(body)).expect("write");
+        check(&path).assert_success(name);
+    }
+}
+
 #[test]
 fn unknown_keys_and_sections_are_refused_with_their_line() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -504,12 +504,17 @@ impl Service {
         }
     }
 
-    /// The store could not be read or written: refuse, and say why in the log.
+    /// The store could not be read or written: refuse, and say why in the log
+    /// (`store-unavailable`: it did not answer in time, or is not there).
     pub(super) fn store_failed(&self, request: &LoginRequest, e: &StoreError) -> Step {
+        let reason = match e.is_unavailable() {
+            true => "store-unavailable",
+            false => "store-error",
+        };
         self.audit.login(
             request,
             "deny",
-            &[("reason", "store-error"), ("error", &e.to_string())],
+            &[("reason", reason), ("error", &e.to_string())],
         );
         Step::deny(DenyReason::Internal, login::INTERNAL_TEXT)
     }

@@ -1,0 +1,228 @@
+//! Two hosts, one PostgreSQL (issue 10): two mfads — two state
+//! directories with the same key, two buses — on one real database, logins
+//! through real libpam on each. A code works once fleet-wide, also when 50
+//! logins race with it across both; a counter never goes back; a lockout
+//! earned on one host holds on the other; a recovery code is used once; a
+//! database that is down or frozen refuses within the deadline, and mfad
+//! recovers by itself when it is back. Codes from oathtool.
+
+use mfa_tests::daemon::DaemonConfig;
+use mfa_tests::pam::{PamResult, LOCKED, PAM_AUTH_ERR, PAM_MAXTRIES, PAM_SUCCESS};
+use mfa_tests::postgres::Postgres;
+use mfa_tests::users;
+use mfa_tests::World;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+struct Fleet {
+    a: World,
+    b: World,
+    database: String,
+}
+
+/// Two hosts on `pg` with `base` for their config; one wrong code ends a
+/// login (max_tries 1), so every login here is one answer.
+fn fleet_on(pg: &Postgres, base: DaemonConfig) -> Fleet {
+    let database = pg.database();
+    let config = |seed_key| DaemonConfig {
+        policy_tables: format!("{}{}", pg.store_table(&database), base.policy_tables),
+        max_tries: 1,
+        seed_key,
+        ..base.clone()
+    };
+    let a = World::with_config(&config(None));
+    let key = a.daemon.state_dir().join(mfad::store::KEY_FILE);
+    let b = World::with_config(&config(Some(key)));
+    Fleet { a, b, database }
+}
+
+fn fleet() -> Fleet {
+    fleet_on(Postgres::shared(), DaemonConfig::default())
+}
+
+/// The failures in a row the database holds for `user`.
+fn failures(pg: &Postgres, database: &str, user: &str) -> u32 {
+    pg.psql(
+        database,
+        &format!("SELECT failures FROM lockout WHERE user_name = '{user}'"),
+    )
+    .trim()
+    .parse()
+    .unwrap_or(0)
+}
+
+#[test]
+fn fifty_logins_racing_with_one_code_across_two_hosts_let_one_in() {
+    // 49 of them fail, each counted: room for that before a lockout.
+    let fleet = fleet_on(
+        Postgres::shared(),
+        DaemonConfig {
+            lockout_max_failures: 100,
+            ..DaemonConfig::default()
+        },
+    );
+    let alice = users::named("alice");
+    let token = fleet.a.enrol_hotp(&alice, 6);
+    let next = token.next_counter();
+    let code = token.hotp_code(next);
+    let barrier = Arc::new(Barrier::new(50));
+    let results: Vec<PamResult> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..50)
+            .map(|i| {
+                let world = if i % 2 == 0 { &fleet.a } else { &fleet.b };
+                let (barrier, code, alice) = (Arc::clone(&barrier), code.clone(), alice.clone());
+                scope.spawn(move || {
+                    barrier.wait();
+                    world.login(&alice, &[&code])
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("join"))
+            .collect()
+    });
+    let allowed = results.iter().filter(|r| r.rc == PAM_SUCCESS).count();
+    assert_eq!(allowed, 1, "exactly one login in, fleet-wide");
+
+    // The counter moved on everywhere: the next code works on B, the old one
+    // nowhere, and the one after on A.
+    fleet
+        .b
+        .login(&alice, &[&token.hotp_code(next + 1)])
+        .assert_rc(PAM_SUCCESS);
+    fleet
+        .a
+        .login(&alice, &[&token.hotp_code(next + 1)])
+        .assert_rc(PAM_MAXTRIES);
+    fleet
+        .a
+        .login(&alice, &[&token.hotp_code(next)])
+        .assert_rc(PAM_MAXTRIES);
+    fleet
+        .a
+        .login(&alice, &[&token.hotp_code(next + 2)])
+        .assert_rc(PAM_SUCCESS);
+    // 20 wrong codes at once over both hosts: 20 failures, none lost.
+    let barrier = Arc::new(Barrier::new(20));
+    std::thread::scope(|scope| {
+        for i in 0..20 {
+            let world = if i % 2 == 0 { &fleet.a } else { &fleet.b };
+            let (barrier, alice) = (Arc::clone(&barrier), alice.clone());
+            scope.spawn(move || {
+                barrier.wait();
+                world.login(&alice, &["000000"]).assert_rc(PAM_MAXTRIES);
+            });
+        }
+    });
+    assert_eq!(failures(Postgres::shared(), &fleet.database, "alice"), 20);
+    // What one host enrolled the other lists.
+    let listed = fleet.b.mfactl(&alice, &["--json", "list"]);
+    listed.assert_success("mfactl list on B");
+    assert!(listed.stdout.contains(&token.id), "{}", listed.describe());
+}
+
+#[test]
+fn a_lockout_on_one_host_holds_on_the_other() {
+    let fleet = fleet_on(
+        Postgres::shared(),
+        DaemonConfig {
+            lockout_max_failures: 3,
+            ..DaemonConfig::default()
+        },
+    );
+    let bob = users::named("bob");
+    let token = fleet.a.enrol_hotp(&bob, 6);
+    let right = token.hotp_code(token.next_counter());
+    fleet.a.login(&bob, &["000000"]).assert_rc(PAM_MAXTRIES);
+    fleet.b.login(&bob, &["000000"]).assert_rc(PAM_MAXTRIES);
+    // The third failure, on A, locks bob out everywhere.
+    let third = fleet.a.login(&bob, &["000000"]);
+    third.assert_rc(PAM_AUTH_ERR);
+    assert_eq!(third.errors(), vec![LOCKED], "{third:#?}");
+    let locked = fleet.b.login(&bob, &[&right]);
+    locked.assert_rc(PAM_AUTH_ERR);
+    assert_eq!(locked.errors(), vec![LOCKED], "{locked:#?}");
+    fleet
+        .a
+        .mfactl(&users::root(), &["unlock", "bob"])
+        .assert_success("unlock on A");
+    fleet.b.login(&bob, &[&right]).assert_rc(PAM_SUCCESS);
+}
+
+#[test]
+fn a_recovery_code_is_used_once_fleet_wide() {
+    let fleet = fleet();
+    let carol = users::named("carol");
+    fleet.a.enrol_hotp(&carol, 6);
+    let codes = fleet.a.recovery_codes(&carol);
+    let used = fleet.b.login(&carol, &[&codes[0]]);
+    used.assert_rc(PAM_SUCCESS);
+    assert!(
+        used.infos().iter().any(|i| i.contains("9 left")),
+        "{used:#?}"
+    );
+    fleet.a.login(&carol, &[&codes[0]]).assert_rc(PAM_MAXTRIES);
+    fleet.a.login(&carol, &[&codes[1]]).assert_rc(PAM_SUCCESS);
+}
+
+#[test]
+fn a_database_that_is_down_or_frozen_refuses_in_time_and_mfad_recovers() {
+    let pg = Postgres::start();
+    let fleet = fleet_on(&pg, DaemonConfig::default());
+    let dave = users::named("dave");
+    let token = fleet.a.enrol_hotp(&dave, 6);
+    let mut counter = token.next_counter();
+    fleet
+        .a
+        .login(&dave, &[&token.hotp_code(counter)])
+        .assert_rc(PAM_SUCCESS);
+    counter += 1;
+
+    pg.crash();
+    for world in [&fleet.a, &fleet.b] {
+        let started = Instant::now();
+        let down = world.login(&dave, &[&token.hotp_code(counter)]);
+        down.assert_rc(PAM_AUTH_ERR);
+        assert!(
+            started.elapsed() < Duration::from_secs(9),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            world.daemon.log().contains("reason=store-unavailable"),
+            "{}",
+            world.daemon.log()
+        );
+    }
+    pg.restart();
+    fleet
+        .b
+        .login(&dave, &[&token.hotp_code(counter)])
+        .assert_rc(PAM_SUCCESS);
+    counter += 1;
+
+    // Frozen: the server takes the connection and never answers.
+    let frozen = pg.processes();
+    for pid in &frozen {
+        // SAFETY: signalling server processes this test started.
+        unsafe { libc::kill(*pid, libc::SIGSTOP) };
+    }
+    let started = Instant::now();
+    let hung = fleet.a.login(&dave, &[&token.hotp_code(counter)]);
+    let took = started.elapsed();
+    for pid in &frozen {
+        // SAFETY: as above.
+        unsafe { libc::kill(*pid, libc::SIGCONT) };
+    }
+    hung.assert_rc(PAM_AUTH_ERR);
+    assert!(
+        took < Duration::from_secs(9),
+        "a frozen database held the login {took:?}"
+    );
+    // The code was not used up: it works once the database answers.
+    fleet
+        .a
+        .login(&dave, &[&token.hotp_code(counter)])
+        .assert_rc(PAM_SUCCESS);
+}
