@@ -5,7 +5,7 @@
 use crate::error::MfaError;
 use crate::types::{
     AuditEntry, DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation, FactorInfo, ImportOptions,
-    ImportReport, LoginRequest, PolicyCheck, Step, UserSettings, UserSummary,
+    ImportReport, LoginRequest, PolicyCheck, Step, StoreMigration, UserSettings, UserSummary,
 };
 
 #[zbus::proxy(
@@ -129,4 +129,9 @@ pub trait Admin {
         options: &ImportOptions,
         dry_run: bool,
     ) -> Result<ImportReport, MfaError>;
+    /// Copy the whole store of this host into the empty PostgreSQL database
+    /// named by `config` (an mfad.toml text; empty: mfad's own file, read
+    /// again), then refuse every call until mfad is restarted to use it.
+    /// `dry_run` checks both stores and counts, changing nothing.
+    fn migrate_store(&self, config: &str, dry_run: bool) -> Result<StoreMigration, MfaError>;
 }

@@ -308,6 +308,22 @@ pub struct ImportReport {
     pub notes: Vec<String>,
 }
 
+/// What `MigrateStore` copied, or would copy (a dry run).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Type)]
+pub struct StoreMigration {
+    /// Where to: `postgresql host:port/dbname`.
+    pub target: String,
+    pub factors: u32,
+    pub recovery_codes: u32,
+    /// Users with failed codes counted or a lockout in force.
+    pub lockouts: u32,
+    /// Users with a security level or a preferred factor.
+    pub settings: u32,
+    pub trusted_devices: u32,
+    /// What to do next.
+    pub notes: Vec<String>,
+}
+
 /// One factor found in an import file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Type)]
 pub struct ImportEntry {

@@ -252,6 +252,10 @@ pub enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
 
+    /// Admin: move this host's store to PostgreSQL
+    #[command(subcommand)]
+    Store(StoreCommand),
+
     /// Admin: recorded login decisions and changes, with their reasons
     #[command(
         long_about = "Admin: recorded login decisions and changes, with their reasons.\n\n\
@@ -328,6 +332,34 @@ pub enum DevicesAction {
         /// Forget every trusted device
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy this host's store into an empty PostgreSQL database
+    #[command(
+        long_about = "Admin: copy this host's store into an empty PostgreSQL database.\n\n\
+        mfad reads the [store] section of FILE (default: the mfad.toml it runs \
+        with, read again), connects to that database, creates its schema and \
+        copies every factor, counter, recovery code, lockout, setting and \
+        trusted device into it, sealed with this host's key, in one \
+        transaction. A database that holds anything already is refused. \
+        Logins wait while it copies; from then on this mfad refuses every \
+        login until it is restarted with that [store], and its SQLite file \
+        is kept but never used again (mfa.sqlite.moved says where it went). \
+        --dry-run checks both stores and counts what would be copied. Every \
+        other host of the fleet needs this host's secret.key."
+    )]
+    Migrate {
+        /// An mfad.toml naming the database in [store]
+        file: Option<PathBuf>,
+        /// Check and count; copy nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -540,6 +572,7 @@ impl fmt::Debug for Command {
                 .finish(),
             Command::Import(args) => f.debug_tuple("Import").field(args).finish(),
             Command::Policy(command) => f.debug_tuple("Policy").field(command).finish(),
+            Command::Store(command) => f.debug_tuple("Store").field(command).finish(),
             Command::Audit { user, since, limit } => f
                 .debug_struct("Audit")
                 .field("user", user)

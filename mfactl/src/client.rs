@@ -223,6 +223,15 @@ impl Client {
         let proxy = self.admin().await?;
         self.call(proxy.check_policy(config)).await
     }
+
+    pub async fn migrate_store(
+        &self,
+        config: &str,
+        dry_run: bool,
+    ) -> Result<mfa_dbus::StoreMigration, Error> {
+        let proxy = self.admin().await?;
+        self.call(proxy.migrate_store(config, dry_run)).await
+    }
 }
 
 /// The two enrolment calls, as the enrolment flow needs them (a fake in

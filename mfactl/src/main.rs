@@ -11,6 +11,7 @@ mod import;
 mod output;
 mod policy;
 mod prompt;
+mod store;
 mod table;
 
 use clap::Parser;
@@ -216,6 +217,22 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Policy(command) => {
             policy::policy(&Client::connect(address).await?, command, json).await?
+        }
+        Command::Store(cli::StoreCommand::Migrate { file, dry_run, yes }) => {
+            let text = match &file {
+                Some(path) => import::read_file(path)?,
+                None => String::new(),
+            };
+            if !dry_run && !yes {
+                confirm_or_refuse(
+                    "Every factor of this host is copied to the database; from then on this \
+                     mfad refuses logins until it is restarted with the new [store].",
+                    "Migrate the store now?",
+                )?;
+            }
+            let client = Client::connect(address).await?;
+            let migration = client.migrate_store(&text, dry_run).await?;
+            output::emit(&store::migration_text(&migration, dry_run, json))?;
         }
     }
     Ok(())

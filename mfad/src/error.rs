@@ -28,6 +28,10 @@ pub enum DaemonError {
     Pending(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `mfactl store migrate` failed: its admin is told why (the target's
+    /// address, its state: nothing secret).
+    #[error("the store was not migrated: {0}")]
+    Unmigrated(StoreError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -52,6 +56,7 @@ impl From<DaemonError> for MfaError {
             DaemonError::Store(_) => MfaError::Store(
                 "the store could not be read or written; nothing was changed".into(),
             ),
+            e @ DaemonError::Unmigrated(_) => MfaError::Store(e.to_string()),
             DaemonError::Internal(_) => MfaError::Internal("internal error; see mfad's log".into()),
         }
     }

@@ -226,3 +226,123 @@ fn a_database_that_is_down_or_frozen_refuses_in_time_and_mfad_recovers() {
         .login(&dave, &[&token.hotp_code(counter)])
         .assert_rc(PAM_SUCCESS);
 }
+
+/// One count from the database.
+fn count(pg: &Postgres, database: &str, table: &str) -> u32 {
+    pg.psql(database, &format!("SELECT count(*) FROM {table}"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("count of {table}: {e}"))
+}
+
+#[test]
+fn a_host_migrates_its_store_to_postgresql_and_nothing_is_lost_or_usable_twice() {
+    let pg = Postgres::shared();
+    let mut host = mfa_tests::World::with_config(&DaemonConfig {
+        max_tries: 1,
+        ..DaemonConfig::default()
+    });
+    let (alice, bob, root) = (users::named("alice"), users::named("bob"), users::root());
+    let token = host.enrol_hotp(&alice, 6);
+    let mut counter = token.next_counter();
+    host.login(&alice, &[&token.hotp_code(counter)])
+        .assert_rc(PAM_SUCCESS);
+    counter += 1;
+    host.login(&alice, &["000000"]).assert_rc(PAM_MAXTRIES);
+    host.mfactl(&alice, &["prefer", &token.id])
+        .assert_success("prefer");
+    host.enrol_hotp(&bob, 6);
+    let codes = host.recovery_codes(&bob);
+    host.login(&bob, &[&codes[0]]).assert_rc(PAM_SUCCESS);
+
+    // The admin names the database in mfad.toml; mfad runs on as it was.
+    let database = pg.database();
+    let sqlite_config = std::fs::read_to_string(host.daemon.config_path()).expect("config");
+    let pg_config = format!("{sqlite_config}\n{}", pg.store_table(&database));
+    std::fs::write(host.daemon.config_path(), &pg_config).expect("write config");
+
+    let dry = host.mfactl(&root, &["store", "migrate", "--dry-run"]);
+    dry.assert_success("dry run");
+    assert!(
+        dry.stdout.contains(&format!("Would copy to postgresql localhost:{}/{database}: 2 factors, 10 recovery codes, 1 lockouts, 1 users' settings", pg.port())),
+        "{}",
+        dry.describe()
+    );
+    assert_eq!(
+        count(pg, &database, "factors"),
+        0,
+        "a dry run copies nothing"
+    );
+    let unconfirmed = host.mfactl(&root, &["store", "migrate"]);
+    assert_eq!(unconfirmed.code(), Some(2), "{}", unconfirmed.describe());
+    assert!(
+        unconfirmed.stderr.contains("--yes"),
+        "{}",
+        unconfirmed.describe()
+    );
+    assert_eq!(count(pg, &database, "factors"), 0);
+    // A user may not.
+    let by_user = host.mfactl(&alice, &["store", "migrate", "--yes"]);
+    assert_eq!(by_user.code(), Some(5), "{}", by_user.describe());
+
+    let moved = host.mfactl(&root, &["store", "migrate", "--yes"]);
+    moved.assert_success("migrate");
+    assert!(
+        moved.stdout.contains("Copied to postgresql") && moved.stdout.contains("restart"),
+        "{}",
+        moved.describe()
+    );
+    assert_eq!(count(pg, &database, "factors"), 2);
+    assert_eq!(count(pg, &database, "recovery_codes WHERE used"), 1);
+    assert_eq!(failures(pg, &database, "alice"), 1);
+    // The SQLite copy serves nothing more: what it would accept now could
+    // not be recorded where the store is.
+    host.login(&alice, &[&token.hotp_code(counter)])
+        .assert_rc(PAM_AUTH_ERR);
+    assert!(host.daemon.log().contains("reason=store-unavailable"));
+    let again = host.mfactl(&root, &["store", "migrate", "--yes"]);
+    assert_eq!(again.code(), Some(1), "{}", again.describe());
+    assert!(again.stderr.contains("moved to"), "{}", again.describe());
+    assert!(host.daemon.state_dir().join("mfa.sqlite.moved").exists());
+
+    // Restarted on PostgreSQL: counters, codes, lockout, settings as they were.
+    host.daemon.stop();
+    host.daemon.restart();
+    host.login(&alice, &[&token.hotp_code(counter - 1)])
+        .assert_rc(PAM_MAXTRIES);
+    assert_eq!(failures(pg, &database, "alice"), 2, "counted on from 1");
+    host.login(&alice, &[&token.hotp_code(counter)])
+        .assert_rc(PAM_SUCCESS);
+    host.login(&bob, &[&codes[0]]).assert_rc(PAM_MAXTRIES);
+    host.login(&bob, &[&codes[1]]).assert_rc(PAM_SUCCESS);
+    assert_eq!(
+        pg.psql(
+            &database,
+            "SELECT preferred FROM user_settings WHERE user_name = 'alice'"
+        )
+        .trim(),
+        token.id
+    );
+
+    // A host with a store of its own (its own key) cannot copy into the
+    // database the fleet uses now.
+    let other = mfa_tests::World::start();
+    other.enrol_hotp(&users::named("carol"), 6);
+    let config = std::fs::read_to_string(other.daemon.config_path()).expect("config");
+    let file = other.daemon.state_dir().with_file_name("fleet.toml");
+    std::fs::write(&file, format!("{config}\n{}", pg.store_table(&database)))
+        .expect("write config");
+    let file = file.display().to_string();
+    let refused = other.mfactl(&root, &["store", "migrate", "--yes", &file]);
+    assert_eq!(refused.code(), Some(1), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("sealed with another key"),
+        "{}",
+        refused.describe()
+    );
+    assert_eq!(count(pg, &database, "factors"), 2);
+    // Its own store was left as it was, and serves on.
+    let carol = other.mfactl(&root, &["--json", "user", "carol"]);
+    carol.assert_success("carol's factors on the other host");
+    assert!(carol.stdout.contains("hotp"), "{}", carol.describe());
+}

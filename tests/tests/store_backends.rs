@@ -9,8 +9,8 @@ use mfa_tests::postgres::Postgres;
 use mfad::config::{PgConfig, PgTls};
 use mfad::mechanism::{Advance, Algorithm, FactorData, FactorKind, OtpParams, Verdict};
 use mfad::store::{
-    CodeCheck, Confirmation, FactorLimits, FactorRecord, Inserted, Lockout, PgStore, RecoveryUse,
-    SqliteStore, Store,
+    CodeCheck, Confirmation, FactorLimits, FactorRecord, FactorStore, Inserted, Lockout, PgStore,
+    RecoveryUse, SqliteStore, Store,
 };
 use std::path::Path;
 use std::sync::{Arc, Barrier};
@@ -447,5 +447,123 @@ fn tls_to_the_database_is_verified() {
     assert!(
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"
+    );
+}
+
+/// A store with one of everything: factors (one pending), recovery codes
+/// (one used), failures counted, settings, a trusted device.
+fn fill(store: &dyn Store) {
+    let mut used = factor("gina", "g1");
+    used.counter = 7;
+    used.approved = true;
+    store
+        .insert_confirmed(&[used, factor("hal", "h1")])
+        .expect("insert");
+    let mut pending = factor("gina", "g2");
+    (pending.confirmed, pending.expires) = (false, NOW + 600);
+    store
+        .insert_pending(
+            &pending,
+            FactorLimits {
+                max_pending: 5,
+                max_factors: 10,
+            },
+        )
+        .expect("pending");
+    store
+        .replace_recovery_codes("gina", &["r1".into(), "r2".into()], NOW)
+        .expect("codes");
+    let first = store.unused_recovery_codes("gina").expect("codes")[0].0;
+    store
+        .use_recovery_code("gina", Some(first), NOW, LENIENT)
+        .expect("use");
+    store
+        .check_factor("hal", "h1", NOW, LENIENT, &mut |_| Verdict::Reject)
+        .expect("check");
+    store.set_preferred("gina", "g1").expect("prefer");
+    store
+        .set_level("hal", Some(mfad::policy::Level::Always))
+        .expect("level");
+    store
+        .trust_device("gina", "address:192.0.2.7", "d1", NOW, NOW + 100)
+        .expect("trust");
+}
+
+#[test]
+fn a_store_copies_whole_into_an_empty_one_of_either_backend_and_never_into_a_full_one() {
+    for (source_name, source, _dir) in backends() {
+        fill(source.as_ref());
+        let snapshot = source.export().expect("export");
+        assert_eq!(
+            snapshot.describe(),
+            "3 factors, 2 recovery codes, 1 lockout rows, 2 users' settings, 1 trusted devices",
+            "{source_name}"
+        );
+        for (target_name, target, _target_dir) in backends() {
+            let what = format!("{source_name} to {target_name}");
+            target.import(&snapshot).expect("import");
+            assert_eq!(target.export().expect("export"), snapshot, "{what}");
+            // What it holds works as it did: the counter, the used code.
+            let check = target
+                .check_factor("gina", "g1", NOW, LENIENT, &mut |f| accept(f.counter + 1))
+                .expect("check");
+            assert!(
+                matches!(check, CodeCheck::Accepted(ref f) if f.counter == 8),
+                "{what}: {check:?}"
+            );
+            assert_eq!(
+                target.unused_recovery_codes("gina").expect("codes").len(),
+                1
+            );
+            // A second copy into it is refused and changes nothing.
+            let before = target.export().expect("export");
+            let again = target.import(&snapshot);
+            assert!(
+                matches!(again, Err(mfad::store::StoreError::NotEmpty)),
+                "{what}: {again:?}"
+            );
+            assert_eq!(target.export().expect("export"), before, "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_moved_sqlite_store_serves_nothing_more_and_is_refused_at_the_next_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let state = dir.path().join("state");
+    let source = SqliteStore::open(&state).expect("sqlite");
+    fill(&source);
+    let target = open_pg(&dir.path().join("target"), &fresh_database());
+
+    // A copy that fails leaves the source as it was, still in use.
+    let failed = source.move_to("somewhere", &mut |_| Err(mfad::store::StoreError::NotEmpty));
+    assert!(failed.is_err());
+    assert!(source.has_confirmed_factor("gina").expect("still served"));
+    assert!(!state.join(mfad::store::sqlite::MOVED_FILE).exists());
+
+    let moved = source
+        .move_to("postgresql there", &mut |s| target.import(s))
+        .expect("move");
+    assert_eq!(moved.factors.len(), 3);
+    assert_eq!(target.export().expect("export"), moved);
+    let after = source.has_confirmed_factor("gina");
+    assert!(
+        matches!(after, Err(ref e) if e.is_unavailable() && e.to_string().contains("postgresql there")),
+        "{after:?}"
+    );
+    assert!(source.export().is_err());
+    drop(source);
+    let reopened = SqliteStore::open(&state).err().map(|e| e.to_string());
+    assert!(
+        reopened
+            .as_deref()
+            .is_some_and(|e| e.contains("moved to postgresql there")),
+        "{reopened:?}"
+    );
+    // A PostgreSQL store is moved with pg_dump, not by mfad.
+    let refused = target.move_to("elsewhere", &mut |_| Ok(()));
+    assert!(
+        matches!(refused, Err(ref e) if e.to_string().contains("pg_dump")),
+        "{refused:?}"
     );
 }

@@ -1,14 +1,27 @@
 //! org.pam_mfa.Admin1: root or the configured admin group.
 
 use super::Shared;
+use crate::error::DaemonError;
 use crate::service::Importer;
 use mfa_dbus::{
     AuditEntry, DeviceInfo, Explanation, FactorInfo, ImportOptions, ImportReport, LoginRequest,
-    MfaError, PolicyCheck, UserSummary,
+    MfaError, PolicyCheck, StoreMigration, UserSummary,
 };
 use zbus::message::Header;
 
 pub struct AdminInterface(pub Shared);
+
+/// An mfad.toml text sent over the bus is refused past this.
+const MAX_CONFIG_TEXT: usize = 1024 * 1024;
+
+fn check_size(config: &str) -> Result<(), DaemonError> {
+    if config.len() > MAX_CONFIG_TEXT {
+        return Err(DaemonError::InvalidArgument(
+            "config text is larger than 1 MiB".into(),
+        ));
+    }
+    Ok(())
+}
 
 #[zbus::interface(name = "org.pam_mfa.Admin1")]
 impl AdminInterface {
@@ -130,11 +143,7 @@ impl AdminInterface {
     ) -> Result<PolicyCheck, MfaError> {
         self.0
             .as_admin(&header, move |service, _| {
-                if config.len() > 1024 * 1024 {
-                    return Err(crate::error::DaemonError::InvalidArgument(
-                        "config text is larger than 1 MiB".into(),
-                    ));
-                }
+                check_size(&config)?;
                 Ok(service.check_policy(&config))
             })
             .await
@@ -207,6 +216,21 @@ impl AdminInterface {
                     &options,
                     dry_run,
                 )
+            })
+            .await
+    }
+
+    #[zbus(out_args("migration"))]
+    async fn migrate_store(
+        &self,
+        config: String,
+        dry_run: bool,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<StoreMigration, MfaError> {
+        self.0
+            .as_admin(&header, move |service, uid| {
+                check_size(&config)?;
+                service.migrate_store(uid, &config, dry_run)
             })
             .await
     }

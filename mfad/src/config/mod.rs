@@ -51,6 +51,13 @@ pub struct PgConfig {
     pub timeout: std::time::Duration,
 }
 
+impl PgConfig {
+    /// Where the database is, for messages: `postgresql host:port/dbname`.
+    pub fn describe(&self) -> String {
+        format!("postgresql {}:{}/{}", self.host, self.port, self.dbname)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PgTls {
     /// TLS, the server's certificate checked against this CA and its name

@@ -30,6 +30,7 @@ pub use conversation::Answered;
 
 mod conversation;
 mod import;
+mod migrate;
 mod settings;
 
 pub use import::Importer;

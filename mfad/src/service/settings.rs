@@ -242,6 +242,7 @@ impl Service {
             ("[totp]", new.totp != old.totp),
             ("[hotp]", new.hotp != old.hotp),
             ("[notify]", new.notify != old.notify),
+            ("[store]", new.store != old.store),
         ] {
             if changed {
                 notes.push(format!("{section} changed: restart mfad to use it"));

@@ -50,6 +50,14 @@ pub enum StoreError {
         message: String,
         unavailable: bool,
     },
+    /// A migration's target already holds data: copying into it would mix
+    /// two stores.
+    #[error("the target store is not empty: it already holds factors, recovery codes, settings or trusted devices")]
+    NotEmpty,
+    /// `mfactl store migrate` copied this store to another one, which mfad
+    /// uses once restarted.
+    #[error("the store was moved to {0}: restart mfad to use it")]
+    Moved(String),
 }
 
 impl StoreError {
@@ -60,7 +68,7 @@ impl StoreError {
             StoreError::Backend {
                 unavailable: true,
                 ..
-            }
+            } | StoreError::Moved(_)
         )
     }
 }
@@ -166,6 +174,44 @@ pub struct DeviceRow {
     pub last_used: u64,
 }
 
+/// Everything a store holds, to copy it to another one
+/// (`mfactl store migrate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Every factor, pending ones too.
+    pub factors: Vec<FactorRecord>,
+    pub recovery_codes: Vec<RecoveryRow>,
+    /// (user, failures in a row, locked until).
+    pub lockouts: Vec<(String, u32, u64)>,
+    /// (user, level, preferred factor).
+    pub settings: Vec<(String, Option<String>, Option<String>)>,
+    /// (user, device).
+    pub devices: Vec<(String, DeviceRow)>,
+}
+
+/// One recovery code, as kept (a slow hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryRow {
+    pub user: String,
+    pub hash: String,
+    pub used: bool,
+    pub created: u64,
+}
+
+impl Snapshot {
+    /// How much it holds, in words.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} factors, {} recovery codes, {} lockout rows, {} users' settings, {} trusted devices",
+            self.factors.len(),
+            self.recovery_codes.len(),
+            self.lockouts.len(),
+            self.settings.len(),
+            self.devices.len()
+        )
+    }
+}
+
 /// Everything mfad keeps, whichever backend keeps it.
 pub trait Store: FactorStore + SettingStore {}
 
@@ -254,6 +300,29 @@ pub trait FactorStore: Send + Sync {
     fn remove_user(&self, user: &str) -> Result<u32, StoreError>;
     /// Every user with a factor (pending ones only until they expire).
     fn users(&self, now: u64) -> Result<Vec<UserRow>, StoreError>;
+    /// Everything it holds, read in one transaction.
+    fn export(&self) -> Result<Snapshot, StoreError>;
+    /// Put `snapshot` into this store, which must be empty: all in one
+    /// transaction, or nothing.
+    fn import(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+    /// Hand everything to `copy` (which puts it in the store named `to`)
+    /// and, once it has, serve nothing more: no change can happen between
+    /// the copy and the end, and this copy is refused from then on, even
+    /// after a restart. What was copied.
+    fn move_to(
+        &self,
+        to: &str,
+        copy: &mut dyn FnMut(&Snapshot) -> Result<(), StoreError>,
+    ) -> Result<Snapshot, StoreError> {
+        let _ = (to, copy);
+        Err(StoreError::Backend {
+            context: "move the store",
+            message: "only the embedded SQLite store can be moved; to move a PostgreSQL \
+                      database, use pg_dump and pg_restore"
+                .into(),
+            unavailable: false,
+        })
+    }
 }
 
 /// What the policy reads and users change: level, preferred factor,
@@ -319,6 +388,27 @@ pub(crate) fn prepare_state_dir(dir: &Path) -> Result<(), StoreError> {
 /// above i64::MAX (enrolment refuses such a start counter).
 /// Counters are u64 on the wire and i64 in the databases; mfad never stores
 /// one above i64::MAX (enrolment refuses such a start counter).
+/// Write `bytes` to `path` (mode 0600) so that after a crash the file is
+/// either whole or absent: a temporary file, synced, renamed into place.
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 pub(crate) fn counter_to_sql(counter: u64) -> i64 {
     i64::try_from(counter).unwrap_or(i64::MAX)
 }

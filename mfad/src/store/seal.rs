@@ -6,8 +6,7 @@
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::Digest;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// File name of the key in the state directory.
@@ -135,23 +134,8 @@ fn binding(id: &str, user: &str) -> Vec<u8> {
 fn create_key(path: &Path) -> Result<Vec<u8>, String> {
     let mut key = vec![0u8; KEY_LEN];
     getrandom::fill(&mut key).map_err(|e| format!("no randomness for a key: {e}"))?;
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let _ = std::fs::remove_file(&tmp);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&key)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    };
-    write().map_err(|e| format!("cannot create key file {}: {e}", path.display()))?;
+    super::write_durably(path, &key)
+        .map_err(|e| format!("cannot create key file {}: {e}", path.display()))?;
     Ok(key)
 }
 

@@ -16,6 +16,7 @@
 //! and the next call connects again.
 
 mod schema;
+mod snapshot;
 
 use super::history::{History, HISTORY_FILE};
 use super::record::{self, FactorRecord};
@@ -86,10 +87,7 @@ impl PgStore {
     /// with this host's key (`state_dir/secret.key`).
     pub fn open(config: &PgConfig, state_dir: &Path) -> Result<PgStore, StoreError> {
         prepare_state_dir(state_dir)?;
-        let describe = format!(
-            "postgresql {}:{}/{}",
-            config.host, config.port, config.dbname
-        );
+        let describe = config.describe();
         let unusable = |message: String| StoreError::Unusable {
             path: PathBuf::from(&describe),
             message,
@@ -357,8 +355,18 @@ impl Db {
         context: &'static str,
         work: impl Future<Output = Pg<T>>,
     ) -> Result<T, StoreError> {
+        self.block_within(context, self.deadline, work)
+    }
+
+    /// Run `work` on this store's runtime within `deadline`.
+    fn block_within<T>(
+        &self,
+        context: &'static str,
+        deadline: std::time::Duration,
+        work: impl Future<Output = Pg<T>>,
+    ) -> Result<T, StoreError> {
         // The timer belongs to this store's runtime: made inside it.
-        let timed = async { tokio::time::timeout(self.deadline, work).await };
+        let timed = async { tokio::time::timeout(deadline, work).await };
         match self.runtime.block_on(timed) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(Failure::Store(e))) => Err(e),
@@ -372,9 +380,14 @@ impl Db {
             Err(_) => Err(StoreError::Backend {
                 context,
                 message: format!(
-                    "{}: no answer within {} s ([store] timeout)",
+                    "{}: no answer within {} s{}",
                     self.describe,
-                    self.deadline.as_secs()
+                    deadline.as_secs(),
+                    if deadline == self.deadline {
+                        " ([store] timeout)"
+                    } else {
+                        ""
+                    }
                 ),
                 unavailable: true,
             }),
@@ -1074,6 +1087,14 @@ impl FactorStore for PgStore {
             }
             Ok(users)
         })
+    }
+
+    fn export(&self) -> Result<super::Snapshot, StoreError> {
+        snapshot::export(self)
+    }
+
+    fn import(&self, snapshot: &super::Snapshot) -> Result<(), StoreError> {
+        snapshot::import(self, snapshot)
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod schema;
 mod settings;
+mod snapshot;
 
 use super::history::{self, History};
 use super::record::{self, FactorRecord};
@@ -20,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 pub const DB_FILE: &str = "mfa.sqlite";
+/// Written next to the database once `mfactl store migrate` copied it
+/// elsewhere: says where, and keeps this copy from being used again.
+pub const MOVED_FILE: &str = "mfa.sqlite.moved";
 
 pub(super) fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Backend {
@@ -42,6 +46,8 @@ pub struct SqliteStore {
     path: PathBuf,
     sealer: Sealer,
     conn: Mutex<Connection>,
+    /// Where the store was moved to while mfad runs: every call fails.
+    moved: std::sync::OnceLock<String>,
 }
 
 impl SqliteStore {
@@ -69,6 +75,15 @@ impl SqliteStore {
         if !path.exists() && key_path.exists() {
             return Err(lost("missing"));
         }
+        let moved = state_dir.join(MOVED_FILE);
+        if let Ok(to) = std::fs::read_to_string(&moved) {
+            return Err(unusable(format!(
+                "it was moved to {} by `mfactl store migrate`: name that database in [store] \
+                 of mfad.toml. Only to go back to this older copy, remove {}",
+                to.trim(),
+                moved.display()
+            )));
+        }
         // SQLite gives the -wal and -shm files the mode of the database file.
         std::fs::OpenOptions::new()
             .create(true)
@@ -90,6 +105,7 @@ impl SqliteStore {
             sealer,
             path,
             conn: Mutex::new(conn),
+            moved: std::sync::OnceLock::new(),
         })
     }
 
@@ -97,12 +113,19 @@ impl SqliteStore {
         &self.path
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         // A panic while holding the lock cannot leave a half-done change:
         // the transaction rolls back when dropped. Keep going.
-        self.conn
+        let conn = self
+            .conn
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match self.moved.get() {
+            // Its copy is the store now: a change here would be lost, a
+            // used code accepted again.
+            Some(to) => Err(StoreError::Moved(to.clone())),
+            None => Ok(conn),
+        }
     }
 
     /// Write `factor` as it is (its data sealed), in the caller's transaction.
@@ -174,7 +197,7 @@ impl FactorStore for SqliteStore {
     /// Whether `user` has a confirmed factor: one indexed lookup, no secret
     /// opened (every login's Start asks this).
     fn has_confirmed_factor(&self, user: &str) -> Result<bool, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         conn.prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM factors WHERE user = ?1 AND confirmed = 1)",
         )
@@ -184,7 +207,7 @@ impl FactorStore for SqliteStore {
 
     /// `user`'s confirmed factor `id`, its data opened.
     fn factor(&self, user: &str, id: &str) -> Result<Option<FactorRecord>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         Ok(query_factors(
             &conn,
             &self.sealer,
@@ -197,7 +220,7 @@ impl FactorStore for SqliteStore {
 
     /// Every factor of `user`, with pending ones that have not expired.
     fn factors(&self, user: &str, now: u64) -> Result<Vec<FactorRecord>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         query_factors(
             &conn,
             &self.sealer,
@@ -219,7 +242,7 @@ impl FactorStore for SqliteStore {
         lockout: Lockout,
         verify: &mut dyn FnMut(&FactorRecord) -> Verdict,
     ) -> Result<CodeCheck, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
@@ -273,7 +296,7 @@ impl FactorStore for SqliteStore {
         hashes: &[String],
         now: u64,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
@@ -291,14 +314,14 @@ impl FactorStore for SqliteStore {
 
     /// Until when `user` is locked out; 0 if not locked.
     fn locked_until(&self, user: &str, now: u64) -> Result<u64, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let (_, until) = lockout_row(&conn, user)?;
         Ok(if until > now { until } else { 0 })
     }
 
     /// `user`'s unused recovery codes: (row id, hash).
     fn unused_recovery_codes(&self, user: &str) -> Result<Vec<(i64, String)>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached("SELECT rowid, hash FROM recovery_codes WHERE user = ?1 AND used = 0")
             .map_err(sql("read recovery codes"))?;
@@ -320,7 +343,7 @@ impl FactorStore for SqliteStore {
         now: u64,
         lockout: Lockout,
     ) -> Result<RecoveryUse, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
@@ -362,7 +385,7 @@ impl FactorStore for SqliteStore {
 
     /// Clear a user's failures and lockout; true if they were locked.
     fn unlock(&self, user: &str, now: u64) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
@@ -381,7 +404,7 @@ impl FactorStore for SqliteStore {
         factor: &FactorRecord,
         limits: FactorLimits,
     ) -> Result<Inserted, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
@@ -431,7 +454,7 @@ impl FactorStore for SqliteStore {
         factor: &FactorRecord,
         limits: FactorLimits,
     ) -> Result<Inserted, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
@@ -453,7 +476,7 @@ impl FactorStore for SqliteStore {
     /// Add already-confirmed factors in one transaction (imports, and
     /// seeding large stores for benchmarks). All or nothing.
     fn insert_confirmed(&self, factors: &[FactorRecord]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
@@ -477,7 +500,7 @@ impl FactorStore for SqliteStore {
         limits: FactorLimits,
         verify: &mut dyn FnMut(&FactorRecord) -> Verdict,
     ) -> Result<Confirmation, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
@@ -516,7 +539,7 @@ impl FactorStore for SqliteStore {
         id: &str,
         resync: &mut dyn FnMut(&FactorRecord) -> Option<Advance>,
     ) -> Result<Resync, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
@@ -539,7 +562,7 @@ impl FactorStore for SqliteStore {
 
     /// Remove one factor of `user`; false if there was none with that id.
     fn remove_factor(&self, user: &str, id: &str) -> Result<bool, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let n = conn
             .execute(
                 "DELETE FROM factors WHERE id = ?1 AND user = ?2",
@@ -552,7 +575,7 @@ impl FactorStore for SqliteStore {
     /// Remove every factor, recovery code, setting and trusted device of
     /// `user`; returns how many factors.
     fn remove_user(&self, user: &str) -> Result<u32, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
@@ -572,7 +595,7 @@ impl FactorStore for SqliteStore {
 
     /// Every user with a factor (pending ones count only until they expire).
     fn users(&self, now: u64) -> Result<Vec<UserRow>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
                 "SELECT user, kind, confirmed, last_used FROM factors
@@ -630,6 +653,22 @@ impl FactorStore for SqliteStore {
             user.locked = locked.contains(&user.user);
         }
         Ok(users)
+    }
+
+    fn export(&self) -> Result<super::Snapshot, StoreError> {
+        snapshot::export(&mut *self.conn()?, &self.sealer)
+    }
+
+    fn move_to(
+        &self,
+        to: &str,
+        copy: &mut dyn FnMut(&super::Snapshot) -> Result<(), StoreError>,
+    ) -> Result<super::Snapshot, StoreError> {
+        snapshot::move_to(self, to, copy)
+    }
+
+    fn import(&self, snapshot: &super::Snapshot) -> Result<(), StoreError> {
+        snapshot::import(self, snapshot)
     }
 }
 

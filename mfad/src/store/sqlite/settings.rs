@@ -11,7 +11,7 @@ impl SettingStore for SqliteStore {
     /// What the policy needs about `user`: confirmed factors (no secret is
     /// opened), level, preferred factor, devices trusted at `now`.
     fn policy_state(&self, user: &str, now: u64) -> Result<UserState, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id, kind, label, approved FROM factors
@@ -66,7 +66,7 @@ impl SettingStore for SqliteStore {
 
     /// Set (or with `None` clear) the level `user` chose.
     fn set_level(&self, user: &str, level: Option<Level>) -> Result<(), StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         conn.execute(
             "INSERT INTO user_settings (user, level) VALUES (?1, ?2)
              ON CONFLICT (user) DO UPDATE SET level = ?2",
@@ -78,7 +78,7 @@ impl SettingStore for SqliteStore {
 
     /// Ask the confirmed factor `id` first; false if `user` has no such factor.
     fn set_preferred(&self, user: &str, id: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin"))?;
@@ -104,14 +104,14 @@ impl SettingStore for SqliteStore {
 
     /// (level, preferred factor id) `user` chose, if any.
     fn settings(&self, user: &str) -> Result<(Option<String>, Option<String>), StoreError> {
-        settings_row(&self.conn(), user)
+        settings_row(&*self.conn()?, user)
     }
 
     /// Approve (or withdraw approval of) a confirmed factor for privileged
     /// services; false if `user` has no such confirmed factor.
     fn set_approved(&self, user: &str, id: &str, approved: bool) -> Result<bool, StoreError> {
         let n = self
-            .conn()
+            .conn()?
             .execute(
                 "UPDATE factors SET approved = ?3 WHERE id = ?1 AND user = ?2 AND confirmed = 1",
                 params![id, user, approved],
@@ -129,7 +129,7 @@ impl SettingStore for SqliteStore {
         now: u64,
         expires: u64,
     ) -> Result<(), StoreError> {
-        self.conn()
+        self.conn()?
             .execute(
                 "INSERT INTO trusted_devices (id, user, device, created, expires, last_used)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?4)
@@ -142,7 +142,7 @@ impl SettingStore for SqliteStore {
 
     /// Note that a trusted device was used (shown in `mfactl devices`).
     fn touch_device(&self, user: &str, device: &str, now: u64) -> Result<(), StoreError> {
-        self.conn()
+        self.conn()?
             .execute(
                 "UPDATE trusted_devices SET last_used = ?3 WHERE user = ?1 AND device = ?2",
                 params![user, device, now as i64],
@@ -153,7 +153,7 @@ impl SettingStore for SqliteStore {
 
     /// `user`'s devices still trusted at `now`.
     fn devices(&self, user: &str, now: u64) -> Result<Vec<DeviceRow>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id, device, created, expires, last_used FROM trusted_devices
@@ -178,7 +178,7 @@ impl SettingStore for SqliteStore {
     /// Forget one of `user`'s devices (`Some(id)`) or all of them; returns
     /// how many were forgotten.
     fn revoke_devices(&self, user: &str, id: Option<&str>) -> Result<u32, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let n = match id {
             Some(id) => conn.execute(
                 "DELETE FROM trusted_devices WHERE user = ?1 AND id = ?2",

@@ -575,6 +575,7 @@ fn a_version_2_store_is_migrated_and_its_factors_still_work() {
     let store = SqliteStore::open(&dir).expect("migrated");
     let version: i64 = store
         .conn()
+        .expect("open")
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
     assert_eq!(version, schema::SCHEMA_VERSION);
@@ -594,6 +595,7 @@ fn a_version_2_store_is_migrated_and_its_factors_still_work() {
     assert!(accepts(&store, "alice", 1), "the next step works");
     let columns: Vec<String> = store
         .conn()
+        .expect("open")
         .prepare("SELECT name FROM pragma_table_info('factors')")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .expect("columns");
