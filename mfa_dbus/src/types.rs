@@ -349,6 +349,8 @@ pub struct PolicyCheck {
 /// One decision or change, for `mfactl audit`. Never a code or a secret.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
 pub struct AuditEntry {
+    /// The host that recorded it (every host of a fleet on PostgreSQL).
+    pub host: String,
     /// Seconds since the epoch.
     pub time: u64,
     /// `login` or `change`.

@@ -221,7 +221,7 @@ pub async fn audit(
         json_line(&json!(entries
             .iter()
             .map(|e| json!({
-                "time": dates::rfc3339(e.time), "event": e.event, "user": e.user,
+                "time": dates::rfc3339(e.time), "host": e.host, "event": e.event, "user": e.user,
                 "service": e.service, "rhost": e.rhost, "outcome": e.outcome,
                 "reason": e.reason, "detail": e.detail,
             }))
@@ -231,6 +231,7 @@ pub async fn audit(
     } else {
         let mut t = Table::new(&[
             ("TIME", Align::Left),
+            ("HOST", Align::Left),
             ("USER", Align::Left),
             ("EVENT", Align::Left),
             ("SERVICE", Align::Left),
@@ -242,6 +243,7 @@ pub async fn audit(
         for e in &entries {
             t.push(vec![
                 dates::rfc3339(e.time),
+                e.host.clone(),
                 e.user.clone(),
                 e.event.clone(),
                 e.service.clone(),

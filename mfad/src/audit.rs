@@ -76,6 +76,7 @@ impl Audit {
             push_field(&mut detail, k, v);
         }
         let row = HistoryRow {
+            host: String::new(),
             time: clock.now(),
             event,
             user: user.into(),

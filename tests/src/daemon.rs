@@ -50,6 +50,9 @@ pub struct DaemonConfig {
     pub notify_command: String,
     /// A `secret.key` to start with (another host's: a fleet shares one).
     pub seed_key: Option<PathBuf>,
+    /// Run mfad under this host name (a UTS namespace of its own), as a
+    /// host of a fleet would be.
+    pub hostname: Option<String>,
 }
 
 impl Default for DaemonConfig {
@@ -77,6 +80,7 @@ impl Default for DaemonConfig {
             hotp_window: 10,
             notify_command: String::new(),
             seed_key: None,
+            hostname: None,
         }
     }
 }
@@ -163,6 +167,7 @@ pub struct Daemon {
     owner: Option<String>,
     /// Users and groups from this directory instead of nss_wrapper's files.
     directory: Option<Arc<TestDirectory>>,
+    hostname: Option<String>,
 }
 
 impl Daemon {
@@ -210,6 +215,7 @@ impl Daemon {
             child: None,
             owner: None,
             directory,
+            hostname: config.hostname.clone(),
         };
         daemon.launch();
         daemon
@@ -287,6 +293,9 @@ impl Daemon {
             .stdout(stderr.try_clone().expect("cannot dup the log"))
             .stderr(stderr);
         crate::process::die_with_parent(&mut cmd);
+        if let Some(name) = &self.hostname {
+            crate::process::with_hostname(&mut cmd, name);
+        }
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start mfad: {e}"));

@@ -65,6 +65,24 @@ pub fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// Run the child in a UTS namespace of its own, named `name`.
+pub fn with_hostname(cmd: &mut Command, name: &str) {
+    use std::os::unix::process::CommandExt;
+    let name = name.as_bytes().to_vec();
+    // SAFETY: unshare and sethostname are plain syscalls on the new child;
+    // `name` is allocated before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWUTS) != 0
+                || libc::sethostname(name.as_ptr().cast(), name.len()) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Send a signal to a child we started.
 pub fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: plain kill(2) on the pid of a child we have not reaped yet.

@@ -24,15 +24,16 @@ struct Fleet {
 /// login (max_tries 1), so every login here is one answer.
 fn fleet_on(pg: &Postgres, base: DaemonConfig) -> Fleet {
     let database = pg.database();
-    let config = |seed_key| DaemonConfig {
+    let config = |seed_key, host: &str| DaemonConfig {
         policy_tables: format!("{}{}", pg.store_table(&database), base.policy_tables),
         max_tries: 1,
         seed_key,
+        hostname: Some(host.into()),
         ..base.clone()
     };
-    let a = World::with_config(&config(None));
+    let a = World::with_config(&config(None, "host-a"));
     let key = a.daemon.state_dir().join(mfad::store::KEY_FILE);
-    let b = World::with_config(&config(Some(key)));
+    let b = World::with_config(&config(Some(key), "host-b"));
     Fleet { a, b, database }
 }
 
@@ -151,6 +152,50 @@ fn a_lockout_on_one_host_holds_on_the_other() {
 }
 
 #[test]
+fn mfactl_audit_on_any_host_shows_every_hosts_decisions_with_its_name() {
+    let fleet = fleet();
+    let alice = users::named("alice");
+    let token = fleet.a.enrol_hotp(&alice, 6);
+    let next = token.next_counter();
+    fleet
+        .a
+        .login(&alice, &[&token.hotp_code(next)])
+        .assert_rc(PAM_SUCCESS);
+    fleet.b.login(&alice, &["000000"]).assert_rc(PAM_MAXTRIES);
+    for world in [&fleet.a, &fleet.b] {
+        let audit = world.mfactl(&users::root(), &["--json", "audit", "--user", "alice"]);
+        audit.assert_success("audit");
+        let entries: Vec<serde_json::Value> = serde_json::from_str(&audit.stdout).expect("json");
+        let decision = |host: &str, outcome: &str| {
+            entries
+                .iter()
+                .any(|e| e["host"] == host && e["event"] == "login" && e["outcome"] == outcome)
+        };
+        assert!(decision("host-a", "allow"), "{}", audit.describe());
+        assert!(decision("host-b", "deny"), "{}", audit.describe());
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["host"] == "host-a" && e["outcome"] == "confirm"),
+            "the enrolment, a change made on A: {}",
+            audit.describe()
+        );
+    }
+    let table = fleet
+        .b
+        .mfactl(&users::root(), &["audit", "--user", "alice"]);
+    assert!(
+        table
+            .stdout
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains("HOST")),
+        "{}",
+        table.describe()
+    );
+}
+
+#[test]
 fn a_recovery_code_is_used_once_fleet_wide() {
     let fleet = fleet();
     let carol = users::named("carol");
@@ -225,6 +270,21 @@ fn a_database_that_is_down_or_frozen_refuses_in_time_and_mfad_recovers() {
         .a
         .login(&dave, &[&token.hotp_code(counter)])
         .assert_rc(PAM_SUCCESS);
+    // What was decided while the database was away reaches its history
+    // once it is back.
+    let audit = fleet
+        .b
+        .mfactl(&users::root(), &["--json", "audit", "--user", "dave"]);
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&audit.stdout).expect("json");
+    for host in ["host-a", "host-b"] {
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["host"] == host && e["reason"] == "store-unavailable"),
+            "{host}: {}",
+            audit.describe()
+        );
+    }
 }
 
 /// One count from the database.

@@ -435,6 +435,11 @@ fn audit_shows_each_decision_with_its_reason_and_never_a_code() {
         "{allowed}"
     );
     assert!(entries.iter().all(|e| e["user"] == "alice"), "only alice");
+    let here = mfad::store::hostname();
+    assert!(
+        entries.iter().all(|e| e["host"] == here.as_str()),
+        "every row is this host's: {entries:#?}"
+    );
     for secret in [
         right.as_str(),
         token.secret.as_str(),

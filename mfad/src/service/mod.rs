@@ -101,10 +101,7 @@ impl Service {
                 audit
             }
         };
-        let hostname = nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "localhost".into());
+        let hostname = crate::store::hostname();
         let changes = RateLimiter::new(config.limits.changes_burst, config.limits.changes_per_hour);
         Service {
             logins: Mutex::new(Logins::new(config.login.timeout)),

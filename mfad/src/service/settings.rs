@@ -275,6 +275,7 @@ impl Service {
             .query(user, since, limit.clamp(1, 100_000))?
             .into_iter()
             .map(|r| AuditEntry {
+                host: r.host,
                 time: r.time,
                 event: r.event,
                 user: r.user,

@@ -10,7 +10,7 @@ mod record;
 pub(crate) mod seal;
 pub mod sqlite;
 
-pub use history::{History, HistoryRow};
+pub use history::{hostname, History, HistoryRow};
 pub use postgres::PgStore;
 pub use record::FactorRecord;
 pub use seal::KEY_FILE;

@@ -15,10 +15,11 @@
 //! frozen is a refusal (`unavailable`) within the deadline, never a hang,
 //! and the next call connects again.
 
+mod history;
 mod schema;
 mod snapshot;
 
-use super::history::{History, HISTORY_FILE};
+use super::history::History;
 use super::record::{self, FactorRecord};
 use super::seal::{Sealer, KEY_FILE};
 use super::{
@@ -39,9 +40,8 @@ use tokio_postgres::{Client, GenericClient, Row, Statement};
 const POOL: usize = 4;
 
 pub struct PgStore {
-    db: Db,
+    db: Arc<Db>,
     sealer: Sealer,
-    state_dir: PathBuf,
 }
 
 /// The database: connections, and calls within the deadline.
@@ -145,9 +145,8 @@ impl PgStore {
                 .map_err(|e| unusable(e.to_string()))?,
         }
         Ok(PgStore {
-            db,
+            db: Arc::new(db),
             sealer,
-            state_dir: state_dir.to_path_buf(),
         })
     }
 
@@ -595,8 +594,9 @@ const FACTOR_COLUMNS: &str =
     "id, user_name, kind, label, data, counter, confirmed, approved, created, last_used, expires";
 
 impl FactorStore for PgStore {
+    /// The fleet's history: every host's rows in the database.
     fn history(&self) -> Result<History, StoreError> {
-        History::open(&self.state_dir.join(HISTORY_FILE))
+        History::start(Arc::new(history::PgHistory::new(Arc::clone(&self.db))))
     }
 
     fn has_confirmed_factor(&self, user: &str) -> Result<bool, StoreError> {

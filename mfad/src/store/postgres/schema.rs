@@ -4,15 +4,16 @@
 //! tables mirror the SQLite store's (`user` is reserved here: `user_name`).
 
 /// The schema version this mfad writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// Any fixed number: the advisory lock every mfad takes to migrate.
 pub const LOCK: i64 = 0x6d66_615f_7363_6865;
 
 /// Each version as the statements that make it from the one before.
-pub const STEPS: &[(i64, &str)] = &[(
-    1,
-    "
+pub const STEPS: &[(i64, &str)] = &[
+    (
+        1,
+        "
 CREATE TABLE mfa_meta (
     key   text PRIMARY KEY,
     value text NOT NULL
@@ -61,4 +62,25 @@ CREATE TABLE trusted_devices (
     UNIQUE (user_name, device)
 );
 ",
-)];
+    ),
+    (
+        2,
+        "
+-- every host's login decisions and changes, for mfactl audit
+CREATE TABLE audit_log (
+    id        bigserial PRIMARY KEY,
+    host      text NOT NULL,
+    time      bigint NOT NULL,
+    event     text NOT NULL,
+    user_name text NOT NULL,
+    service   text NOT NULL,
+    rhost     text NOT NULL,
+    outcome   text NOT NULL,
+    reason    text NOT NULL,
+    detail    text NOT NULL
+);
+CREATE INDEX audit_log_by_time ON audit_log (time);
+CREATE INDEX audit_log_by_user ON audit_log (user_name, time);
+",
+    ),
+];

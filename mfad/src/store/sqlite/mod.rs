@@ -7,7 +7,7 @@ mod schema;
 mod settings;
 mod snapshot;
 
-use super::history::{self, History};
+use super::history::{self, History, SqliteHistory};
 use super::record::{self, FactorRecord};
 use super::seal::{Sealer, KEY_FILE};
 use super::{
@@ -191,7 +191,9 @@ impl FactorStore for SqliteStore {
     /// (so writing it never holds the store's write lock).
     fn history(&self) -> Result<History, StoreError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        History::open(&dir.join(history::HISTORY_FILE))
+        History::start(std::sync::Arc::new(SqliteHistory::open(
+            &dir.join(history::HISTORY_FILE),
+        )?))
     }
 
     /// Whether `user` has a confirmed factor: one indexed lookup, no secret
