@@ -15,6 +15,22 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Mutex, OnceLock};
 use tempfile::TempDir;
 
+/// An open psql session ([`Postgres::session`]).
+pub struct Session {
+    running: crate::process::Running,
+}
+
+impl Session {
+    /// Commit what it holds and quit.
+    pub fn end(mut self) {
+        self.running.send_line("COMMIT;");
+        self.running.close_stdin();
+        self.running
+            .finish(crate::QUICK)
+            .assert_success("psql session");
+    }
+}
+
 pub struct Postgres {
     dir: TempDir,
     port: u16,
@@ -281,6 +297,33 @@ impl Postgres {
         );
         out.assert_success("psql");
         out.stdout
+    }
+
+    /// A psql session of its own in `database` that has run `sql` (and
+    /// holds whatever it took: `BEGIN; LOCK TABLE …;`) until
+    /// [`Session::end`].
+    pub fn session(&self, database: &str, sql: &str) -> Session {
+        let mut running = crate::process::Running::spawn(
+            "psql session",
+            Command::new("psql")
+                .arg("-h")
+                .arg(self.socket_dir())
+                .arg("-p")
+                .arg(self.port.to_string())
+                .args(["-U", "mfa", "-d", database, "-Atq", "-v", "ON_ERROR_STOP=1"]),
+        );
+        running.send_line(sql);
+        running.send_line("\\echo session-ready");
+        // Rows the SQL printed come first.
+        while let Some(line) = running.next_line(crate::QUICK) {
+            if line == "session-ready" {
+                return Session { running };
+            }
+        }
+        panic!(
+            "psql did not run {sql:?}\n{}",
+            running.finish(crate::QUICK).describe()
+        )
     }
 
     /// A new, empty database for one test.

@@ -4,10 +4,14 @@
 //! logins race with it across both; a counter never goes back; a lockout
 //! earned on one host holds on the other; a recovery code is used once; a
 //! database that is down or frozen refuses within the deadline, and mfad
-//! recovers by itself when it is back. Codes from oathtool.
+//! recovers by itself when it is back; a host killed mid-transaction leaves
+//! nothing behind; audit shows every host; a host's SQLite store moves in.
+//! Codes from oathtool.
 
 use mfa_tests::daemon::DaemonConfig;
-use mfa_tests::pam::{PamResult, LOCKED, PAM_AUTH_ERR, PAM_MAXTRIES, PAM_SUCCESS};
+use mfa_tests::pam::{
+    PamResult, LOCKED, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_MAXTRIES, PAM_SUCCESS,
+};
 use mfa_tests::postgres::Postgres;
 use mfa_tests::users;
 use mfa_tests::World;
@@ -405,4 +409,57 @@ fn a_host_migrates_its_store_to_postgresql_and_nothing_is_lost_or_usable_twice()
     let carol = other.mfactl(&root, &["--json", "user", "carol"]);
     carol.assert_success("carol's factors on the other host");
     assert!(carol.stdout.contains("hotp"), "{}", carol.describe());
+}
+
+#[test]
+fn kill_9_of_one_host_mid_transaction_loses_nothing_on_the_other() {
+    let pg = Postgres::shared();
+    let mut fleet = fleet();
+    let alice = users::named("alice");
+    let token = fleet.a.enrol_hotp(&alice, 6);
+    let next = token.next_counter();
+    // Another session shares alice's factor row: A's check takes her lock,
+    // accepts the code, and waits to move the counter.
+    let holder = pg.session(
+        &fleet.database,
+        &format!(
+            "BEGIN; SELECT id FROM factors WHERE id = '{}' FOR SHARE;",
+            token.id
+        ),
+    );
+    let login = fleet
+        .a
+        .prepare(&alice, &[&token.hotp_code(next)])
+        .spawn(&fleet.a.pam);
+    let waiting = "SELECT count(*) FROM pg_stat_activity
+                   WHERE application_name = 'mfad' AND wait_event_type = 'Lock'";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pg.psql(&fleet.database, waiting).trim() != "1" {
+        assert!(Instant::now() < deadline, "A's check never reached the row");
+        std::thread::yield_now();
+    }
+    fleet.a.daemon.kill9();
+    holder.end();
+    assert_ne!(login.finish().rc, PAM_SUCCESS, "A died before its commit");
+
+    // Nothing of A's half transaction stayed: B takes the same code, and no
+    // failure was counted.
+    fleet
+        .b
+        .login(&alice, &[&token.hotp_code(next)])
+        .assert_rc(PAM_SUCCESS);
+    assert_eq!(failures(pg, &fleet.database, "alice"), 0);
+    fleet
+        .a
+        .login(&alice, &[&token.hotp_code(next)])
+        .assert_rc(PAM_AUTHINFO_UNAVAIL);
+    fleet.a.daemon.restart();
+    fleet
+        .a
+        .login(&alice, &[&token.hotp_code(next)])
+        .assert_rc(PAM_MAXTRIES);
+    fleet
+        .a
+        .login(&alice, &[&token.hotp_code(next + 1)])
+        .assert_rc(PAM_SUCCESS);
 }
