@@ -134,4 +134,7 @@ pub trait Admin {
     /// again), then refuse every call until mfad is restarted to use it.
     /// `dry_run` checks both stores and counts, changing nothing.
     fn migrate_store(&self, config: &str, dry_run: bool) -> Result<StoreMigration, MfaError>;
+    /// Send a user's e-mail codes to `address` (an admin vouches for it; no
+    /// code confirms it), replacing their e-mail factor if they have one.
+    fn set_user_email(&self, user: &str, address: &str) -> Result<FactorInfo, MfaError>;
 }

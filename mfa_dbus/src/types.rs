@@ -167,6 +167,9 @@ pub struct EnrolOptions {
     /// Require user verification (the PIN, or the key's own) at every
     /// login with this key, not only a touch.
     pub verification: bool,
+    /// E-mail: the address codes go to; empty where `[email] address`
+    /// makes it from the login name.
+    pub address: String,
 }
 
 impl fmt::Debug for EnrolOptions {
@@ -178,6 +181,7 @@ impl fmt::Debug for EnrolOptions {
             .field("secret_base32", &redacted(&self.secret_base32))
             .field("pin", &redacted(&self.pin))
             .field("verification", &self.verification)
+            .field("address", &self.address)
             .finish()
     }
 }
@@ -188,7 +192,7 @@ impl fmt::Debug for EnrolOptions {
 pub struct EnrolmentOffer {
     /// Id of the pending factor, used to confirm it.
     pub id: String,
-    /// `totp`, `hotp` or `fido2`.
+    /// `totp`, `hotp`, `fido2` or `email`.
     pub kind: String,
     pub label: String,
     pub issuer: String,
@@ -203,9 +207,10 @@ pub struct EnrolmentOffer {
     pub uri: String,
     /// Seconds since the epoch after which the pending enrolment is dropped.
     pub expires: u64,
-    /// What to do now, for a factor that a device confirms rather than a
-    /// code ("Touch your security key"); then `ConfirmEnrolment(id, "")`
-    /// waits for it.
+    /// What to do now, where there is no secret to show: a factor a
+    /// device confirms ("Touch your security key"; `digits` is 0, and
+    /// `ConfirmEnrolment(id, "")` waits for the device), or one whose code
+    /// was sent ("A code was sent to a•••@example.org").
     pub instructions: String,
 }
 

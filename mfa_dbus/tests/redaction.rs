@@ -25,6 +25,7 @@ fn enrol_options_hide_the_imported_secret() {
         secret_base32: SECRET.into(),
         pin: "4711-pin".into(),
         verification: true,
+        address: String::new(),
     };
     let shown = hidden(&options, &[SECRET, "4711-pin"]);
     assert!(

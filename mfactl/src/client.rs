@@ -187,6 +187,15 @@ impl Client {
         }
     }
 
+    pub async fn set_user_email(
+        &self,
+        user: &str,
+        address: &str,
+    ) -> Result<mfa_dbus::FactorInfo, Error> {
+        let proxy = self.admin().await?;
+        self.call(proxy.set_user_email(user, address)).await
+    }
+
     pub async fn approve_factor(&self, user: &str, id: &str, approved: bool) -> Result<(), Error> {
         let proxy = self.admin().await?;
         self.call(proxy.approve_factor(user, id, approved)).await

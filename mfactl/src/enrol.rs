@@ -94,9 +94,9 @@ pub fn normalise_code(raw: &str) -> Result<String, String> {
     if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err("a confirmation code is digits only".to_string());
     }
-    if !(6..=8).contains(&code.len()) {
+    if !(6..=20).contains(&code.len()) {
         return Err(format!(
-            "a confirmation code has 6 to 8 digits, not {}",
+            "a confirmation code has 6 to 20 digits, not {}",
             code.len()
         ));
     }
@@ -182,6 +182,12 @@ pub fn options(args: &EnrolArgs, secret: Option<String>) -> EnrolOptions {
         return EnrolOptions {
             pin: secret.unwrap_or_default(),
             verification: args.verification,
+            ..EnrolOptions::default()
+        };
+    }
+    if args.kind == Kind::Email {
+        return EnrolOptions {
+            address: args.address.clone().unwrap_or_default(),
             ..EnrolOptions::default()
         };
     }
@@ -376,12 +382,13 @@ pub async fn enrol(
     let offer = api
         .begin(args.kind.wire(), &label, &options(args, secret))
         .await?;
-    let device = !offer.instructions.is_empty();
+    // No digits: a device confirms it, not a code.
+    let device = offer.digits == 0;
     let shown = if json {
         output::json_line(&OfferLine {
             offer: (&offer).into(),
         })
-    } else if device {
+    } else if !offer.instructions.is_empty() {
         format!("{}\n", printable(&offer.instructions))
     } else {
         offer_text(&offer, Show::from_args(args))
@@ -698,7 +705,12 @@ mod tests {
         assert_eq!(normalise_code(" 123 456\n").as_deref(), Ok("123456"));
         assert_eq!(normalise_code("12345678").as_deref(), Ok("12345678"));
         assert!(normalise_code("12345").is_err());
-        assert!(normalise_code("123456789").is_err());
+        assert_eq!(
+            normalise_code("12345678901234567890").as_deref(),
+            Ok("12345678901234567890"),
+            "an e-mail code may have 20"
+        );
+        assert!(normalise_code("123456789012345678901").is_err());
         assert!(normalise_code("12345a").is_err());
         assert!(normalise_code("١٢٣٤٥٦").is_err(), "ASCII digits only");
     }

@@ -205,6 +205,10 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let client = Client::connect(address).await?;
             policy::approve(&client, &user, &id, revoke, json).await?
         }
+        Command::SetEmail { user, address: to } => {
+            let client = Client::connect(address).await?;
+            policy::set_email(&client, &user, &to, json).await?
+        }
         Command::Import(args) => {
             let text = import::read_file(&args.file)?;
             let client = Client::connect(address).await?;

@@ -128,6 +128,20 @@ pub async fn approve(
     })
 }
 
+pub async fn set_email(client: &Client, user: &str, to: &str, json: bool) -> Result<(), Error> {
+    let factor = client.set_user_email(user, to).await?;
+    emit(&if json {
+        json_line(&json!({ "user": user, "factor": factor.id, "address": to }))
+    } else {
+        format!(
+            "{}'s e-mail codes go to {} now (factor {}).\n",
+            table::printable(user),
+            table::printable(to),
+            table::printable(&factor.id)
+        )
+    })
+}
+
 pub async fn policy(client: &Client, command: PolicyCommand, json: bool) -> Result<(), Error> {
     match command {
         PolicyCommand::Explain {

@@ -61,3 +61,19 @@ impl From<DaemonError> for MfaError {
         }
     }
 }
+
+/// `error` and what caused it ("error performing TLS handshake: invalid
+/// peer certificate: UnknownIssuer").
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}

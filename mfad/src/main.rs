@@ -42,7 +42,10 @@ fn main() -> ExitCode {
     };
     if args.check_config {
         // The file is valid; the groups its rules name must exist too.
-        let check = mfad::policy::check_groups(&config.policy, &mfad::policy::Nss);
+        let mut check = mfad::policy::check_groups(&config.policy, &mfad::policy::Nss);
+        if let Err(e) = mfad::mechanism::email::check_files(&config.email) {
+            check.errors.push(e);
+        }
         for warning in &check.warnings {
             eprintln!("mfad: {}: warning: {warning}", args.config.display());
         }

@@ -26,6 +26,7 @@ MFA_PACKAGES=(
     systemd                       # systemd-analyze checks the shipped unit offline
     postgresql                    # a real PostgreSQL for the fleet store tests
     openssl                       # a test CA and certificates for TLS to it
+    python3-aiosmtpd              # a real SMTP server (STARTTLS, TLS, AUTH) for e-mail codes
 )
 
 die() {

@@ -15,6 +15,7 @@
 
 pub mod bins;
 pub mod bus;
+pub mod certs;
 pub mod daemon;
 pub mod directory;
 pub mod fakekey;
@@ -24,6 +25,7 @@ pub mod pam;
 pub mod postgres;
 pub mod probe;
 pub mod process;
+pub mod smtp;
 pub mod ssh;
 pub mod sshd;
 pub mod store;

@@ -195,6 +195,8 @@ pub struct Login {
     pub tty: Option<String>,
     /// Stop at the first prompt until [`PendingLogin::release`].
     pub sync: bool,
+    /// Past `answers`, each prompt waits for [`PendingLogin::answer`].
+    pub ask: bool,
 }
 
 impl Login {
@@ -206,6 +208,7 @@ impl Login {
             rhost: None,
             tty: None,
             sync: false,
+            ask: false,
         }
     }
 
@@ -227,6 +230,9 @@ impl Login {
         }
         if self.sync {
             cmd.arg("--sync");
+        }
+        if self.ask {
+            cmd.arg("--ask");
         }
         cmd.env_clear();
         cmd
@@ -287,6 +293,30 @@ impl PendingLogin {
             }
         }
         false
+    }
+
+    /// The next prompt of an `ask` login, once it is there; `None` when the
+    /// login ended (or `limit` passed) first.
+    pub fn next_prompt(&mut self, limit: Duration) -> Option<String> {
+        while let Some(line) = self.running.next_line(limit) {
+            if let Some(text) = line.strip_prefix("PROMPT ") {
+                return serde_json::from_str(text).ok();
+            }
+            if line.starts_with('{') {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// What the driver printed so far (its report, once it ended).
+    pub fn transcript(&self) -> String {
+        self.running.seen().join("\n")
+    }
+
+    /// Answer the prompt [`PendingLogin::next_prompt`] returned.
+    pub fn answer(&mut self, text: &str) {
+        self.running.send_line(text);
     }
 
     /// Let a `sync` driver answer its first prompt.

@@ -77,6 +77,14 @@ impl Postgres {
     /// no longer).
     pub fn shared() -> &'static Postgres {
         static SHARED: OnceLock<Postgres> = OnceLock::new();
+        // A static is never dropped: stop the server and remove its
+        // directory (tens of MB) when the process exits.
+        extern "C" fn stop_shared() {
+            if let Some(pg) = SHARED.get() {
+                pg.stop_server();
+                let _ = std::fs::remove_dir_all(pg.dir.path());
+            }
+        }
         SHARED.get_or_init(|| {
             let (tx, rx) = mpsc::channel();
             std::thread::spawn(move || {
@@ -86,8 +94,20 @@ impl Postgres {
                     std::thread::park();
                 }
             });
-            rx.recv().expect("the PostgreSQL thread died")
+            let pg = rx.recv().expect("the PostgreSQL thread died");
+            // SAFETY: atexit only records the function; it runs at normal
+            // exit.
+            unsafe { libc::atexit(stop_shared) };
+            pg
         })
+    }
+
+    /// Kill the postmaster, if it runs, and reap it.
+    fn stop_server(&self) {
+        if let Some(mut child) = self.server.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// A server of its own (for tests that stop or freeze it).
@@ -361,66 +381,7 @@ impl Postgres {
     /// and a second CA that signed nothing.
     fn make_certificates(&self) {
         let d = self.dir.path();
-        let ssl = |args: &[&str]| {
-            let mut cmd = Command::new("openssl");
-            cmd.current_dir(d).args(args);
-            run("openssl", &mut cmd, "", crate::QUICK).assert_success("openssl");
-        };
-        for ca in ["ca", "other-ca"] {
-            ssl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.pem"),
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN=pam_mfa test {ca}"),
-            ]);
-        }
-        std::fs::write(
-            d.join("san.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("san.ext");
-        ssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ]);
-        ssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ]);
+        crate::certs::make_test_certificates(d);
         let postgres = nix_user("postgres");
         for file in ["server.key", "server.pem"] {
             let path = d.join(file);
@@ -432,10 +393,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        if let Some(mut child) = self.server.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop_server();
     }
 }
 

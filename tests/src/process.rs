@@ -194,6 +194,11 @@ impl Running {
         }
     }
 
+    /// The lines of stdout read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.stdout_seen
+    }
+
     /// Write one line to the child's stdin.
     pub fn send_line(&mut self, line: &str) {
         let what = &self.what;

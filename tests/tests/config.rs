@@ -315,3 +315,64 @@ fn mfad_refuses_to_start_on_a_bad_config() {
         "the store was created from a bad config"
     );
 }
+
+/// `[email]`: TLS only, a sender and a relay, templates with known
+/// placeholders, and files a send can use — each refused by name.
+#[test]
+fn email_wants_tls_a_sender_known_placeholders_and_private_credentials() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let with = |lines: &str| {
+        format!(
+            "{}\n[email]\nenabled = true\nrelay = \"smtp.example.org\"\nfrom = \"pam_mfa <mfa@example.org>\"\n{lines}\n",
+            valid(dir.path())
+        )
+    };
+    let path = dir.path().join("email.toml");
+    std::fs::write(&path, with("")).expect("write");
+    check(&path).assert_success("a plain [email]");
+    for (name, lines, key) in [
+        ("plaintext", "tls = \"none\"", "email.tls"),
+        ("opportunistic", "tls = \"opportunistic\"", "email.tls"),
+        ("no code", "template = \"Hello {user}\"", "email.template"),
+        ("typo", "template = \"{code} for {usr}\"", "email.template"),
+        ("code in subject", "subject = \"{code}\"", "email.subject"),
+        ("short", "code_length = 5", "email.code_length"),
+        ("long", "code_length = 21", "email.code_length"),
+        ("slow", "send_timeout = 30", "email.send_timeout"),
+        (
+            "no user",
+            "address = \"everyone@example.org\"",
+            "email.address",
+        ),
+        ("relative", "ca_file = \"ca.pem\"", "email.ca_file"),
+    ] {
+        assert_refused(dir.path(), name, &with(lines), key, None);
+    }
+    let no_sender = with("").replace("from = \"pam_mfa <mfa@example.org>\"\n", "");
+    assert_refused(dir.path(), "no sender", &no_sender, "email.from", None);
+    let bad_sender = with("").replace("<mfa@example.org>", "<mfa@localhost>");
+    assert_refused(dir.path(), "bad sender", &bad_sender, "email.from", None);
+
+    // Files: the credentials only root reads; a CA that is a certificate.
+    use std::os::unix::fs::PermissionsExt;
+    let credentials = dir.path().join("smtp-credentials");
+    std::fs::write(&credentials, "mfad\nsecret\n").expect("write");
+    std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let line = format!("credentials_file = \"{}\"", credentials.display());
+    assert_refused(
+        dir.path(),
+        "readable credentials",
+        &with(&line),
+        "chmod 600",
+        None,
+    );
+    std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::write(dir.path().join("private.toml"), with(&line)).expect("write");
+    check(&dir.path().join("private.toml")).assert_success("private credentials");
+    std::fs::write(&credentials, "mfad\n").expect("write");
+    assert_refused(dir.path(), "no password", &with(&line), "second", None);
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate").expect("write");
+    let line = format!("ca_file = \"{}\"", ca.display());
+    assert_refused(dir.path(), "not a CA", &with(&line), "email] ca_file", None);
+}

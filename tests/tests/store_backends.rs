@@ -348,7 +348,7 @@ fn settings_devices_and_approval_round_trip() {
             "{name}"
         );
         assert!(store
-            .resync("frank", "f1", &mut |f| Some(Advance {
+            .advance_factor("frank", "f1", &mut |f| Some(Advance {
                 counter: f.counter + 500,
                 data: None
             }))

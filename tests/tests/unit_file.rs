@@ -1,6 +1,7 @@
 //! The shipped systemd unit: as exposed as systemd-analyze says it is, no
 //! more (issue 9: mfad reaches hidraw devices for security keys and nothing
-//! else). Checked offline; no systemd needs to run.
+//! else; with the network drop-in, addressed sockets too). Checked offline;
+//! no systemd needs to run.
 
 use mfa_tests::process::run;
 use std::process::Command;
@@ -29,4 +30,51 @@ fn the_unit_is_hardened_and_reaches_only_hidraw_devices() {
         .find(|l| l.contains("Overall exposure level"))
         .unwrap_or_else(|| panic!("no overall exposure: {}", out.describe()));
     assert!(out.status.success(), "exposure above {MOST}/10: {overall}");
+}
+
+/// With the shipped network drop-in (e-mail relay, a fleet database), mfad
+/// may open Internet sockets to the listed addresses only; the rest of the
+/// hardening stays.
+#[test]
+fn the_network_drop_in_opens_only_addressed_sockets() {
+    const WITH_NETWORK: u32 = 25;
+    let root = tempfile::tempdir().expect("tmp");
+    let units = root.path().join("etc/systemd/system");
+    std::fs::create_dir_all(units.join("mfad.service.d")).expect("mkdir");
+    let shipped = mfa_tests::workspace_root().join("packaging/systemd");
+    std::fs::copy(shipped.join("mfad.service"), units.join("mfad.service")).expect("unit");
+    std::fs::copy(
+        shipped.join("mfad-network.conf"),
+        units.join("mfad.service.d/network.conf"),
+    )
+    .expect("drop-in");
+    let mut cmd = Command::new("systemd-analyze");
+    cmd.args(["security", "--offline=yes", "--no-pager"])
+        .arg(format!("--threshold={WITH_NETWORK}"))
+        .arg(format!("--root={}", root.path().display()))
+        .arg("mfad.service");
+    let out = run("systemd-analyze security", &mut cmd, "", mfa_tests::QUICK);
+    let line = |what: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what}: {}", out.describe()))
+            .to_string()
+    };
+    assert!(
+        line("PrivateNetwork=").contains("access to the host's network"),
+        "the drop-in was applied: {}",
+        out.describe()
+    );
+    assert!(
+        line("IPAddressDeny=").contains("allow list"),
+        "an allow list, not the open network: {}",
+        out.describe()
+    );
+    assert!(line("~AF_PACKET").starts_with('✓'), "{}", out.describe());
+    assert!(
+        out.status.success(),
+        "exposure above {WITH_NETWORK}/10: {}",
+        line("Overall exposure level")
+    );
 }

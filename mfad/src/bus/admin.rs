@@ -234,4 +234,18 @@ impl AdminInterface {
             })
             .await
     }
+
+    #[zbus(out_args("factor"))]
+    async fn set_user_email(
+        &self,
+        user: String,
+        address: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<FactorInfo, MfaError> {
+        self.0
+            .as_admin(&header, move |service, uid| {
+                service.set_user_email(uid, &user, &address)
+            })
+            .await
+    }
 }

@@ -2,6 +2,7 @@
 //! value stood, then validated once into [`Config`], which the rest of the
 //! daemon uses. Every error names the key and the line.
 
+mod email;
 mod raw;
 
 use crate::mechanism::Algorithm;
@@ -26,6 +27,48 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub fido2: Fido2Config,
     pub store: StoreConfig,
+    pub email: EmailConfig,
+}
+
+/// One-time codes by e-mail (`[email]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailConfig {
+    /// Off: `email` cannot be enrolled or asked.
+    pub enabled: bool,
+    pub relay: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// The CA the relay's certificate is checked against; `None`: the
+    /// system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// User name and password for AUTH, on two lines of a 0600 file.
+    pub credentials_file: Option<PathBuf>,
+    /// `From:`, a mailbox (`pam_mfa <mfa@example.org>`).
+    pub from: String,
+    /// With `{host}` and `{user}`.
+    pub subject: String,
+    /// The body, with `{code}`, `{user}`, `{host}` and `{minutes}`.
+    pub template: String,
+    /// Where a user's codes go when nobody set an address: `{user}@…`.
+    pub address: Option<String>,
+    pub code_length: u32,
+    /// Seconds a code can be used.
+    pub validity: u64,
+    /// Seconds before another code is sent to the same user.
+    pub resend_delay: u64,
+    pub max_per_hour: u32,
+    /// The most a send may take, connecting included.
+    pub send_timeout: std::time::Duration,
+}
+
+/// How mail reaches the relay: always TLS, verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS before anything is sent
+    /// (port 587); a relay that does not offer it is refused.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
 }
 
 /// Where factors and counters live (`[store]`).
@@ -210,6 +253,7 @@ impl Default for Config {
                 sysfs: PathBuf::from("/sys"),
                 dev: PathBuf::from("/dev"),
             },
+            email: EmailConfig::default(),
             limits: LimitsConfig {
                 max_pending: 3,
                 max_factors: 20,

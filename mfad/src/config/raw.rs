@@ -43,6 +43,8 @@ struct RawConfig {
     fido2: RawFido2,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    email: super::email::RawEmail,
 }
 
 #[derive(Deserialize, Default)]
@@ -186,7 +188,11 @@ pub(super) struct RawError {
     pub message: String,
 }
 
-fn invalid<T>(key: &str, span: std::ops::Range<usize>, message: String) -> Result<T, RawError> {
+pub(super) fn invalid<T>(
+    key: &str,
+    span: std::ops::Range<usize>,
+    message: String,
+) -> Result<T, RawError> {
     Err(RawError {
         offset: Some(span.start),
         key: Some(key.to_string()),
@@ -194,7 +200,7 @@ fn invalid<T>(key: &str, span: std::ops::Range<usize>, message: String) -> Resul
     })
 }
 
-fn int_in<T: TryFrom<i64>>(
+pub(super) fn int_in<T: TryFrom<i64>>(
     key: &str,
     value: Option<Spanned<i64>>,
     range: std::ops::RangeInclusive<i64>,
@@ -218,7 +224,7 @@ fn int_in<T: TryFrom<i64>>(
     T::try_from(v).or_else(|_| invalid(key, value.span(), format!("{v} is out of range")))
 }
 
-fn one_of<T: Copy>(
+pub(super) fn one_of<T: Copy>(
     key: &str,
     value: Option<Spanned<String>>,
     choices: &[(&str, T)],
@@ -243,7 +249,7 @@ fn one_of<T: Copy>(
     }
 }
 
-fn flag(value: Option<Spanned<bool>>, default: bool) -> bool {
+pub(super) fn flag(value: Option<Spanned<bool>>, default: bool) -> bool {
     value.map(Spanned::into_inner).unwrap_or(default)
 }
 
@@ -683,9 +689,11 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
 
     let fido2 = fido2(raw.fido2, &defaults.fido2)?;
     let store = store(raw.store)?;
+    let email = super::email::email(raw.email)?;
 
     Ok(Config {
         store,
+        email,
         fido2,
         limits,
         daemon: DaemonConfig {

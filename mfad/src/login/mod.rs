@@ -35,7 +35,6 @@ pub const ENCOURAGE_LATER_TEXT: &str = "Set one up with: mfactl enrol";
 pub const CONTINUE_PROMPT: &str = "Press Enter to continue: ";
 pub const FORCE_TEXT: &str = "This account needs a second factor before you can log in.";
 pub const CONFIRM_PROMPT: &str = "Code from your app: ";
-pub const CONFIRM_RETRY_PROMPT: &str = "Wrong code. Code from your app: ";
 pub const ENROLLED_TEXT: &str =
     "Second factor set up. Get recovery codes for a lost phone with: mfactl recovery-codes";
 pub const TOO_MANY_FACTORS_TEXT: &str =
@@ -82,6 +81,7 @@ impl Session {
             request: self.request.clone(),
             remote: self.remote.clone(),
             now,
+            retry: false,
         }
     }
 }
@@ -114,7 +114,11 @@ pub enum Phase {
     /// anything else to go on without one.
     Offer { kind: FactorKind, can_enrol: bool },
     /// The first code of `factor`, set up during this login.
-    Confirm { factor: String },
+    /// Confirming a factor set up in this login: `prompt` asks its code.
+    Confirm {
+        factor: String,
+        prompt: &'static str,
+    },
 }
 
 impl Phase {
@@ -232,7 +236,10 @@ mod tests {
             remote: None,
             started,
             tries_left: 3,
-            phase: Phase::Confirm { factor: "f".into() },
+            phase: Phase::Confirm {
+                factor: "f".into(),
+                prompt: CONFIRM_PROMPT,
+            },
             queued: VecDeque::new(),
         }
     }

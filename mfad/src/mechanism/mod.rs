@@ -8,8 +8,10 @@
 //!
 //! - `totp`, `hotp`: one-time codes (RFC 6238, RFC 4226).
 //! - `fido2`: USB security keys (FIDO2/U2F through ctap-hid-fido2).
+//! - `email`: one-time codes sent through an SMTP relay.
 //! - `recovery`: one-time recovery codes, a [`Fallback`] typed at any prompt.
 
+pub mod email;
 pub mod fido2;
 mod hotp;
 pub mod otp;
@@ -39,16 +41,23 @@ pub enum FactorKind {
     Totp,
     Hotp,
     Fido2,
+    Email,
 }
 
 impl FactorKind {
-    pub const ALL: [FactorKind; 3] = [FactorKind::Totp, FactorKind::Hotp, FactorKind::Fido2];
+    pub const ALL: [FactorKind; 4] = [
+        FactorKind::Totp,
+        FactorKind::Hotp,
+        FactorKind::Fido2,
+        FactorKind::Email,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             FactorKind::Totp => "totp",
             FactorKind::Hotp => "hotp",
             FactorKind::Fido2 => "fido2",
+            FactorKind::Email => "email",
         }
     }
     pub fn from_name(name: &str) -> Option<FactorKind> {
@@ -81,6 +90,8 @@ pub enum FactorData {
     /// TOTP and HOTP.
     Otp(OtpParams),
     Fido2(fido2::Credential),
+    /// Boxed: much larger than the others.
+    Email(Box<email::EmailFactor>),
 }
 
 impl fmt::Debug for FactorData {
@@ -88,6 +99,7 @@ impl fmt::Debug for FactorData {
         match self {
             FactorData::Otp(p) => p.fmt(f),
             FactorData::Fido2(c) => c.fmt(f),
+            FactorData::Email(e) => e.fmt(f),
         }
     }
 }
@@ -200,6 +212,8 @@ pub enum Next {
     Check(Response),
     /// Something more to ask first (after a key's PIN: the touch).
     Ask(Ask),
+    /// Begin the challenge again (a new e-mail code).
+    Again,
 }
 
 /// Where a login comes from, as far as mechanisms care.
@@ -211,6 +225,8 @@ pub struct LoginContext {
     pub remote: Option<String>,
     /// The clock of the login, seconds since the epoch.
     pub now: u64,
+    /// Asking again after a wrong answer.
+    pub retry: bool,
 }
 
 /// A new factor, not yet confirmed, and what its owner is shown.
@@ -227,6 +243,8 @@ pub struct NewFactor {
     pub state: Box<dyn Any + Send>,
     /// Shown at a login that enrols this factor, before the confirmation.
     pub login_text: String,
+    /// The prompt for the code that confirms it there.
+    pub login_prompt: &'static str,
 }
 
 /// What enrolling needs to know about the user and the request.
@@ -237,6 +255,8 @@ pub struct EnrolRequest<'a> {
     /// The account name an app shows (`alice@host (phone)`).
     pub account: &'a str,
     pub issuer: &'a str,
+    /// Seconds since the epoch.
+    pub now: u64,
 }
 
 /// A factor kind that cannot be used in some logins, and why.
@@ -280,6 +300,12 @@ pub trait Mechanism: Send + Sync {
     /// default, a response to check.
     fn respond(&self, _state: &mut (dyn Any + Send), text: String) -> Result<Next, String> {
         Ok(Next::Check(Response::Text(text)))
+    }
+
+    /// What the result of the challenge's work leads to (a code sent: its
+    /// prompt); by default, a response to check.
+    fn worked(&self, _state: &mut (dyn Any + Send), response: Response) -> Next {
+        Next::Check(response)
     }
 
     /// Check `response` to a challenge against `factor` as the store holds
@@ -372,8 +398,9 @@ impl Mechanisms {
         }
     }
 
-    /// The mechanisms `config` enables.
-    pub fn from_config(config: &Config, hostname: &str) -> Mechanisms {
+    /// The mechanisms `config` enables; those that keep state of their own
+    /// between the calls of a login (e-mail codes) keep it in `store`.
+    pub fn from_config(config: &Config, hostname: &str, store: &Arc<dyn Store>) -> Mechanisms {
         let mut all: Vec<Arc<dyn Mechanism>> = vec![
             Arc::new(Totp {
                 skew: config.totp.skew,
@@ -395,6 +422,9 @@ impl Mechanisms {
         ];
         if let Some(fido2) = fido2::Fido2::from_config(&config.fido2, hostname) {
             all.push(Arc::new(fido2));
+        }
+        if let Some(email) = email::Email::from_config(&config.email, hostname, Arc::clone(store)) {
+            all.push(Arc::new(email));
         }
         Mechanisms::new(all)
     }

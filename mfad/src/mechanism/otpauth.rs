@@ -112,6 +112,7 @@ pub fn enrol(
         work: None,
         state: Box::new(()),
         login_text,
+        login_prompt: crate::login::CONFIRM_PROMPT,
     })
 }
 

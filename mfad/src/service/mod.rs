@@ -16,7 +16,7 @@ use crate::notify::{Event, Notifier};
 use crate::policy::Policy;
 use crate::policy::{Directory, Nss};
 use crate::store::{
-    Confirmation, FactorLimits, FactorRecord, Inserted, Lockout, Resync, Store, StoreError,
+    Advanced, Confirmation, FactorLimits, FactorRecord, Inserted, Lockout, Store, StoreError,
 };
 use mfa_dbus::{EnrolOptions, EnrolmentOffer, FactorInfo, UserSummary};
 use std::any::Any;
@@ -29,6 +29,7 @@ pub use crate::login::{validate_request, validate_user};
 pub use conversation::Answered;
 
 mod conversation;
+mod email;
 mod import;
 mod migrate;
 mod settings;
@@ -105,7 +106,7 @@ impl Service {
         let changes = RateLimiter::new(config.limits.changes_burst, config.limits.changes_per_hour);
         Service {
             logins: Mutex::new(Logins::new(config.login.timeout)),
-            mechanisms: Mechanisms::from_config(&config, &hostname),
+            mechanisms: Mechanisms::from_config(&config, &hostname, &store),
             device_enrolments: Mutex::new(HashMap::new()),
             notifier: Notifier::new(config.notify.command.clone()),
             policy: RwLock::new(Arc::new(config.policy.clone())),
@@ -241,10 +242,11 @@ impl Service {
         options: &EnrolOptions,
     ) -> Result<EnrolmentOffer, DaemonError> {
         self.begin_enrolment_with_text(caller_uid, user, kind, label, options)
-            .map(|(offer, _)| offer)
+            .map(|(offer, _, _)| offer)
     }
 
-    /// [`Service::begin_enrolment`], with the text a login shows for it.
+    /// [`Service::begin_enrolment`], with the text a login shows for it and
+    /// the prompt for its code.
     fn begin_enrolment_with_text(
         &self,
         caller_uid: u32,
@@ -252,7 +254,7 @@ impl Service {
         kind: &str,
         label: &str,
         options: &EnrolOptions,
-    ) -> Result<(EnrolmentOffer, String), DaemonError> {
+    ) -> Result<(EnrolmentOffer, String, &'static str), DaemonError> {
         let kind = FactorKind::from_name(kind).ok_or_else(|| {
             DaemonError::InvalidArgument(format!(
                 "unknown factor kind {kind:?}; use {}",
@@ -278,6 +280,7 @@ impl Service {
                 options,
                 account: &account,
                 issuer: &self.config.enrolment.issuer,
+                now: self.clock.now(),
             })
             .map_err(|e| match e {
                 EnrolError::Invalid(m) => DaemonError::InvalidArgument(m),
@@ -332,7 +335,7 @@ impl Service {
             expires: factor.expires,
             ..new.offer
         };
-        Ok((offer, new.login_text))
+        Ok((offer, new.login_text, new.login_prompt))
     }
 
     /// Confirm `user`'s pending factor `id`: with a code, or — for a factor
@@ -474,12 +477,12 @@ impl Service {
             return Err(DaemonError::WrongCode(UNMOVED));
         }
         let now = self.clock.now();
-        match self.store.resync(user, id, &mut |f| {
+        match self.store.advance_factor(user, id, &mut |f| {
             self.mechanisms
                 .get(f.kind)
                 .and_then(|m| m.resync(f, first, second, now))
         })? {
-            Resync::Moved(factor) => {
+            Advanced::Moved(factor) => {
                 self.audit.change(
                     "resync",
                     caller_uid,
@@ -495,10 +498,10 @@ impl Service {
                 );
                 Ok(())
             }
-            Resync::NotFound => Err(DaemonError::NotFound(format!(
+            Advanced::NotFound => Err(DaemonError::NotFound(format!(
                 "{user} has no active factor {id:?}"
             ))),
-            Resync::NoMatch => {
+            Advanced::Unchanged => {
                 self.audit.change(
                     "resync-failed",
                     caller_uid,

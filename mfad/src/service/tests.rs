@@ -338,7 +338,13 @@ fn force_enrols_at_login_and_the_new_factor_works() {
     assert_eq!(prompt.step, Step::prompt(login::CONFIRM_PROMPT, false));
     let wrong = answer_fully(&f.service, OWNER, &handle, "000000").expect("wrong");
     assert!(wrong.failure);
-    assert_eq!(wrong.step, Step::prompt(login::CONFIRM_RETRY_PROMPT, false));
+    assert_eq!(
+        wrong.step,
+        Step::prompt(
+            format!("{}{}", login::WRONG_CODE, login::CONFIRM_PROMPT),
+            false
+        )
+    );
     let done = answer_fully(&f.service, OWNER, &handle, &totp_code(&secret, NOW)).expect("confirm");
     assert_eq!(done.step.kind, StepKind::Allow);
     let factors = f.service.list_factors("bob").expect("list");

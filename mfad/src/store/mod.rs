@@ -129,13 +129,13 @@ pub enum CodeCheck {
     Locked { until: u64 },
 }
 
-/// The outcome of [`Store::resync`].
+/// The outcome of [`FactorStore::advance_factor`].
 #[derive(Debug)]
-pub enum Resync {
-    /// The factor moved on to just past the codes found (as it is now).
+pub enum Advanced {
+    /// The factor moved on (as it is now).
     Moved(FactorRecord),
-    /// The codes were not found; nothing changed.
-    NoMatch,
+    /// It was left as it was.
+    Unchanged,
     /// `user` has no confirmed factor with that id.
     NotFound,
 }
@@ -286,13 +286,15 @@ pub trait FactorStore: Send + Sync {
         limits: FactorLimits,
         verify: &mut dyn FnMut(&FactorRecord) -> Verdict,
     ) -> Result<Confirmation, StoreError>;
-    /// Move `user`'s confirmed factor `id` to where `resync` finds it.
-    fn resync(
+    /// Move `user`'s confirmed factor `id` where `advance` says (`None`:
+    /// leave it), reading and writing it in one transaction under the
+    /// user's lock: a resync, an e-mail code issued.
+    fn advance_factor(
         &self,
         user: &str,
         id: &str,
-        resync: &mut dyn FnMut(&FactorRecord) -> Option<Advance>,
-    ) -> Result<Resync, StoreError>;
+        advance: &mut dyn FnMut(&FactorRecord) -> Option<Advance>,
+    ) -> Result<Advanced, StoreError>;
     /// Remove one factor of `user`; false if there was none with that id.
     fn remove_factor(&self, user: &str, id: &str) -> Result<bool, StoreError>;
     /// Remove every factor, recovery code, setting and trusted device of
@@ -300,6 +302,9 @@ pub trait FactorStore: Send + Sync {
     fn remove_user(&self, user: &str) -> Result<u32, StoreError>;
     /// Every user with a factor (pending ones only until they expire).
     fn users(&self, now: u64) -> Result<Vec<UserRow>, StoreError>;
+    /// A key for keyed hashes of what must not be kept in the clear, not
+    /// even sealed (e-mail codes): the same on every host of this store.
+    fn hash_key(&self) -> [u8; 32];
     /// Everything it holds, read in one transaction.
     fn export(&self) -> Result<Snapshot, StoreError>;
     /// Put `snapshot` into this store, which must be empty: all in one

@@ -2,6 +2,7 @@
 //! sealed column: a small versioned JSON document, so a kind's fields are
 //! its own (a key has no digits, a code has no public key).
 
+use crate::mechanism::email::{EmailFactor, SentCode};
 use crate::mechanism::fido2::{Credential, PublicKey};
 use crate::mechanism::{Algorithm, FactorData, FactorKind, OtpParams};
 use data_encoding::HEXLOWER;
@@ -38,7 +39,7 @@ impl FactorRecord {
     pub fn otp(&self) -> Option<&OtpParams> {
         match &self.data {
             FactorData::Otp(p) => Some(p),
-            FactorData::Fido2(_) => None,
+            FactorData::Fido2(_) | FactorData::Email(_) => None,
         }
     }
 }
@@ -67,6 +68,16 @@ enum Stored {
         presence: bool,
         verification: bool,
     },
+    Email {
+        v: u32,
+        address: String,
+        /// Hex: the keyed hash of the code sent last, until it is used.
+        code_hash: Option<String>,
+        code_sent: u64,
+        code_expires: u64,
+        window_start: u64,
+        sent_in_window: u32,
+    },
 }
 
 const VERSION: u32 = 1;
@@ -90,6 +101,15 @@ pub fn encode(data: &FactorData) -> Vec<u8> {
             rp_id: c.rp_id.clone(),
             presence: c.presence,
             verification: c.verification,
+        },
+        FactorData::Email(e) => Stored::Email {
+            v: VERSION,
+            address: e.address.clone(),
+            code_hash: e.code.as_ref().map(|c| HEXLOWER.encode(&c.hash)),
+            code_sent: e.code.as_ref().map_or(0, |c| c.sent),
+            code_expires: e.code.as_ref().map_or(0, |c| c.expires),
+            window_start: e.window_start,
+            sent_in_window: e.sent_in_window,
         },
     };
     // A map of strings, numbers and booleans always serialises.
@@ -150,6 +170,35 @@ pub fn decode(kind: FactorKind, plain: &[u8]) -> Result<FactorData, String> {
             presence,
             verification,
         })),
+        (
+            FactorKind::Email,
+            Stored::Email {
+                v: VERSION,
+                address,
+                code_hash,
+                code_sent,
+                code_expires,
+                window_start,
+                sent_in_window,
+            },
+        ) => {
+            let code = match code_hash {
+                None => None,
+                Some(h) => Some(SentCode {
+                    hash: hex("the code hash", &h)?
+                        .try_into()
+                        .map_err(|_| "factor data: the code hash is not 32 bytes".to_string())?,
+                    sent: code_sent,
+                    expires: code_expires,
+                }),
+            };
+            Ok(FactorData::Email(Box::new(EmailFactor {
+                address,
+                code,
+                window_start,
+                sent_in_window,
+            })))
+        }
         (kind, _) => Err(format!(
             "factor data does not belong to a {kind} factor, or has an unknown version"
         )),
@@ -176,6 +225,28 @@ mod tests {
             presence: true,
             verification: false,
         });
+        let mail = |code| {
+            FactorData::Email(Box::new(EmailFactor {
+                address: "alice@example.org".into(),
+                code,
+                window_start: 1000,
+                sent_in_window: 2,
+            }))
+        };
+        for email in [
+            mail(None),
+            mail(Some(SentCode {
+                hash: [9; 32],
+                sent: 1000,
+                expires: 1900,
+            })),
+        ] {
+            assert_eq!(
+                decode(FactorKind::Email, &encode(&email)),
+                Ok(email.clone())
+            );
+            assert!(decode(FactorKind::Totp, &encode(&email)).is_err());
+        }
         assert_eq!(decode(FactorKind::Totp, &encode(&otp)), Ok(otp.clone()));
         assert_eq!(decode(FactorKind::Fido2, &encode(&key)), Ok(key.clone()));
         assert!(decode(FactorKind::Fido2, &encode(&otp)).is_err());

@@ -21,6 +21,9 @@ pub struct Sealer {
     /// Names the key without giving it away (SHA-256 over a label and the
     /// key): hosts sharing a database compare it.
     fingerprint: String,
+    /// A key of its own for keyed hashes (e-mail codes), derived from the
+    /// sealing key: the same on every host that shares the store.
+    hash_key: [u8; 32],
 }
 
 impl Sealer {
@@ -68,10 +71,19 @@ impl Sealer {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        let mut digest = sha2::Sha256::new();
+        digest.update(b"pam_mfa keyed hashes v1\0");
+        digest.update(&key);
         Ok(Sealer {
             cipher,
             fingerprint,
+            hash_key: digest.finalize().into(),
         })
+    }
+
+    /// The key for keyed hashes of short-lived codes.
+    pub fn hash_key(&self) -> [u8; 32] {
+        self.hash_key
     }
 
     /// The key's fingerprint (hex): equal on hosts that share the key.

@@ -13,7 +13,10 @@
 //! (`pam_start_confdir`, libpam ≥ 1.4); without it, from /etc/pam.d — or from
 //! `PAM_WRAPPER_SERVICE_DIR` under pam_wrapper. `--sync` prints `AT-PROMPT`
 //! at the first prompt and waits for a line on stdin before answering, so a
-//! test can release many logins at the same instant.
+//! test can release many logins at the same instant. `--ask` asks the test
+//! for the answer to each prompt past the scripted ones: it prints
+//! `PROMPT <text as a JSON string>` and reads the answer from a line of
+//! stdin (a code the test reads from a mail only once the prompt is there).
 //!
 //! The transaction itself is [`transaction`], so a loop mode (benchmarks)
 //! can call it repeatedly.
@@ -128,6 +131,9 @@ struct Opts {
     /// Print AT-PROMPT at the first prompt and wait for a line on stdin
     #[arg(long)]
     sync: bool,
+    /// Past the --answer ones, print each prompt and read its answer from stdin
+    #[arg(long)]
+    ask: bool,
 }
 
 /// The scripted user behind the conversation function.
@@ -135,6 +141,7 @@ struct Script {
     answers: VecDeque<String>,
     messages: Vec<(String, String)>,
     sync: bool,
+    ask: bool,
 }
 
 impl Script {
@@ -153,12 +160,31 @@ impl Script {
                     self.sync = false;
                     wait_for_go();
                 }
+                if let Some(answer) = self.answers.pop_front() {
+                    return Ok(Some(answer));
+                }
+                if self.ask {
+                    return ask(self.messages.last().map(|m| m.1.as_str()).unwrap_or(""));
+                }
                 // Out of answers: the user walked away.
-                self.answers.pop_front().map(Some).ok_or(())
+                Err(())
             }
             ffi::PAM_ERROR_MSG | ffi::PAM_TEXT_INFO => Ok(None),
             _ => Err(()),
         }
+    }
+}
+
+/// The answer the test gives to `prompt`; none (stdin closed): the user
+/// walked away.
+fn ask(prompt: &str) -> Result<Option<String>, ()> {
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "PROMPT {}", serde_json::Value::from(prompt));
+    let _ = stdout.flush();
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(n) if n > 0 => Ok(Some(line.trim_end_matches(['\r', '\n']).to_string())),
+        _ => Err(()),
     }
 }
 
@@ -321,6 +347,7 @@ fn transaction(opts: &Opts) -> Result<Report, String> {
         answers: opts.answers.iter().cloned().collect(),
         messages: Vec::new(),
         sync: opts.sync,
+        ask: opts.ask,
     });
     let conv = ffi::PamConv {
         conv: Some(conversation),

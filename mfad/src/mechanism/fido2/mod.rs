@@ -261,6 +261,7 @@ impl Mechanism for Fido2 {
                 credential: None,
             }),
             login_text: String::new(),
+            login_prompt: "",
         })
     }
 

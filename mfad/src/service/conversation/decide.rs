@@ -110,6 +110,7 @@ impl Service {
             remote: login::remote_reason(request, pid),
             request: request.clone(),
             now: self.clock.now(),
+            retry: false,
         }
     }
 }

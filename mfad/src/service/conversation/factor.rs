@@ -40,7 +40,11 @@ impl Service {
                         .map_err(|e| e.to_string())?
                         .ok_or_else(|| format!("factor {} is gone", factor.id))
                 };
-                mechanism.challenge(&mut load, context)
+                let context = LoginContext {
+                    retry,
+                    ..context.clone()
+                };
+                mechanism.challenge(&mut load, &context)
             });
         let challenge = match begun {
             Ok(challenge) => challenge,
@@ -243,6 +247,7 @@ impl Service {
             &mut session.phase,
             Phase::Confirm {
                 factor: String::new(),
+                prompt: "",
             },
         ) else {
             return Answered::failed(self.internal(&session.request, "lost the factors asked"));

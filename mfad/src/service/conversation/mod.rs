@@ -210,6 +210,7 @@ impl Service {
             &mut session.phase,
             Phase::Confirm {
                 factor: String::new(),
+                prompt: "",
             },
         );
         let answered = match phase {
@@ -232,14 +233,19 @@ impl Service {
                     Answered::waiting("", waiter)
                 }
                 Some(Ok(response)) => {
-                    return Ok(self.commit(
-                        handle,
-                        session,
-                        (asking, selected),
-                        challenge,
-                        response,
-                        now,
-                    ));
+                    let mut challenge = challenge;
+                    let next = asking
+                        .factors
+                        .get(selected)
+                        .ok_or_else(|| "no factor to answer".to_string())
+                        .and_then(|f| self.mechanism(f.kind))
+                        .map(|m| m.worked(challenge.as_mut(), response));
+                    return Ok(match next {
+                        Ok(next) => {
+                            self.go_on(handle, session, (asking, selected), challenge, next, now)
+                        }
+                        Err(why) => self.device_failed(handle, session, asking, &why),
+                    });
                 }
                 Some(Err(why)) => return Ok(self.device_failed(handle, session, asking, &why)),
             },
@@ -269,47 +275,23 @@ impl Service {
                         Err(e) => return Ok(Answered::failed(self.internal(&session.request, &e))),
                     }
                 } else {
-                    // An answer too long to be a code is a wrong code, and counted.
-                    let text = if answer.len() <= MAX_ANSWER {
-                        answer
+                    let next = if answer.len() > MAX_ANSWER {
+                        // Too long to be anything asked: a wrong answer, counted.
+                        Ok(Next::Check(Response::Text(String::new())))
                     } else {
-                        ""
+                        asking
+                            .factors
+                            .get(selected)
+                            .ok_or_else(|| "no factor to answer".to_string())
+                            .and_then(|f| self.mechanism(f.kind))
+                            .and_then(|m| m.respond(challenge.as_mut(), answer.to_string()))
                     };
-                    let next = asking
-                        .factors
-                        .get(selected)
-                        .ok_or_else(|| "no factor to answer".to_string())
-                        .and_then(|f| self.mechanism(f.kind))
-                        .and_then(|m| m.respond(challenge.as_mut(), text.to_string()));
-                    match next {
-                        Ok(Next::Check(response)) => {
-                            return Ok(self.commit(
-                                handle,
-                                session,
-                                (asking, selected),
-                                challenge,
-                                response,
-                                now,
-                            ));
+                    return Ok(match next {
+                        Ok(next) => {
+                            self.go_on(handle, session, (asking, selected), challenge, next, now)
                         }
-                        Ok(Next::Ask(ask)) => {
-                            let (step, code, work) = self.put(&asking, selected, ask, false);
-                            let waiter = work.as_ref().map(Work::waiter);
-                            session.phase = Phase::Factor {
-                                asking,
-                                selected,
-                                challenge,
-                                code,
-                                work,
-                            };
-                            Answered {
-                                step,
-                                failure: false,
-                                waiting: waiter,
-                            }
-                        }
-                        Err(why) => return Ok(self.device_failed(handle, session, asking, &why)),
-                    }
+                        Err(why) => self.device_failed(handle, session, asking, &why),
+                    });
                 }
             }
             Phase::Fallback {
@@ -387,12 +369,70 @@ impl Service {
                     }
                 }
             }
-            Phase::Confirm { factor } => {
-                return Ok(self.answer_confirm(handle, session, &factor, answer, now));
+            Phase::Confirm { factor, prompt } => {
+                return Ok(self.answer_confirm(handle, session, (&factor, prompt), answer, now));
             }
         };
         self.logins().restore(handle.to_string(), session);
         Ok(answered)
+    }
+
+    /// Go on from what a mechanism made of an answer or of its work: check
+    /// a response, ask something more, or begin the challenge again.
+    fn go_on(
+        &self,
+        handle: &str,
+        mut session: Session,
+        (asking, selected): (Asking, usize),
+        challenge: Box<dyn std::any::Any + Send>,
+        next: Next,
+        now: u64,
+    ) -> Answered {
+        let answered = match next {
+            Next::Check(response) => {
+                return self.commit(
+                    handle,
+                    session,
+                    (asking, selected),
+                    challenge,
+                    response,
+                    now,
+                )
+            }
+            Next::Ask(ask) => {
+                let (step, code, work) = self.put(&asking, selected, ask, false);
+                let waiter = work.as_ref().map(Work::waiter);
+                session.phase = Phase::Factor {
+                    asking,
+                    selected,
+                    challenge,
+                    code,
+                    work,
+                };
+                Answered {
+                    step,
+                    failure: false,
+                    waiting: waiter,
+                }
+            }
+            Next::Again => match self.challenge(&session.context(now), asking, selected, false) {
+                Ok((phase, step)) => {
+                    session.phase = phase;
+                    let waiting = match &session.phase {
+                        Phase::Factor { work: Some(w), .. } => Some(w.waiter()),
+                        _ => None,
+                    };
+                    Answered {
+                        step,
+                        failure: false,
+                        waiting,
+                    }
+                }
+                Err(step) => return Answered::failed(step),
+            },
+        };
+        self.logins().restore(handle.to_string(), session);
+        answered
     }
 
     /// Set up a pending factor of `kind` for the user logging in: the steps
@@ -405,7 +445,7 @@ impl Service {
         kind: FactorKind,
     ) -> Result<(Phase, Vec<Step>), DaemonError> {
         let uid = self.uid_of(&request.user);
-        let (offer, login_text) = self.begin_enrolment_with_text(
+        let (offer, login_text, prompt) = self.begin_enrolment_with_text(
             uid,
             &request.user,
             kind.name(),
@@ -413,11 +453,11 @@ impl Service {
             &EnrolOptions::default(),
         )?;
         Ok((
-            Phase::Confirm { factor: offer.id },
-            vec![
-                Step::info(login_text),
-                Step::prompt(login::CONFIRM_PROMPT, false),
-            ],
+            Phase::Confirm {
+                factor: offer.id,
+                prompt,
+            },
+            vec![Step::info(login_text), Step::prompt(prompt, false)],
         ))
     }
 
@@ -425,7 +465,7 @@ impl Service {
         &self,
         handle: &str,
         mut session: Session,
-        factor: &str,
+        (factor, prompt): (&str, &'static str),
         answer: &str,
         now: u64,
     ) -> Answered {
@@ -477,9 +517,13 @@ impl Service {
                 );
                 session.phase = Phase::Confirm {
                     factor: factor.to_string(),
+                    prompt,
                 };
                 self.logins().restore(handle.to_string(), session);
-                Answered::failed(Step::prompt(login::CONFIRM_RETRY_PROMPT, false))
+                Answered::failed(Step::prompt(
+                    format!("{}{prompt}", login::WRONG_CODE),
+                    false,
+                ))
             }
             Ok(Confirmation::NotFound) => {
                 self.audit.login(

@@ -23,8 +23,8 @@ use super::history::History;
 use super::record::{self, FactorRecord};
 use super::seal::{Sealer, KEY_FILE};
 use super::{
-    counter_to_sql, prepare_state_dir, CodeCheck, Confirmation, DeviceRow, FactorLimits,
-    FactorStore, Inserted, Lockout, RecoveryUse, Resync, SettingStore, StoreError, UserRow,
+    counter_to_sql, prepare_state_dir, Advanced, CodeCheck, Confirmation, DeviceRow, FactorLimits,
+    FactorStore, Inserted, Lockout, RecoveryUse, SettingStore, StoreError, UserRow,
 };
 use crate::config::{PgConfig, PgTls};
 use crate::mechanism::{Advance, FactorKind, Verdict};
@@ -374,7 +374,7 @@ impl Db {
                 // A closed connection, an I/O error: the database is not
                 // there. An error it sent: it refused.
                 unavailable: e.as_db_error().is_none(),
-                message: format!("{}: {}", self.describe, with_causes(&e)),
+                message: format!("{}: {}", self.describe, crate::error::with_causes(&e)),
             }),
             Err(_) => Err(StoreError::Backend {
                 context,
@@ -441,22 +441,6 @@ impl Db {
             Ok(n)
         })
     }
-}
-
-/// `error` and what caused it ("error performing TLS handshake: invalid
-/// peer certificate: UnknownIssuer").
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 /// A statement prepared once per connection.
@@ -971,13 +955,13 @@ impl FactorStore for PgStore {
         })
     }
 
-    fn resync(
+    fn advance_factor(
         &self,
         user: &str,
         id: &str,
-        resync: &mut dyn FnMut(&FactorRecord) -> Option<Advance>,
-    ) -> Result<Resync, StoreError> {
-        self.db.block("resync a factor", async {
+        advance: &mut dyn FnMut(&FactorRecord) -> Option<Advance>,
+    ) -> Result<Advanced, StoreError> {
+        self.db.block("move a factor", async {
             let mut conn = self.db.checkout().await?;
             let tx = conn.client.transaction().await?;
             lock_user(&tx, user).await?;
@@ -990,17 +974,17 @@ impl FactorStore for PgStore {
             let Some(mut factor) = row.map(|r| self.to_factor(&r)).transpose()? else {
                 tx.commit().await?;
                 self.db.checkin(conn);
-                return Ok(Resync::NotFound);
+                return Ok(Advanced::NotFound);
             };
-            let Some(advance) = resync(&factor) else {
+            let Some(advance) = advance(&factor) else {
                 tx.commit().await?;
                 self.db.checkin(conn);
-                return Ok(Resync::NoMatch);
+                return Ok(Advanced::Unchanged);
             };
             self.apply(&tx, &mut factor, advance).await?;
             tx.commit().await?;
             self.db.checkin(conn);
-            Ok(Resync::Moved(factor))
+            Ok(Advanced::Moved(factor))
         })
     }
 
@@ -1087,6 +1071,10 @@ impl FactorStore for PgStore {
             }
             Ok(users)
         })
+    }
+
+    fn hash_key(&self) -> [u8; 32] {
+        self.sealer.hash_key()
     }
 
     fn export(&self) -> Result<super::Snapshot, StoreError> {

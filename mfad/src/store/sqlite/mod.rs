@@ -11,8 +11,8 @@ use super::history::{self, History, SqliteHistory};
 use super::record::{self, FactorRecord};
 use super::seal::{Sealer, KEY_FILE};
 use super::{
-    counter_to_sql, prepare_state_dir, CodeCheck, Confirmation, FactorLimits, FactorStore,
-    Inserted, Lockout, RecoveryUse, Resync, StoreError, UserRow,
+    counter_to_sql, prepare_state_dir, Advanced, CodeCheck, Confirmation, FactorLimits,
+    FactorStore, Inserted, Lockout, RecoveryUse, StoreError, UserRow,
 };
 use crate::mechanism::{Advance, FactorData, FactorKind, Verdict};
 use rusqlite::{params, Connection, Row, TransactionBehavior};
@@ -533,14 +533,12 @@ impl FactorStore for SqliteStore {
         Ok(Confirmation::Confirmed(factor))
     }
 
-    /// Move a confirmed factor of `user` to where `resync` finds it, in one
-    /// transaction.
-    fn resync(
+    fn advance_factor(
         &self,
         user: &str,
         id: &str,
-        resync: &mut dyn FnMut(&FactorRecord) -> Option<Advance>,
-    ) -> Result<Resync, StoreError> {
+        advance: &mut dyn FnMut(&FactorRecord) -> Option<Advance>,
+    ) -> Result<Advanced, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -552,14 +550,14 @@ impl FactorStore for SqliteStore {
             params![id, user],
         )?;
         let Some(mut factor) = found.into_iter().next() else {
-            return Ok(Resync::NotFound);
+            return Ok(Advanced::NotFound);
         };
-        let Some(advance) = resync(&factor) else {
-            return Ok(Resync::NoMatch);
+        let Some(advance) = advance(&factor) else {
+            return Ok(Advanced::Unchanged);
         };
         self.apply(&tx, &mut factor, advance)?;
-        tx.commit().map_err(sql("commit resync"))?;
-        Ok(Resync::Moved(factor))
+        tx.commit().map_err(sql("commit"))?;
+        Ok(Advanced::Moved(factor))
     }
 
     /// Remove one factor of `user`; false if there was none with that id.
@@ -655,6 +653,10 @@ impl FactorStore for SqliteStore {
             user.locked = locked.contains(&user.user);
         }
         Ok(users)
+    }
+
+    fn hash_key(&self) -> [u8; 32] {
+        self.sealer.hash_key()
     }
 
     fn export(&self) -> Result<super::Snapshot, StoreError> {
