@@ -61,7 +61,10 @@ pub trait Conversation {
 /// How a login ended when mfad made a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// A second factor was checked.
     Allowed,
+    /// None was needed, none was checked.
+    Skipped,
     Denied(DenyReason),
 }
 
@@ -246,6 +249,7 @@ fn relay(step: &Step, conversation: &mut dyn Conversation) -> Result<Relayed, Co
             }
             Ok(Relayed::Done(Outcome::Allowed))
         }
+        StepKind::Skip => Ok(Relayed::Done(Outcome::Skipped)),
         StepKind::Deny => {
             if !step.text.is_empty() {
                 // The decision stands even if the message cannot be shown.

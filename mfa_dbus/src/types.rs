@@ -47,6 +47,11 @@ pub enum StepKind {
     /// [`WAIT_HOLD_MS`] have passed, and replies with the next step — a
     /// `Wait` with an empty text while it is still under way.
     Wait = 5,
+    /// No second factor was needed, and none was checked: not required,
+    /// exempt, a bypass network, a trusted device, MFA off, an offer to
+    /// enrol declined. Terminal. What the module returns for it is the PAM
+    /// line's choice (`skip=`), never mfad's.
+    Skip = 6,
 }
 
 /// The longest mfad holds an answer to a [`StepKind::Wait`] step, in
@@ -118,6 +123,14 @@ impl Step {
             text: String::new(),
         }
     }
+    /// Nothing was asked that proves a second factor; see [`StepKind::Skip`].
+    pub fn skip() -> Self {
+        Step {
+            kind: StepKind::Skip,
+            reason: DenyReason::None,
+            text: String::new(),
+        }
+    }
     pub fn deny(reason: DenyReason, text: impl Into<String>) -> Self {
         Step {
             kind: StepKind::Deny,
@@ -126,7 +139,7 @@ impl Step {
         }
     }
     pub fn is_terminal(&self) -> bool {
-        matches!(self.kind, StepKind::Allow | StepKind::Deny)
+        matches!(self.kind, StepKind::Allow | StepKind::Deny | StepKind::Skip)
     }
 }
 

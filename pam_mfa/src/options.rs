@@ -22,6 +22,19 @@ pub enum FailMode {
     Open,
 }
 
+/// What to return when mfad needed no second factor for this login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// `PAM_IGNORE` (default): the rest of the stack decides, so a
+    /// `sufficient` pam_mfa never stands in for the password. A stack of
+    /// pam_mfa alone then refuses: end it with `pam_permit`.
+    Ignore,
+    /// `PAM_SUCCESS`: for a stack where pam_mfa is the only auth module
+    /// (sshd's keyboard-interactive after a public key). Never with
+    /// `sufficient`.
+    Success,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     /// Log debug messages.
@@ -36,6 +49,7 @@ pub struct Options {
     pub max_tries: Option<u32>,
     /// Do not ask libpam to delay a failed authentication.
     pub nodelay: bool,
+    pub skip: Skip,
 }
 
 impl Default for Options {
@@ -47,6 +61,7 @@ impl Default for Options {
             bus: mfa_dbus::SYSTEM_BUS_ADDRESS.to_string(),
             max_tries: None,
             nodelay: false,
+            skip: Skip::Ignore,
         }
     }
 }
@@ -134,6 +149,14 @@ impl Options {
                     once("nodelay")?;
                     options.nodelay = true;
                 }
+                ("skip", Some(value)) => {
+                    once("skip")?;
+                    options.skip = match value {
+                        "ignore" => Skip::Ignore,
+                        "success" => Skip::Success,
+                        _ => return Err(invalid("skip", value, "ignore or success")),
+                    };
+                }
                 _ => return Err(OptionError::Unknown(arg.to_string())),
             }
         }
@@ -214,6 +237,7 @@ mod tests {
             "bus=unix:path=/tmp/t-1/bus.sock",
             "max_tries=2",
             "nodelay",
+            "skip=success",
         ])
         .expect("valid line");
         assert_eq!(
@@ -225,9 +249,15 @@ mod tests {
                 bus: "unix:path=/tmp/t-1/bus.sock".into(),
                 max_tries: Some(2),
                 nodelay: true,
+                skip: Skip::Success,
             }
         );
+        assert_eq!(Options::default().skip, Skip::Ignore, "the safe default");
         for bad in [
+            "skip=SUCCESS",
+            "skip=",
+            "skip",
+            "skip=permit",
             "max_tries=0",
             "max_tries=11",
             "max_tries=+3",

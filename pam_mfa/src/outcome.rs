@@ -1,17 +1,19 @@
 //! The one table from how a call into the module ended to the PAM code it
 //! returns. Nothing else in the module picks a return code.
 //!
-//! Everything fails closed. `PAM_IGNORE` appears in exactly one cell: mfad
-//! could not be reached before the login started and the PAM line says
-//! `failmode=open`. Once mfad has shown the user a step, losing it is never
-//! ignored, so a slow or vanished daemon cannot turn a started login into a
-//! skipped factor.
+//! Everything fails closed. `PAM_IGNORE` appears in two cells: mfad could
+//! not be reached before the login started and the PAM line says
+//! `failmode=open`; and mfad needed no second factor (`skip=ignore`, the
+//! default), so that a `sufficient` pam_mfa never replaces the password.
+//! Once mfad has shown the user a step, losing it is never ignored, so a
+//! slow or vanished daemon cannot turn a started login into a skipped
+//! factor.
 
 use crate::ffi::{
     PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_CONV_ERR, PAM_IGNORE, PAM_MAXTRIES, PAM_SERVICE_ERR,
     PAM_SUCCESS, PAM_SYSTEM_ERR, PAM_USER_UNKNOWN,
 };
-use crate::options::FailMode;
+use crate::options::{FailMode, Skip};
 use mfa_dbus::{ClientError, DenyReason, MfaError, Outcome};
 use std::fmt::Write as _;
 use std::os::raw::c_int;
@@ -19,8 +21,12 @@ use std::os::raw::c_int;
 /// How a call into the module ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {
-    /// mfad allowed the login.
+    /// mfad allowed the login: a second factor was checked.
     Allowed,
+    /// mfad needed no second factor for it (not required, exempt,
+    /// bypassed, a trusted device, MFA off); the PAM line's `skip=` says
+    /// what that returns.
+    Skipped(Skip),
     /// mfad refused the login.
     Denied(DenyReason),
     /// mfad could not be reached before the login started: no bus socket, the
@@ -62,6 +68,8 @@ impl End {
     pub fn pam_code(self, failmode: FailMode) -> c_int {
         match self {
             End::Allowed => PAM_SUCCESS,
+            End::Skipped(Skip::Ignore) => PAM_IGNORE,
+            End::Skipped(Skip::Success) => PAM_SUCCESS,
             End::Denied(DenyReason::MaxTries) => PAM_MAXTRIES,
             End::Denied(
                 DenyReason::WrongCode
@@ -114,7 +122,11 @@ impl End {
 
     /// Every row, in the order of the printed table.
     pub fn all() -> Vec<End> {
-        let mut all = vec![End::Allowed];
+        let mut all = vec![
+            End::Allowed,
+            End::Skipped(Skip::Ignore),
+            End::Skipped(Skip::Success),
+        ];
         all.extend(
             [
                 DenyReason::WrongCode,
@@ -148,6 +160,8 @@ impl End {
     pub fn describe(self) -> &'static str {
         match self {
             End::Allowed => "mfad allowed the login",
+            End::Skipped(Skip::Ignore) => "no second factor needed (skip=ignore, the default)",
+            End::Skipped(Skip::Success) => "no second factor needed, with skip=success",
             End::Denied(DenyReason::WrongCode) => "mfad denied: wrong code",
             End::Denied(DenyReason::MaxTries) => "mfad denied: too many wrong codes",
             End::Denied(DenyReason::NotEnrolled) => "mfad denied: no second factor set up",
@@ -196,11 +210,12 @@ fn mfad_is_gone(error: &zbus::Error) -> bool {
     }
 }
 
-/// How a finished login maps onto the table.
-impl From<Outcome> for End {
-    fn from(outcome: Outcome) -> End {
+impl End {
+    /// How a finished login maps onto the table, with the line's `skip=`.
+    pub fn from_outcome(outcome: Outcome, skip: Skip) -> End {
         match outcome {
             Outcome::Allowed => End::Allowed,
+            Outcome::Skipped => End::Skipped(skip),
             Outcome::Denied(reason) => End::Denied(reason),
         }
     }
@@ -331,8 +346,22 @@ mod tests {
         for end in End::all().into_iter().filter(|e| *e != End::Unreachable) {
             let (closed, open) = both(end);
             assert_eq!(closed, open, "{end:?} must not depend on failmode");
-            assert_ne!(closed, PAM_IGNORE, "{end:?} must not be ignored");
+            let skipped = end == End::Skipped(Skip::Ignore);
+            assert_eq!(
+                closed == PAM_IGNORE,
+                skipped,
+                "{end:?}: ignored only if skipped"
+            );
         }
+    }
+
+    #[test]
+    fn row_skipped_is_what_the_line_says() {
+        assert_eq!(both(End::Skipped(Skip::Ignore)), (PAM_IGNORE, PAM_IGNORE));
+        assert_eq!(
+            both(End::Skipped(Skip::Success)),
+            (PAM_SUCCESS, PAM_SUCCESS)
+        );
     }
 
     #[test]
@@ -408,7 +437,10 @@ mod tests {
             let succeeds = end.pam_code(FailMode::Open) == PAM_SUCCESS;
             assert_eq!(
                 succeeds,
-                matches!(end, End::Allowed | End::SetCred),
+                matches!(
+                    end,
+                    End::Allowed | End::SetCred | End::Skipped(Skip::Success)
+                ),
                 "{end:?}"
             );
         }
@@ -510,9 +542,20 @@ mod tests {
 
     #[test]
     fn outcomes_map_to_rows() {
-        assert_eq!(End::from(Outcome::Allowed), End::Allowed);
         assert_eq!(
-            End::from(Outcome::Denied(DenyReason::MaxTries)),
+            End::from_outcome(Outcome::Allowed, Skip::Ignore),
+            End::Allowed
+        );
+        assert_eq!(
+            End::from_outcome(Outcome::Skipped, Skip::Ignore),
+            End::Skipped(Skip::Ignore)
+        );
+        assert_eq!(
+            End::from_outcome(Outcome::Skipped, Skip::Success),
+            End::Skipped(Skip::Success)
+        );
+        assert_eq!(
+            End::from_outcome(Outcome::Denied(DenyReason::MaxTries), Skip::Success),
             End::Denied(DenyReason::MaxTries)
         );
     }

@@ -161,7 +161,7 @@ pub fn authenticate_with<H: PamHandle>(
             if options.debug {
                 pam.syslog(Priority::Debug, &format!("mfad decided {outcome:?}"));
             }
-            End::from(outcome)
+            End::from_outcome(outcome, options.skip)
         }
         Err(LoginError::Runtime(e)) => {
             pam.syslog(
@@ -507,6 +507,7 @@ mod tests {
                         self.answers.borrow_mut().push(answer.expose().to_string());
                     }
                     StepKind::Allow => return Ok(Outcome::Allowed),
+                    StepKind::Skip => return Ok(Outcome::Skipped),
                     StepKind::Deny => {
                         let _ = conversation.error(&step.text);
                         return Ok(Outcome::Denied(step.reason));

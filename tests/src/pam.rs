@@ -108,10 +108,21 @@ impl ServiceDir {
         std::fs::write(self.dir.path().join(name), text).expect("cannot write a PAM service");
     }
 
-    /// The usual service: `auth required libpam_mfa.so bus=<address> <options>`.
+    /// The usual service: `auth required libpam_mfa.so bus=<address>
+    /// <options>`, then `auth required pam_permit.so`, as a stack that ends
+    /// in pam_permit (Debian's common-auth) does: a login that needs no
+    /// second factor (`PAM_IGNORE`) gets through it.
     pub fn mfa(&self, name: &str, bus_address: &str, options: &str) {
-        self.write(name, &[mfa_line("required", bus_address, options)]);
+        self.write(name, &mfa_stack(bus_address, options));
     }
+}
+
+/// The lines of [`ServiceDir::mfa`].
+pub fn mfa_stack(bus_address: &str, options: &str) -> Vec<String> {
+    vec![
+        mfa_line("required", bus_address, options),
+        "auth required pam_permit.so".into(),
+    ]
 }
 
 /// One `auth` line for the module under test, by absolute path.

@@ -102,10 +102,7 @@ impl SshdConfig {
     /// The usual stack: `auth required libpam_mfa.so bus=<address> <options>`
     /// (the freshly built module, by absolute path).
     pub fn mfa(methods: &str, bus_address: &str, options: &str) -> SshdConfig {
-        SshdConfig::new(
-            methods,
-            vec![crate::pam::mfa_line("required", bus_address, options)],
-        )
+        SshdConfig::new(methods, crate::pam::mfa_stack(bus_address, options))
     }
 
     fn pam_lines(&self) -> Vec<String> {

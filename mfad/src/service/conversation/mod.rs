@@ -99,7 +99,8 @@ impl Service {
                     "allow",
                     &[("reason", &skip.reason()), ("rule", &rule)],
                 );
-                return Ok((String::new(), Step::allow()));
+                // Nothing asked: the PAM line decides what that returns.
+                return Ok((String::new(), Step::skip()));
             }
             Outcome::Refuse(refusal) => {
                 let (reason, text) = match &refusal {
@@ -345,7 +346,7 @@ impl Service {
                         "allow",
                         &[("reason", "encourage-declined")],
                     );
-                    return Ok(Answered::ok(Step::allow()));
+                    return Ok(Answered::ok(Step::skip()));
                 }
                 match self.enrol_at_login(&session.request, kind) {
                     Ok((phase, steps)) => {
