@@ -208,6 +208,8 @@ pub struct Login {
     pub sync: bool,
     /// Past `answers`, each prompt waits for [`PendingLogin::answer`].
     pub ask: bool,
+    /// Run the PAM client as this user instead of root (a screen locker).
+    pub as_user: Option<crate::users::TestUser>,
 }
 
 impl Login {
@@ -220,11 +222,15 @@ impl Login {
             tty: None,
             sync: false,
             ask: false,
+            as_user: None,
         }
     }
 
     fn command(&self, dir: &ServiceDir) -> Command {
-        let mut cmd = Command::new(crate::bins::pam_driver());
+        let mut cmd = match &self.as_user {
+            Some(user) => crate::users::command_as(user, &crate::bins::pam_driver()),
+            None => Command::new(crate::bins::pam_driver()),
+        };
         cmd.arg("--confdir").arg(dir.path());
         cmd.arg("--service")
             .arg(&self.service)
@@ -245,7 +251,10 @@ impl Login {
         if self.ask {
             cmd.arg("--ask");
         }
-        cmd.env_clear();
+        if self.as_user.is_none() {
+            // command_as cleared it already, keeping a PATH for setpriv.
+            cmd.env_clear();
+        }
         cmd
     }
 

@@ -10,35 +10,50 @@ use mfa_tests::probe::{self, call};
 use mfa_tests::users::{self, TestUser, ADMIN_GROUP};
 use mfa_tests::{Bus, World};
 
-const BUS_ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
 const MFA_ACCESS_DENIED: &str = "org.pam_mfa.Error.AccessDenied";
 
 #[test]
-fn only_root_may_start_a_login_under_the_shipped_policy() {
+fn only_root_starts_anyones_login_and_a_user_only_their_own() {
     let world = World::start();
     let alice = users::named("alice");
     world.enrol_totp(&alice, &Totp::default_params());
-    for user in [users::nobody(), alice.clone()] {
+    for user in [users::nobody(), users::named("bob")] {
         let reply = call(world.address(), &user, &["login-start", "alice"]);
         assert_eq!(
             reply.err_name(),
-            BUS_ACCESS_DENIED,
-            "{} started a login",
+            MFA_ACCESS_DENIED,
+            "{} started a login for alice",
             user.name
         );
     }
-    let step = call(world.address(), &users::root(), &["login-start", "alice"]).ok();
-    assert_eq!(step["kind"], StepKind::PromptEchoOff as u32);
+    for user in [users::root(), alice.clone()] {
+        let step = call(world.address(), &user, &["login-start", "alice"]).ok();
+        assert_eq!(
+            step["kind"],
+            StepKind::PromptEchoOff as u32,
+            "{}",
+            user.name
+        );
+    }
+    // Hers is an unlock: audited with her uid, the service she gave not believed.
+    let log = world.daemon.log();
+    assert!(
+        log.contains(&format!(
+            "login start user=alice service=unlock class=unlock caller_uid={}",
+            alice.uid
+        )),
+        "{log}"
+    );
 }
 
 #[test]
-fn mfad_itself_refuses_non_root_logins_when_the_bus_lets_them_through() {
+fn mfad_itself_refuses_other_accounts_logins_when_the_bus_lets_them_through() {
     // A bus without the shipped policy: only mfad's own check is left.
     let bus = Bus::start_with(Policy::Permissive);
     let _daemon = Daemon::start(&bus);
     let alice = users::named("alice");
     probe::enrol_totp(bus.address(), &alice, &Totp::default_params());
-    for user in [users::nobody(), alice] {
+    for user in [users::nobody(), users::named("bob")] {
         let start = call(bus.address(), &user, &["login-start", "alice"]);
         assert_eq!(
             start.err_name(),
@@ -46,6 +61,7 @@ fn mfad_itself_refuses_non_root_logins_when_the_bus_lets_them_through() {
             "{} started a login",
             user.name
         );
+        // A handle it does not hold answers nothing.
         let answer = call(
             bus.address(),
             &user,
@@ -53,7 +69,7 @@ fn mfad_itself_refuses_non_root_logins_when_the_bus_lets_them_through() {
         );
         assert_eq!(
             answer.err_name(),
-            MFA_ACCESS_DENIED,
+            "org.pam_mfa.Error.UnknownHandle",
             "{} answered a login",
             user.name
         );

@@ -376,3 +376,17 @@ fn email_wants_tls_a_sender_known_placeholders_and_private_credentials() {
     let line = format!("ca_file = \"{}\"", ca.display());
     assert_refused(dir.path(), "not a CA", &with(&line), "email] ca_file", None);
 }
+
+#[test]
+fn policy_unlock_is_ask_or_never() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = valid(dir.path());
+    for ok in ["ask", "never"] {
+        let (t, _) = insert_after(&text, "[policy]", &format!("unlock = \"{ok}\""));
+        let path = dir.path().join(format!("{ok}.toml"));
+        std::fs::write(&path, t).expect("write");
+        check(&path).assert_success(ok);
+    }
+    let (t, line) = insert_after(&text, "[policy]", "unlock = \"sometimes\"");
+    assert_refused(dir.path(), "sometimes", &t, "policy.unlock", Some(line));
+}

@@ -8,18 +8,34 @@ pub struct Access {
     admin_group: Option<String>,
 }
 
+/// Who started a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginCaller {
+    Root,
+    /// The user themself, not root: an unlock.
+    Own {
+        uid: u32,
+    },
+}
+
 impl Access {
     pub fn new(admin_group: Option<String>) -> Access {
         Access { admin_group }
     }
 
-    /// Logins are driven by pam_mfa.so, which runs as root.
-    pub fn check_login(&self, uid: u32) -> Result<(), DaemonError> {
+    /// Who may start a login of `user`: root (pam_mfa.so in sshd, login,
+    /// sudo, su, a display manager), or the user's own uid (a screen
+    /// locker running as the user), which is then an unlock.
+    pub fn check_login(&self, uid: u32, user: &str) -> Result<LoginCaller, DaemonError> {
         if uid == 0 {
-            Ok(())
+            return Ok(LoginCaller::Root);
+        }
+        let own = self.own_user(uid)?;
+        if own == user {
+            Ok(LoginCaller::Own { uid })
         } else {
             Err(DaemonError::AccessDenied(format!(
-                "uid {uid} may not drive a login; only root may"
+                "uid {uid} may start a login only for its own account ({own}), not for {user:?}"
             )))
         }
     }
@@ -70,11 +86,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_root_drives_logins() {
+    fn root_logs_in_anyone_and_others_only_themselves() {
         let access = Access::new(None);
-        assert!(access.check_login(0).is_ok());
-        for uid in [1, 1000, 65534, u32::MAX, 1u32 << 31] {
-            assert!(access.check_login(uid).is_err(), "uid {uid}");
+        assert_eq!(access.check_login(0, "alice").ok(), Some(LoginCaller::Root));
+        for uid in [4_000_000_000, u32::MAX, 1u32 << 31] {
+            assert!(access.check_login(uid, "alice").is_err(), "uid {uid}");
+        }
+        // nobody (65534) is "nobody", not root.
+        if let Ok(nobody) = access.own_user(65534) {
+            assert_eq!(
+                access.check_login(65534, &nobody).ok(),
+                Some(LoginCaller::Own { uid: 65534 })
+            );
+            assert!(access.check_login(65534, "root").is_err());
         }
     }
 

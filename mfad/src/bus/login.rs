@@ -1,5 +1,7 @@
-//! org.pam_mfa.Login1: root only.
+//! org.pam_mfa.Login1: root for any user; anyone else for their own
+//! account only, as an unlock (a screen locker).
 
+use super::access::LoginCaller;
 use super::{blocking, Shared};
 use mfa_dbus::{LoginRequest, MfaError, Step, StepKind, WAIT_HOLD_MS};
 use std::time::Duration;
@@ -28,13 +30,15 @@ impl LoginInterface {
     ) -> Result<(String, Step), MfaError> {
         let started = Instant::now();
         let caller = self.0.callers.identify(&header).await?;
-        self.0
+        let who = self
+            .0
             .access
-            .check_login(caller.uid)
+            .check_login(caller.uid, &request.user)
             .map_err(MfaError::from)?;
         let (connection, pid) = (caller.connection.clone(), caller.pid);
-        let (handle, step) = blocking(&self.0, move |service| {
-            service.start_login_from(&connection, pid, request)
+        let (handle, step) = blocking(&self.0, move |service| match who {
+            LoginCaller::Root => service.start_login_from(&connection, pid, request),
+            LoginCaller::Own { uid } => service.start_unlock(&connection, pid, uid, request),
         })
         .await?;
         if step.kind == StepKind::Deny {
@@ -51,11 +55,8 @@ impl LoginInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Step, MfaError> {
         let started = Instant::now();
+        // Only the connection that started a login may answer it.
         let caller = self.0.callers.identify(&header).await?;
-        self.0
-            .access
-            .check_login(caller.uid)
-            .map_err(MfaError::from)?;
         let (connection, first) = (caller.connection.clone(), handle.clone());
         let mut answered = blocking(&self.0, move |service| {
             service.answer(&connection, &first, &answer)
@@ -85,11 +86,8 @@ impl LoginInterface {
         handle: String,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
+        // As for answers: only the connection that started it.
         let caller = self.0.callers.identify(&header).await?;
-        self.0
-            .access
-            .check_login(caller.uid)
-            .map_err(MfaError::from)?;
         blocking(&self.0, move |service| {
             service.cancel(&caller.connection, &handle);
             Ok(())

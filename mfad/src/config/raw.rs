@@ -87,6 +87,7 @@ struct RawPolicy {
     privileged_services: Option<Spanned<Vec<String>>>,
     enrol_at_login: Option<Spanned<bool>>,
     lookup_timeout: Option<Spanned<i64>>,
+    unlock: Option<Spanned<String>>,
     #[serde(default)]
     default: RawRule,
     #[serde(default)]
@@ -438,6 +439,12 @@ fn policy(
             devices.remember_days,
             0..=365,
             defaults.remember_days,
+        )?,
+        unlock: one_of(
+            "policy.unlock",
+            raw.unlock,
+            crate::policy::Unlock::CHOICES,
+            defaults.unlock,
         )?,
     })
 }

@@ -45,8 +45,14 @@ pub const SUSPICIOUS_TEXT: &str =
 pub const NO_USABLE_FACTOR_TEXT: &str =
     "None of the second factors of this account can be used for this login. Use one that can (a security key works only where it is plugged in), or ask an administrator.";
 
+/// The service an unlock is audited and decided as, whatever the locker said.
+pub const UNLOCK_SERVICE: &str = "unlock";
+
 /// Logins in progress beyond this are refused: a flood cannot grow mfad.
 pub const MAX_LOGINS: usize = 10_000;
+/// Unlocks one uid may have in progress: a user's processes cannot use up
+/// [`MAX_LOGINS`] and keep everyone else out.
+pub const MAX_UNLOCKS_PER_USER: usize = 8;
 
 /// One login in progress.
 pub struct Session {
@@ -55,6 +61,8 @@ pub struct Session {
     pub request: LoginRequest,
     /// Why the login counts as remote, or `None` at this machine.
     pub remote: Option<String>,
+    /// A screen locker's unlock: the uid of the locker that started it.
+    pub unlock_uid: Option<u32>,
     /// Seconds since the epoch.
     pub started: u64,
     pub tries_left: u32,
@@ -82,6 +90,7 @@ impl Session {
             remote: self.remote.clone(),
             now,
             retry: false,
+            unlock: self.unlock_uid.is_some(),
         }
     }
 }
@@ -156,12 +165,24 @@ impl Logins {
     }
 
     /// Register a new login under a fresh unguessable handle.
-    pub fn open(&mut self, session: Session) -> Result<String, String> {
+    pub fn open(&mut self, session: Session) -> Result<String, Full> {
         self.sweep(session.started);
         if self.sessions.len() >= MAX_LOGINS {
-            return Err(format!("more than {MAX_LOGINS} logins in progress"));
+            return Err(Full(format!("more than {MAX_LOGINS} logins in progress")));
         }
-        let handle = new_handle().map_err(|e| format!("no randomness for a handle: {e}"))?;
+        if let Some(uid) = session.unlock_uid {
+            let mine = self
+                .sessions
+                .values()
+                .filter(|s| s.unlock_uid == Some(uid))
+                .count();
+            if mine >= MAX_UNLOCKS_PER_USER {
+                return Err(Full(format!(
+                    "uid {uid} has {MAX_UNLOCKS_PER_USER} unlocks in progress already"
+                )));
+            }
+        }
+        let handle = new_handle().map_err(|e| Full(format!("no randomness for a handle: {e}")))?;
         self.sessions.insert(handle.clone(), session);
         Ok(handle)
     }
@@ -218,6 +239,10 @@ impl Logins {
     }
 }
 
+/// A login could not be opened: why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Full(pub String);
+
 /// 128 random bits, hex.
 fn new_handle() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
@@ -234,6 +259,7 @@ mod tests {
             owner: owner.into(),
             request: LoginRequest::default(),
             remote: None,
+            unlock_uid: None,
             started,
             tries_left: 3,
             phase: Phase::Confirm {
@@ -242,6 +268,24 @@ mod tests {
             },
             queued: VecDeque::new(),
         }
+    }
+
+    #[test]
+    fn one_uid_cannot_hold_more_than_its_share_of_unlocks() {
+        let mut logins = Logins::new(180);
+        let unlock = |uid| Session {
+            unlock_uid: Some(uid),
+            ..session(":1.7", 1000)
+        };
+        for _ in 0..MAX_UNLOCKS_PER_USER {
+            logins.open(unlock(1001)).expect("within the share");
+        }
+        assert!(logins.open(unlock(1001)).is_err(), "one more is refused");
+        assert!(logins.open(unlock(1002)).is_ok(), "another user's is not");
+        assert!(
+            logins.open(session(":1.8", 1000)).is_ok(),
+            "nor a root login"
+        );
     }
 
     #[test]

@@ -227,6 +227,8 @@ pub struct LoginContext {
     pub now: u64,
     /// Asking again after a wrong answer.
     pub retry: bool,
+    /// A screen locker's unlock (a caller that is not root).
+    pub unlock: bool,
 }
 
 /// A new factor, not yet confirmed, and what its owner is shown.

@@ -119,6 +119,7 @@ fn locked_out(
             auth_info: "",
             unavailable: &[],
             enrolable: &FactorKind::ALL,
+            unlock: false,
         };
         let decision = decide(policy, &memberships, subject, &user_state, now);
         if let Outcome::Refuse(refusal) = decision.outcome {

@@ -5,7 +5,7 @@ use super::device::Device;
 use super::directory::LookupError;
 use super::membership::{Membership, Memberships};
 use super::network::literal_address;
-use super::{BypassScope, Level, Policy, Requirement, Rule, RuleOrigin, ServiceClass};
+use super::{BypassScope, Level, Policy, Requirement, Rule, RuleOrigin, ServiceClass, Unlock};
 use crate::mechanism::FactorKind;
 
 /// What the PAM module said about the login, and what the mechanisms make
@@ -21,6 +21,9 @@ pub struct Subject<'a> {
     pub unavailable: &'a [(FactorKind, String)],
     /// Kinds of factor a user can set up during a login, in no order.
     pub enrolable: &'a [FactorKind],
+    /// A screen locker's unlock, from a caller that is not root: only the
+    /// user is known.
+    pub unlock: bool,
 }
 
 /// One confirmed factor, as the policy sees it (no secret).
@@ -54,6 +57,8 @@ pub enum Skip {
     PrivilegedOnly,
     Bypass(String),
     TrustedDevice,
+    /// `[policy] unlock = "never"`.
+    Unlock,
 }
 
 impl Skip {
@@ -66,6 +71,7 @@ impl Skip {
             Skip::PrivilegedOnly => "level-privileged-only".into(),
             Skip::Bypass(name) => format!("bypass:{name}"),
             Skip::TrustedDevice => "trusted-device".into(),
+            Skip::Unlock => "unlock-not-asked".into(),
         }
     }
 }
@@ -143,7 +149,10 @@ pub fn decide(
     state: &UserState,
     now: u64,
 ) -> Decision {
-    let class = policy.class_of(subject.service);
+    let class = match subject.unlock {
+        true => ServiceClass::Unlock,
+        false => policy.class_of(subject.service),
+    };
     let mut why = Vec::new();
     let done = |outcome, rule, level, why| Decision {
         outcome,
@@ -166,11 +175,19 @@ pub fn decide(
         why.push(format!("{} is exempt in the {}", subject.user, rule.origin));
         return done(Outcome::Skip(Skip::Exempt), origin, None, why);
     }
-    why.push(format!(
-        "service {:?} is a {} service",
-        subject.service,
-        class.name()
-    ));
+    if class == ServiceClass::Unlock {
+        why.push("a screen locker's unlock: no bypass, no trusted device, no enrolment".into());
+        if policy.unlock == Unlock::Never {
+            why.push("unlocking asks for no second factor ([policy] unlock = \"never\")".into());
+            return done(Outcome::Skip(Skip::Unlock), origin, None, why);
+        }
+    } else {
+        why.push(format!(
+            "service {:?} is a {} service",
+            subject.service,
+            class.name()
+        ));
+    }
 
     let methods = allowed_methods(policy, rule);
     if methods.is_empty() {
@@ -232,7 +249,7 @@ pub fn decide(
     let enrolled = !usable.is_empty();
     if enrolled {
         why.push(format!("usable factors: {}", labels(&usable)));
-        if level == Level::Privileged && class == ServiceClass::Login {
+        if level == Level::Privileged && class != ServiceClass::Privileged {
             why.push("asked only by privileged services at this level".into());
             return done(
                 Outcome::Skip(Skip::PrivilegedOnly),
@@ -272,8 +289,11 @@ pub fn decide(
         }
     }
 
-    let device = Device::identify(subject.auth_info, subject.rhost);
-    if level == Level::Always {
+    let device = Device::identify(subject.auth_info, subject.rhost)
+        .filter(|_| class != ServiceClass::Unlock);
+    if class == ServiceClass::Unlock {
+        // Nothing a locker sends about where it runs is believed.
+    } else if level == Level::Always {
         why.push("level always: no bypass and no trusted device apply".into());
     } else {
         if let Some(name) = bypass_rule(policy, class, subject.rhost, now, &mut why) {
@@ -318,8 +338,19 @@ pub fn decide(
         let kind = methods
             .iter()
             .copied()
-            .find(|m| subject.enrolable.contains(m));
+            .find(|m| subject.enrolable.contains(m) && class != ServiceClass::Unlock);
         match kind {
+            _ if class == ServiceClass::Unlock && rule.require == Requirement::Encourage => {
+                why.push("nothing is set up at a lock screen: not asked".into());
+                Outcome::Skip(Skip::NotRequired)
+            }
+            _ if class == ServiceClass::Unlock => {
+                why.push(
+                    "refused: nothing is set up at a lock screen; set a factor up with mfactl first"
+                        .into(),
+                );
+                Outcome::Refuse(Refusal::NotEnrolled)
+            }
             Some(kind) if rule.require == Requirement::Encourage => {
                 why.push(format!(
                     "offers to set up a {kind} factor; declining lets in"

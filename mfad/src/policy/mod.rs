@@ -186,6 +186,23 @@ pub struct Policy {
     pub bypass: Vec<BypassRule>,
     /// Days a device is trusted after a successful second factor; 0 = never.
     pub remember_days: u32,
+    /// Whether a screen locker's unlock is asked for a second factor.
+    pub unlock: Unlock,
+}
+
+/// `[policy] unlock`: unlocking a screen (a PAM client running as the user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlock {
+    /// As the user's rule says for a login at the machine — without a
+    /// bypass, a trusted device or an enrolment.
+    Ask,
+    /// Never: the lock screen asks for the password alone.
+    Never,
+}
+
+impl Unlock {
+    pub const CHOICES: &'static [(&'static str, Unlock)] =
+        &[("ask", Unlock::Ask), ("never", Unlock::Never)];
 }
 
 impl Default for Policy {
@@ -204,6 +221,7 @@ impl Default for Policy {
             bypass_enabled: false,
             bypass: Vec::new(),
             remember_days: 0,
+            unlock: Unlock::Ask,
         }
     }
 }
@@ -213,6 +231,9 @@ impl Default for Policy {
 pub enum ServiceClass {
     Login,
     Privileged,
+    /// A screen locker running as the user: everything it says about the
+    /// login but the user is untrusted.
+    Unlock,
 }
 
 impl ServiceClass {
@@ -220,6 +241,7 @@ impl ServiceClass {
         match self {
             ServiceClass::Login => "login",
             ServiceClass::Privileged => "privileged",
+            ServiceClass::Unlock => "unlock",
         }
     }
 }

@@ -95,6 +95,7 @@ fn subject<'a>(user: &'a str, service: &'a str, rhost: &'a str) -> Subject<'a> {
         auth_info: "",
         unavailable: &[],
         enrolable: ENROLABLE,
+        unlock: false,
     }
 }
 

@@ -43,6 +43,7 @@ impl Service {
             auth_info: &request.auth_info,
             unavailable: &unavailable,
             enrolable: &enrolable,
+            unlock: context.unlock,
         };
         Ok(decide(&policy, &memberships, subject, &state, now))
     }
@@ -111,6 +112,7 @@ impl Service {
             request: request.clone(),
             now: self.clock.now(),
             retry: false,
+            unlock: false,
         }
     }
 }

@@ -12,7 +12,7 @@ mod factor;
 use super::{Service, MAX_ANSWER};
 use crate::error::DaemonError;
 use crate::login::{self, Asking, Phase, Refused, Session};
-use crate::mechanism::{FactorKind, Next, Response, Waiter, Work};
+use crate::mechanism::{FactorKind, LoginContext, Next, Response, Waiter, Work};
 use crate::policy::{Device, Outcome, Refusal, Skip};
 use crate::store::{Confirmation, StoreError};
 use mfa_dbus::{DenyReason, EnrolOptions, LoginRequest, Step};
@@ -80,6 +80,58 @@ impl Service {
     ) -> Result<(String, Step), DaemonError> {
         login::validate_request(&request)?;
         let context = self.login_context(&request, pid);
+        self.start_in(owner, context, None)
+    }
+
+    /// A screen locker's unlock: a login from a caller that is not root,
+    /// for its own account (the bus layer checked that against the
+    /// caller's uid). Only the user is believed: the service, remote host,
+    /// remote user, tty and SSH info it sends are dropped (the claimed
+    /// service goes to the audit), and the policy treats it as an unlock —
+    /// no bypass, no trusted device, no enrolment. Failures count toward
+    /// the same lockout.
+    pub fn start_unlock(
+        &self,
+        owner: &str,
+        pid: Option<u32>,
+        caller_uid: u32,
+        request: LoginRequest,
+    ) -> Result<(String, Step), DaemonError> {
+        login::validate_request(&request)?;
+        let claimed = request.service.clone();
+        let request = LoginRequest {
+            service: login::UNLOCK_SERVICE.into(),
+            rhost: String::new(),
+            ruser: String::new(),
+            tty: String::new(),
+            auth_info: String::new(),
+            ..request
+        };
+        self.audit.login(
+            &request,
+            "start",
+            &[
+                ("class", "unlock"),
+                ("caller_uid", &caller_uid.to_string()),
+                ("client_service", &claimed),
+            ],
+        );
+        let context = LoginContext {
+            unlock: true,
+            ..self.login_context(&request, pid)
+        };
+        self.start_in(owner, context, Some(caller_uid))
+    }
+
+    /// Begin the login of `context` for the connection `owner` (an unlock
+    /// by `unlock_uid`).
+    fn start_in(
+        &self,
+        owner: &str,
+        context: LoginContext,
+        unlock_uid: Option<u32>,
+    ) -> Result<(String, Step), DaemonError> {
+        let request = context.request.clone();
         let decision = match self.decide_at(&context) {
             Ok(d) => d,
             Err(e) => return Ok((String::new(), self.store_failed(&request, &e))),
@@ -174,6 +226,7 @@ impl Service {
             owner: owner.to_string(),
             request,
             remote: context.remote,
+            unlock_uid,
             started: self.clock.now(),
             tries_left: match request_tries {
                 0 => self.config.login.max_tries,
@@ -182,7 +235,10 @@ impl Service {
             phase,
             queued,
         };
-        let handle = self.logins().open(session).map_err(DaemonError::Internal)?;
+        let handle = self
+            .logins()
+            .open(session)
+            .map_err(|login::Full(why)| DaemonError::LimitReached(why))?;
         Ok((handle, first))
     }
 
