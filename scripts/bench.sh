@@ -6,6 +6,7 @@
 #
 #   scripts/bench.sh                      # everything (a few minutes)
 #   scripts/bench.sh --parts latency      # only the sequential part
+#   scripts/bench.sh --parts fleet        # pam_mfa on SQLite vs PostgreSQL, two hosts
 #   scripts/bench.sh --logins 200 --per-worker 50 --big 20000   # quick look
 #
 # Arguments go to `pam-bench run` (see `pam-bench run --help`). To measure
@@ -23,8 +24,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages: the modules compared, the bus, libpam headers for the
-# build, clang for bindgen.
-packages="dbus libpam0g-dev libclang-dev libpam-google-authenticator libpam-oath"
+# build, clang for bindgen, and for the fleet part a PostgreSQL server (the
+# benchmark starts its own, it does not use the system's) with openssl for
+# its test certificates.
+packages="dbus libpam0g-dev libclang-dev libpam-google-authenticator libpam-oath postgresql openssl"
 missing=""
 for p in $packages; do
     dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

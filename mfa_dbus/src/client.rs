@@ -86,6 +86,10 @@ pub enum ClientError {
     TooManySteps,
     #[error("the owner of {BUS_NAME} runs as uid {uid}, not root: refusing to talk to it")]
     Untrusted { uid: u32 },
+    /// The login socket is not root's alone, or its server is not root:
+    /// nothing was sent to it.
+    #[error("refusing the login socket {path}: {problem}")]
+    UntrustedSocket { path: String, problem: String },
 }
 
 impl From<ConversationAborted> for ClientError {
@@ -125,39 +129,70 @@ fn unix_path(address: &str) -> Option<&str> {
     (path.starts_with('/') && !path.contains([',', ';', '%'])).then_some(path)
 }
 
+/// A connection a login can run on, and how its other end is known to be
+/// mfad running as root.
+pub struct LoginConnection {
+    connection: Connection,
+    /// On a bus, the owner of the name is checked per login; on the login
+    /// socket the kernel already vouched for the server at connect.
+    on_bus: bool,
+}
+
+impl LoginConnection {
+    /// Through the bus at `address` (never read from the environment).
+    pub async fn bus(address: &str, timeout: Duration) -> Result<LoginConnection, ClientError> {
+        Ok(LoginConnection {
+            connection: connect(address, timeout).await?,
+            on_bus: true,
+        })
+    }
+
+    /// Peer to peer on the login socket at `path`, once it and its server
+    /// are shown to be root's (see [`crate::socket`]).
+    pub async fn socket(
+        path: &std::path::Path,
+        timeout: Duration,
+    ) -> Result<LoginConnection, ClientError> {
+        Ok(LoginConnection {
+            connection: crate::socket::connect(path, timeout).await?,
+            on_bus: false,
+        })
+    }
+}
+
 /// Drive one login to its end. Each call to mfad must answer within
 /// `call_timeout`; the time the user takes to type is not limited here (mfad
 /// enforces its own login time limit).
 pub async fn run_login(
-    connection: &Connection,
+    login: &LoginConnection,
     request: &LoginRequest,
     conversation: &mut dyn Conversation,
     call_timeout: Duration,
 ) -> Result<Outcome, ClientError> {
-    // Talk to the connection that owns the name now, by its unique name, so
-    // the name cannot move to another process mid-login; and only if that
-    // connection runs as root, which the bus vouches for while Start is on
-    // its way (nothing is shown to the user before the check passes).
-    let owner = within(call_timeout, name_owner(connection)).await??;
-    let proxy = within(call_timeout, async {
-        LoginProxy::builder(connection)
-            .destination(owner.clone())
-            .map_err(daemon_error)?
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .map_err(daemon_error)
-    })
-    .await??;
-    let (owner_uid, started) = within(call_timeout, async {
-        tokio::join!(unix_user(connection, &owner), proxy.start(request))
-    })
-    .await?;
-    // The owner first: whatever a look-alike answered, it is not believed.
-    let owner_uid = owner_uid?;
-    if owner_uid != TRUSTED_UID {
-        return Err(ClientError::Untrusted { uid: owner_uid });
-    }
+    let connection = &login.connection;
+    let (proxy, started) = if login.on_bus {
+        // Talk to the connection that owns the name now, by its unique
+        // name, so the name cannot move to another process mid-login; and
+        // only if that connection runs as root, which the bus vouches for
+        // while Start is on its way (nothing is shown to the user before
+        // the check passes).
+        let owner = within(call_timeout, name_owner(connection)).await??;
+        let proxy = within(call_timeout, login_proxy(connection, Some(owner.clone()))).await??;
+        let (owner_uid, started) = within(call_timeout, async {
+            tokio::join!(unix_user(connection, &owner), proxy.start(request))
+        })
+        .await?;
+        // The owner first: whatever a look-alike answered, it is not believed.
+        let owner_uid = owner_uid?;
+        if owner_uid != TRUSTED_UID {
+            return Err(ClientError::Untrusted { uid: owner_uid });
+        }
+        (proxy, started)
+    } else {
+        let proxy = within(call_timeout, login_proxy(connection, None)).await??;
+        let started = within(call_timeout, proxy.start(request)).await?;
+        (proxy, started)
+    };
     let (handle, mut step) = started.map_err(ClientError::Daemon)?;
     let (mut steps, mut waits) = (0, 0);
     while steps < MAX_STEPS && waits < MAX_WAITS {
@@ -183,7 +218,21 @@ pub async fn run_login(
 }
 
 /// The uid mfad must run as.
-const TRUSTED_UID: u32 = 0;
+pub(crate) const TRUSTED_UID: u32 = 0;
+
+/// Login1 on `connection`, at `owner` on a bus (a peer-to-peer connection
+/// has no names).
+async fn login_proxy(
+    connection: &Connection,
+    owner: Option<OwnedUniqueName>,
+) -> Result<LoginProxy<'static>, ClientError> {
+    let mut builder =
+        LoginProxy::builder(connection).cache_properties(zbus::proxy::CacheProperties::No);
+    if let Some(owner) = owner {
+        builder = builder.destination(owner).map_err(daemon_error)?;
+    }
+    builder.build().await.map_err(daemon_error)
+}
 
 fn daemon_error(e: zbus::Error) -> ClientError {
     ClientError::Daemon(MfaError::ZBus(e))
@@ -265,7 +314,10 @@ fn relay(step: &Step, conversation: &mut dyn Conversation) -> Result<Relayed, Co
     }
 }
 
-async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Result<T, ClientError> {
+pub(crate) async fn within<T>(
+    limit: Duration,
+    fut: impl Future<Output = T>,
+) -> Result<T, ClientError> {
     tokio::time::timeout(limit, fut)
         .await
         .map_err(|_| ClientError::Timeout(limit))

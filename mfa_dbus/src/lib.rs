@@ -7,10 +7,12 @@ pub mod client;
 pub mod error;
 pub mod names;
 pub mod proxy;
+pub mod socket;
 pub mod types;
 
 pub use client::{
-    connect, run_login, Answer, ClientError, Conversation, ConversationAborted, Outcome,
+    connect, run_login, Answer, ClientError, Conversation, ConversationAborted, LoginConnection,
+    Outcome,
 };
 pub use error::MfaError;
 pub use names::*;

@@ -16,3 +16,7 @@ pub const ERROR_PREFIX: &str = "org.pam_mfa.Error";
 /// Where the system bus listens. Clients that run inside setuid programs use
 /// this (or an address from the root-owned PAM line), never the environment.
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
+/// Where root PAM clients (sshd, login, sudo, su, display managers) reach
+/// Login1 peer to peer, without the bus: root's alone (directory root 0755,
+/// socket root 0600), the server checked to be root by the kernel.
+pub const LOGIN_SOCKET: &str = "/run/mfa/login.sock";

@@ -76,6 +76,21 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Before the runtime's threads exist: it reads and clears LISTEN_FDS.
+    let login_socket = match &config.daemon.login_socket {
+        None => None,
+        Some(path) => match mfad::bus::LoginSocket::open(path) {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                audit.message(
+                    Severity::Error,
+                    &format!("cannot open the login socket: {e}"),
+                );
+                eprintln!("mfad: cannot open the login socket: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
     let address = args
         .bus_address
         .or_else(|| std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
@@ -95,11 +110,23 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(run(address, service))
+    runtime.block_on(run(address, service, login_socket))
 }
 
-async fn run(address: String, service: Arc<Service>) -> ExitCode {
-    let mut served = match mfad::bus::serve(&address, Arc::clone(&service)).await {
+async fn run(
+    address: String,
+    service: Arc<Service>,
+    login_socket: Option<mfad::bus::LoginSocket>,
+) -> ExitCode {
+    let socket_note = match &login_socket {
+        Some(s) if s.activated => format!(
+            ", logins on the socket systemd passed ({})",
+            s.path.display()
+        ),
+        Some(s) => format!(", logins on {}", s.path.display()),
+        None => ", logins on the bus only".to_string(),
+    };
+    let mut served = match mfad::bus::serve(&address, Arc::clone(&service), login_socket).await {
         Ok(c) => c,
         Err(e) => {
             let text = format!("cannot serve {} on {address}: {e}", mfa_dbus::BUS_NAME);
@@ -110,7 +137,7 @@ async fn run(address: String, service: Arc<Service>) -> ExitCode {
     };
     service.audit().message(
         Severity::Info,
-        &format!("serving {} on {address}", mfa_dbus::BUS_NAME),
+        &format!("serving {} on {address}{socket_note}", mfa_dbus::BUS_NAME),
     );
     let sweeper = {
         let service = Arc::clone(&service);

@@ -350,6 +350,13 @@ impl Conversation for Pam {
     }
 }
 
+/// The PAM client's effective uid: root for sshd, login, sudo, su and
+/// display managers; the user's own for a screen locker.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 #[cfg(test)]
 mod tests {
     //! The wrappers against a real libpam handle (`pam_start_confdir` on an

@@ -35,6 +35,17 @@ pub enum Skip {
     Success,
 }
 
+/// How the module reaches mfad.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The login socket when the PAM client runs as root (sshd, login,
+    /// sudo, su, display managers), the bus otherwise (a screen locker
+    /// running as the user). The default.
+    Auto,
+    Socket,
+    Bus,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     /// Log debug messages.
@@ -44,6 +55,9 @@ pub struct Options {
     pub failmode: FailMode,
     /// D-Bus address of the bus mfad is on: always `unix:path=/…`.
     pub bus: String,
+    /// mfad's login socket: an absolute path.
+    pub socket: String,
+    pub transport: Transport,
     /// Wrong codes allowed in one login; `None`: mfad's `[login].max_tries`.
     /// mfad uses the smaller of the two.
     pub max_tries: Option<u32>,
@@ -59,6 +73,8 @@ impl Default for Options {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             failmode: FailMode::Closed,
             bus: mfa_dbus::SYSTEM_BUS_ADDRESS.to_string(),
+            socket: mfa_dbus::LOGIN_SOCKET.to_string(),
+            transport: Transport::Auto,
             max_tries: None,
             nodelay: false,
             skip: Skip::Ignore,
@@ -141,6 +157,21 @@ impl Options {
                     once("bus")?;
                     options.bus = parse_bus(value)?;
                 }
+                ("socket", Some(value)) => {
+                    once("socket")?;
+                    options.socket = parse_path(value)
+                        .ok_or_else(|| invalid("socket", value, PATH_EXPECTED))?
+                        .to_string();
+                }
+                ("transport", Some(value)) => {
+                    once("transport")?;
+                    options.transport = match value {
+                        "auto" => Transport::Auto,
+                        "socket" => Transport::Socket,
+                        "bus" => Transport::Bus,
+                        _ => return Err(invalid("transport", value, "auto, socket or bus")),
+                    };
+                }
                 ("max_tries", Some(value)) => {
                     once("max_tries")?;
                     options.max_tries = Some(parse_max_tries(value)?);
@@ -195,18 +226,25 @@ fn parse_max_tries(value: &str) -> Result<u32, OptionError> {
     }
 }
 
-/// Accept exactly `unix:path=/absolute/path`. The path may only hold bytes
-/// a D-Bus address carries unescaped, so no `,` (another key), `;` (another
-/// address) or `%` (an escape) can change what zbus connects to.
+const PATH_EXPECTED: &str = "an absolute path (letters, digits and -_/.)";
+
+/// An absolute path of bytes a D-Bus address carries unescaped, so no `,`
+/// (another key), `;` (another address) or `%` (an escape) can change what
+/// is connected to; and no `..`, so the path is the one written.
+fn parse_path(path: &str) -> Option<&str> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_/.".contains(&b);
+    let climbs = path.split('/').any(|part| part == "..");
+    (path.len() >= 2 && path.starts_with('/') && path.bytes().all(allowed) && !climbs)
+        .then_some(path)
+}
+
+/// Accept exactly `unix:path=/absolute/path`.
 fn parse_bus(value: &str) -> Result<String, OptionError> {
     const EXPECTED: &str = "unix:path=/absolute/path (letters, digits and -_/.)";
-    let path = value
+    value
         .strip_prefix("unix:path=")
+        .and_then(parse_path)
         .ok_or_else(|| invalid("bus", value, EXPECTED))?;
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_/.".contains(&b);
-    if path.len() < 2 || !path.starts_with('/') || !path.bytes().all(allowed) {
-        return Err(invalid("bus", value, EXPECTED));
-    }
     Ok(value.to_string())
 }
 
@@ -238,6 +276,8 @@ mod tests {
             "max_tries=2",
             "nodelay",
             "skip=success",
+            "socket=/tmp/t-1/mfa/login.sock",
+            "transport=socket",
         ])
         .expect("valid line");
         assert_eq!(
@@ -247,13 +287,24 @@ mod tests {
                 timeout: Duration::from_secs(300),
                 failmode: FailMode::Open,
                 bus: "unix:path=/tmp/t-1/bus.sock".into(),
+                socket: "/tmp/t-1/mfa/login.sock".into(),
+                transport: Transport::Socket,
                 max_tries: Some(2),
                 nodelay: true,
                 skip: Skip::Success,
             }
         );
         assert_eq!(Options::default().skip, Skip::Ignore, "the safe default");
+        assert_eq!(Options::default().transport, Transport::Auto);
+        assert_eq!(Options::default().socket, "/run/mfa/login.sock");
         for bad in [
+            "transport=dbus",
+            "transport=",
+            "socket=relative/login.sock",
+            "socket=/run/mfa/../tmp/login.sock",
+            "socket=/run/mfa/login.sock,x",
+            "socket=/",
+            "socket=",
             "skip=SUCCESS",
             "skip=",
             "skip",

@@ -116,7 +116,7 @@ impl End {
             ClientError::Daemon(_) => End::DaemonError,
             ClientError::ConversationAborted => End::ConversationFailed,
             ClientError::TooManySteps => End::TooManySteps,
-            ClientError::Untrusted { .. } => End::Untrusted,
+            ClientError::Untrusted { .. } | ClientError::UntrustedSocket { .. } => End::Untrusted,
         }
     }
 
@@ -174,7 +174,7 @@ impl End {
             End::LostMidLogin => "mfad stopped answering during the login",
             End::DaemonError => "mfad or the bus returned an error",
             End::TooManySteps => "mfad sent steps without deciding",
-            End::Untrusted => "mfad's bus name is owned by a non-root process",
+            End::Untrusted => "mfad's bus name or login socket is not root's alone",
             End::ConversationFailed => "the application's conversation failed",
             End::NoUser => "no usable user name",
             End::BadItem => "a PAM item is unreadable or not UTF-8",

@@ -95,6 +95,8 @@ impl From<ClientError> for LoginError {
 
 /// mfad, as the flow needs it: one login, driven to its end.
 pub trait Mfad {
+    /// Where mfad is reached, for the debug log.
+    fn describe(&self) -> String;
     fn login(
         &self,
         request: &LoginRequest,
@@ -145,7 +147,10 @@ pub fn authenticate_with<H: PamHandle>(
             Priority::Debug,
             &format!(
                 "asking mfad on {} for user {:?} (rhost {:?}, tty {:?})",
-                options.bus, request.user, request.rhost, request.tty
+                mfad.describe(),
+                request.user,
+                request.rhost,
+                request.tty
             ),
         );
     }
@@ -484,6 +489,9 @@ mod tests {
     }
 
     impl Mfad for FakeMfad {
+        fn describe(&self) -> String {
+            "a fake".into()
+        }
         fn login(
             &self,
             request: &LoginRequest,
@@ -872,10 +880,27 @@ mod tests {
     fn missing_bus_socket_fails_closed_or_is_ignored_with_failmode_open() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let bus = format!("bus=unix:path={}/no-such-bus", dir.path().display());
+        let socket = format!("socket={}/no-such.sock", dir.path().display());
         for (failmode, code) in [
             ("failmode=closed", PAM_AUTHINFO_UNAVAIL),
             ("failmode=open", PAM_IGNORE),
         ] {
+            for transport in [b"transport=bus".as_slice(), b"transport=socket"] {
+                let mut pam = FakePam::sshd();
+                let args = [
+                    bus.as_bytes(),
+                    socket.as_bytes(),
+                    transport,
+                    failmode.as_bytes(),
+                    b"timeout=2",
+                ];
+                assert_eq!(authenticate(&mut pam, &args, false), code, "{failmode}");
+                assert!(
+                    pam.log_text().contains("cannot reach mfad"),
+                    "{}",
+                    pam.log_text()
+                );
+            }
             let mut pam = FakePam::sshd();
             let args = [bus.as_bytes(), failmode.as_bytes(), b"timeout=2"];
             assert_eq!(authenticate(&mut pam, &args, false), code, "{failmode}");

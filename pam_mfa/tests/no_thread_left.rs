@@ -5,7 +5,7 @@
 
 use mfa_dbus::{Answer, ClientError, Conversation, ConversationAborted, LoginRequest};
 use pam_mfa::bus::BusMfad;
-use pam_mfa::options::Options;
+use pam_mfa::options::{Options, Transport};
 use pam_mfa::relay::{LoginError, Mfad};
 use std::collections::BTreeSet;
 use std::os::unix::net::UnixListener;
@@ -55,9 +55,12 @@ fn cloexec(fd: &str) -> bool {
         .is_some_and(|f| f & 0o2000000 != 0)
 }
 
-fn login(socket: &Path) -> Result<mfa_dbus::Outcome, LoginError> {
+/// A login through `socket`, taken for a bus or for mfad's login socket.
+fn login(socket: &Path, transport: Transport) -> Result<mfa_dbus::Outcome, LoginError> {
     let options = Options {
         bus: format!("unix:path={}", socket.display()),
+        socket: socket.display().to_string(),
+        transport,
         timeout: Duration::from_secs(1),
         ..Options::default()
     };
@@ -70,13 +73,15 @@ fn login(socket: &Path) -> Result<mfa_dbus::Outcome, LoginError> {
 }
 
 fn timed_out_and_unreachable(silent: &Path, missing: &Path) {
-    match login(silent) {
-        Err(LoginError::Client(e)) if matches!(*e, ClientError::Timeout(_)) => {}
-        other => panic!("expected a timeout, got {other:?}"),
-    }
-    match login(missing) {
-        Err(LoginError::Client(e)) if matches!(*e, ClientError::Unreachable { .. }) => {}
-        other => panic!("expected an unreachable bus, got {other:?}"),
+    for transport in [Transport::Bus, Transport::Socket] {
+        match login(silent, transport) {
+            Err(LoginError::Client(e)) if matches!(*e, ClientError::Timeout(_)) => {}
+            other => panic!("{transport:?}: expected a timeout, got {other:?}"),
+        }
+        match login(missing, transport) {
+            Err(LoginError::Client(e)) if matches!(*e, ClientError::Unreachable { .. }) => {}
+            other => panic!("{transport:?}: expected an unreachable mfad, got {other:?}"),
+        }
     }
 }
 
@@ -87,6 +92,10 @@ fn no_thread_or_descriptor_left_after_failed_logins() {
     // answers: zbus connects, starts the handshake and times out.
     let silent = dir.path().join("silent.sock");
     let _listener = UnixListener::bind(&silent).expect("bind a unix socket");
+    // Root's alone, so the module takes it for a login socket too (it
+    // refuses one that others may connect to).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&silent, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let missing = dir.path().join("missing.sock");
 
     let threads_before = threads();

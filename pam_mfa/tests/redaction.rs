@@ -56,6 +56,10 @@ struct Script {
 }
 
 impl Mfad for Script {
+    fn describe(&self) -> String {
+        "a script".into()
+    }
+
     fn login(
         &self,
         request: &LoginRequest,

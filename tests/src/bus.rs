@@ -98,6 +98,12 @@ impl Bus {
         self.dir.path().join("bus")
     }
 
+    /// Where mfad on this bus serves its login socket (see
+    /// [`login_socket_for`]).
+    pub fn login_socket(&self) -> PathBuf {
+        login_socket_for(&self.address)
+    }
+
     /// A connection as the test process (root).
     pub fn connect(&self) -> zbus::Connection {
         let address = self.address.clone();
@@ -113,6 +119,18 @@ impl Bus {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("dbus-daemon.log")).unwrap_or_default()
     }
+}
+
+/// The login socket of the mfad on the bus at `address`: `mfa/login.sock`
+/// beside the bus socket, as `/run/mfa/login.sock` is beside
+/// `/run/dbus`. mfad makes the directory; a PAM line for this bus names the
+/// socket (see [`crate::pam::mfa_line`]).
+pub fn login_socket_for(address: &str) -> PathBuf {
+    let bus = Path::new(address.strip_prefix("unix:path=").unwrap_or(address));
+    bus.parent()
+        .unwrap_or(Path::new("/"))
+        .join("mfa")
+        .join("login.sock")
 }
 
 impl Drop for Bus {

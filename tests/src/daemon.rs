@@ -53,6 +53,12 @@ pub struct DaemonConfig {
     /// Run mfad under this host name (a UTS namespace of its own), as a
     /// host of a fleet would be.
     pub hostname: Option<String>,
+    /// Serve the login socket beside the bus socket
+    /// ([`crate::bus::login_socket_for`]), as root's PAM clients expect.
+    pub serve_login_socket: bool,
+    /// `[daemon] login_socket`: set by [`Daemon`] from the bus; `None`
+    /// writes `""` (the bus only).
+    pub login_socket: Option<PathBuf>,
 }
 
 impl Default for DaemonConfig {
@@ -81,6 +87,8 @@ impl Default for DaemonConfig {
             notify_command: String::new(),
             seed_key: None,
             hostname: None,
+            serve_login_socket: true,
+            login_socket: None,
         }
     }
 }
@@ -94,6 +102,7 @@ impl DaemonConfig {
 state_dir = "{state_dir}"
 admin_group = "{admin_group}"
 log = "{log}"
+login_socket = "{login_socket}"
 
 [login]
 timeout = {timeout}
@@ -134,6 +143,11 @@ require = "{require}"
             state_dir = state_dir.display(),
             admin_group = self.admin_group,
             log = self.log,
+            login_socket = self
+                .login_socket
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             timeout = self.timeout,
             max_tries = self.max_tries,
             policy_enabled = self.policy_enabled,
@@ -193,6 +207,10 @@ impl Daemon {
     fn start_in(bus: &Bus, config: &DaemonConfig, directory: Option<Arc<TestDirectory>>) -> Daemon {
         let dir = crate::shared_tempdir("mfad-");
         let state_dir = dir.path().join("state");
+        let mut config = config.clone();
+        if config.serve_login_socket && config.login_socket.is_none() {
+            config.login_socket = Some(bus.login_socket());
+        }
         std::fs::write(dir.path().join("mfad.toml"), config.to_toml(&state_dir))
             .expect("cannot write mfad.toml");
         if let Some(key) = &config.seed_key {

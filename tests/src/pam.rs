@@ -125,12 +125,20 @@ pub fn mfa_stack(bus_address: &str, options: &str) -> Vec<String> {
     ]
 }
 
-/// One `auth` line for the module under test, by absolute path.
+/// One `auth` line for the module under test, by absolute path: root's
+/// PAM clients reach mfad on its login socket, others through the bus.
 pub fn mfa_line(control: &str, bus_address: &str, options: &str) -> String {
+    let socket = crate::bus::login_socket_for(bus_address);
+    mfa_line_with(control, bus_address, &socket, options)
+}
+
+/// [`mfa_line`] with the login socket at `socket`.
+pub fn mfa_line_with(control: &str, bus_address: &str, socket: &Path, options: &str) -> String {
     let module = crate::bins::pam_module();
     format!(
-        "auth {control} {} bus={bus_address} {options}",
-        module.display()
+        "auth {control} {} bus={bus_address} socket={} {options}",
+        module.display(),
+        socket.display()
     )
     .trim_end()
     .to_string()

@@ -222,7 +222,7 @@ fn without_an_admin_group_only_root_administers() {
 /// A look-alike: a real mfad, but run by an ordinary user on a bus whose
 /// policy (not the shipped one) lets anyone own the name. The module must
 /// refuse to believe it, even with `failmode=open`, before the user types
-/// anything.
+/// anything. (The same on the login socket: tests/login_socket.rs.)
 #[test]
 fn the_module_refuses_a_daemon_not_running_as_root() {
     use mfa_tests::pam::{Login, ServiceDir, PAM_AUTH_ERR};
@@ -256,7 +256,10 @@ fn the_module_refuses_a_daemon_not_running_as_root() {
         .expect("the look-alike owns the name");
 
     let pam = ServiceDir::new();
-    for (service, options) in [("closed", "timeout=5"), ("open", "timeout=5 failmode=open")] {
+    for (service, options) in [
+        ("closed", "transport=bus timeout=5"),
+        ("open", "transport=bus timeout=5 failmode=open"),
+    ] {
         pam.mfa(service, bus.address(), options);
         let result = Login::new(service, "alice", &["123456"]).run(&pam);
         result.assert_rc(PAM_AUTH_ERR);

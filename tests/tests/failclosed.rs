@@ -65,24 +65,30 @@ fn no_bus_at_all_fails_closed() {
 }
 
 #[test]
-fn a_bus_that_never_answers_fails_closed_after_the_timeout() {
+fn a_bus_or_socket_that_never_answers_fails_closed_after_the_timeout() {
     // A socket that accepts connections (the kernel does, from the backlog)
-    // and never says a word: only the module's timeout can end the login.
+    // and never says a word: only the module's timeout can end the login,
+    // whether it is taken for the bus or for mfad's login socket.
+    use std::os::unix::fs::PermissionsExt;
     let dir = ServiceDir::new();
     let socket = dir.path().join("silent");
     let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
-    dir.mfa(
-        "svc",
-        &format!("unix:path={}", socket.display()),
-        "timeout=2",
-    );
-    let result = pam::login(&dir, "svc", "alice", &["123456"]);
-    unavailable_in_time(&result);
-    assert!(
-        result.auth_time() >= TIMEOUT,
-        "gave up after {:?}, before its timeout",
-        result.auth_time()
-    );
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let bus = format!("unix:path={}", socket.display());
+    for transport in ["transport=bus", "transport=socket"] {
+        let options = format!("{transport} timeout=2");
+        dir.write(
+            "svc",
+            &[pam::mfa_line_with("required", &bus, &socket, &options)],
+        );
+        let result = pam::login(&dir, "svc", "alice", &["123456"]);
+        unavailable_in_time(&result);
+        assert!(
+            result.auth_time() >= TIMEOUT,
+            "{transport}: gave up after {:?}, before its timeout",
+            result.auth_time()
+        );
+    }
 }
 
 #[test]

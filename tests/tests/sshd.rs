@@ -14,8 +14,12 @@ use mfa_tests::{World, QUICK};
 /// mfad with its default config (a user without a factor is refused) and an
 /// sshd whose PAM auth stack is pam_mfa.so on mfad's bus.
 fn start(methods: &str) -> (World, Sshd) {
+    start_with(methods, OPTIONS)
+}
+
+fn start_with(methods: &str, options: &str) -> (World, Sshd) {
     let world = World::start();
-    let sshd = Sshd::start(&SshdConfig::mfa(methods, world.address(), OPTIONS));
+    let sshd = Sshd::start(&SshdConfig::mfa(methods, world.address(), options));
     (world, sshd)
 }
 
@@ -92,7 +96,9 @@ fn a_wrong_code_is_refused() {
 
 #[test]
 fn publickey_then_code_hands_the_key_to_pam() {
-    let (world, sshd) = start(PUBKEY_THEN_KBDINT);
+    // Through the bus, where dbus-monitor can watch what the module sends
+    // (on the login socket no one can: tests/login_socket.rs).
+    let (world, sshd) = start_with(PUBKEY_THEN_KBDINT, &format!("{OPTIONS} transport=bus"));
     let carol = users::named("carol");
     let totp = Totp::default_params();
     world.enrol_totp(&carol, &totp);

@@ -78,3 +78,40 @@ fn the_network_drop_in_opens_only_addressed_sockets() {
         line("Overall exposure level")
     );
 }
+
+/// The shipped socket unit listens where mfad and pam_mfa.so look by
+/// default, root's alone, and systemd reads it without complaint (but for
+/// what an uninstalled checkout cannot have: sysinit.target, /usr/sbin/mfad).
+#[test]
+fn the_login_socket_unit_is_roots_alone_at_the_default_path() {
+    let shipped = mfa_tests::workspace_root().join("packaging/systemd");
+    let unit = shipped.join("mfad.socket");
+    let text = std::fs::read_to_string(&unit).expect("socket unit");
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key}= in mfad.socket"))
+            .to_string()
+    };
+    assert_eq!(value("ListenStream"), mfa_dbus::LOGIN_SOCKET);
+    assert_eq!(value("SocketMode"), "0600");
+    assert_eq!(value("SocketUser"), "root");
+    assert_eq!(value("DirectoryMode"), "0755");
+    let service = std::fs::read_to_string(shipped.join("mfad.service")).expect("unit");
+    assert!(service.contains("Wants=mfad.socket"), "{service}");
+    assert!(
+        service.contains("RuntimeDirectoryPreserve=yes"),
+        "{service}"
+    );
+    let mut cmd = Command::new("systemd-analyze");
+    cmd.args(["verify", "--man=no"]).arg(&unit);
+    let out = run("systemd-analyze verify", &mut cmd, "", mfa_tests::QUICK);
+    let complaints: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.contains("Unit sysinit.target not found"))
+        .filter(|l| !l.contains("Unit dbus.socket not found"))
+        .filter(|l| !l.contains("/usr/sbin/mfad is not executable"))
+        .collect();
+    assert!(complaints.is_empty(), "{}", out.describe());
+}

@@ -1,21 +1,45 @@
 //! org.pam_mfa.Login1: root for any user; anyone else for their own
-//! account only, as an unlock (a screen locker).
+//! account only, as an unlock (a screen locker). Served on the bus and,
+//! for root alone, on the login socket (`socket.rs`): the same code.
 
 use super::access::LoginCaller;
-use super::{blocking, Shared};
+use super::{blocking, Caller, Shared};
 use mfa_dbus::{LoginRequest, MfaError, Step, StepKind, WAIT_HOLD_MS};
 use std::time::Duration;
 use tokio::time::Instant;
 use zbus::message::Header;
 
-pub struct LoginInterface(pub Shared);
+pub struct LoginInterface {
+    shared: Shared,
+    /// The one client of a peer-to-peer connection, identified by the
+    /// kernel at accept; `None` on the bus, where each call's sender is.
+    peer: Option<Caller>,
+}
 
 impl LoginInterface {
+    pub fn bus(shared: Shared) -> LoginInterface {
+        LoginInterface { shared, peer: None }
+    }
+
+    pub fn peer(shared: Shared, caller: Caller) -> LoginInterface {
+        LoginInterface {
+            shared,
+            peer: Some(caller),
+        }
+    }
+
+    async fn caller(&self, header: &Header<'_>) -> Result<Caller, MfaError> {
+        match &self.peer {
+            Some(caller) => Ok(caller.clone()),
+            None => self.shared.callers.identify(header).await,
+        }
+    }
+
     /// Every failure takes at least `[login].failure_delay_ms` from the
     /// call's arrival, whatever made it fail: no timing tells a wrong code
     /// from a locked account, and guessing is slow. Success is not held.
     async fn hold_failure(&self, started: Instant) {
-        let delay = Duration::from_millis(self.0.service.config().login.failure_delay_ms);
+        let delay = Duration::from_millis(self.shared.service.config().login.failure_delay_ms);
         tokio::time::sleep_until(started + delay).await;
     }
 }
@@ -29,14 +53,14 @@ impl LoginInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, Step), MfaError> {
         let started = Instant::now();
-        let caller = self.0.callers.identify(&header).await?;
+        let caller = self.caller(&header).await?;
         let who = self
-            .0
+            .shared
             .access
             .check_login(caller.uid, &request.user)
             .map_err(MfaError::from)?;
         let (connection, pid) = (caller.connection.clone(), caller.pid);
-        let (handle, step) = blocking(&self.0, move |service| match who {
+        let (handle, step) = blocking(&self.shared, move |service| match who {
             LoginCaller::Root => service.start_login_from(&connection, pid, request),
             LoginCaller::Own { uid } => service.start_unlock(&connection, pid, uid, request),
         })
@@ -56,9 +80,9 @@ impl LoginInterface {
     ) -> Result<Step, MfaError> {
         let started = Instant::now();
         // Only the connection that started a login may answer it.
-        let caller = self.0.callers.identify(&header).await?;
+        let caller = self.caller(&header).await?;
         let (connection, first) = (caller.connection.clone(), handle.clone());
-        let mut answered = blocking(&self.0, move |service| {
+        let mut answered = blocking(&self.shared, move |service| {
             service.answer(&connection, &first, &answer)
         })
         .await?;
@@ -69,7 +93,7 @@ impl LoginInterface {
             let hold = Duration::from_millis(WAIT_HOLD_MS);
             if tokio::time::timeout(hold, waiter.ready()).await.is_ok() {
                 let connection = caller.connection.clone();
-                answered = blocking(&self.0, move |service| {
+                answered = blocking(&self.shared, move |service| {
                     service.answer(&connection, &handle, "")
                 })
                 .await?;
@@ -87,8 +111,8 @@ impl LoginInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
         // As for answers: only the connection that started it.
-        let caller = self.0.callers.identify(&header).await?;
-        blocking(&self.0, move |service| {
+        let caller = self.caller(&header).await?;
+        blocking(&self.shared, move |service| {
             service.cancel(&caller.connection, &handle);
             Ok(())
         })

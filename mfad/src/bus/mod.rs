@@ -6,9 +6,11 @@ mod admin;
 mod caller;
 mod factors;
 mod login;
+mod socket;
 
 pub use access::Access;
 pub use caller::{Caller, Callers};
+pub use socket::{LoginSocket, SocketError};
 
 use crate::service::Service;
 use futures_lite::StreamExt;
@@ -25,32 +27,62 @@ pub struct Shared {
     pub access: Arc<Access>,
 }
 
-/// mfad on the bus, until it is not any more.
+/// mfad on the bus (and its login socket), until it is not any more.
 pub struct Served {
     pub connection: Connection,
     name_lost: zbus::fdo::NameLostStream,
+    login_socket: Option<tokio::task::JoinHandle<Result<(), SocketError>>>,
 }
 
 impl Served {
-    /// Completes when mfad no longer owns its name: the bus went away (its
-    /// connection closed) or the name was taken from it. Says which.
-    pub async fn gone(&mut self) -> &'static str {
-        while let Some(lost) = self.name_lost.next().await {
-            if lost
-                .args()
-                .map(|a| a.name().as_str() == BUS_NAME)
-                .unwrap_or(false)
-            {
-                return "lost its bus name";
+    /// Completes when mfad no longer owns its name (the bus went away or
+    /// the name was taken from it) or cannot serve its login socket any
+    /// more. Says which.
+    pub async fn gone(&mut self) -> String {
+        let bus = async {
+            while let Some(lost) = self.name_lost.next().await {
+                if lost
+                    .args()
+                    .map(|a| a.name().as_str() == BUS_NAME)
+                    .unwrap_or(false)
+                {
+                    return "lost its bus name".to_string();
+                }
             }
+            "lost its bus connection".to_string()
+        };
+        let socket = async {
+            match self.login_socket.as_mut() {
+                Some(task) => match task.await {
+                    Ok(Err(e)) => format!("cannot serve the login socket: {e}"),
+                    _ => "stopped serving the login socket".to_string(),
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            why = bus => why,
+            why = socket => why,
         }
-        "lost its bus connection"
     }
 }
 
-/// Connect to the bus at `address`, serve the interfaces, then take the
-/// well-known name (so clients never see the name before it works).
-pub async fn serve(address: &str, service: Arc<Service>) -> Result<Served, zbus::Error> {
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(task) = &self.login_socket {
+            task.abort();
+        }
+    }
+}
+
+/// Connect to the bus at `address`, serve the interfaces there and on the
+/// login socket, then take the well-known name (so clients never see the
+/// name before both work).
+pub async fn serve(
+    address: &str,
+    service: Arc<Service>,
+    login_socket: Option<LoginSocket>,
+) -> Result<Served, zbus::Error> {
     let connection = zbus::connection::Builder::address(address)?.build().await?;
     let name_lost = zbus::fdo::DBusProxy::new(&connection)
         .await?
@@ -66,20 +98,22 @@ pub async fn serve(address: &str, service: Arc<Service>) -> Result<Served, zbus:
     };
     let server = connection.object_server();
     server
-        .at(OBJECT_PATH, login::LoginInterface(shared.clone()))
+        .at(OBJECT_PATH, login::LoginInterface::bus(shared.clone()))
         .await?;
     server
         .at(OBJECT_PATH, factors::FactorsInterface(shared.clone()))
         .await?;
     server
-        .at(OBJECT_PATH, admin::AdminInterface(shared))
+        .at(OBJECT_PATH, admin::AdminInterface(shared.clone()))
         .await?;
+    let login_socket = login_socket.map(|socket| tokio::spawn(socket.serve(shared)));
     connection
         .request_name_with_flags(BUS_NAME, zbus::fdo::RequestNameFlags::DoNotQueue.into())
         .await?;
     Ok(Served {
         connection,
         name_lost,
+        login_socket,
     })
 }
 

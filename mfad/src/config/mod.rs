@@ -161,6 +161,9 @@ pub struct DaemonConfig {
     /// Members of this group may use the admin interface besides root.
     pub admin_group: Option<String>,
     pub log: LogTarget,
+    /// Where root PAM clients reach Login1 peer to peer; `None`: only the
+    /// bus (`login_socket = ""`).
+    pub login_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +222,7 @@ impl Default for Config {
                 state_dir: PathBuf::from("/var/lib/mfa"),
                 admin_group: None,
                 log: LogTarget::Syslog,
+                login_socket: Some(PathBuf::from(mfa_dbus::LOGIN_SOCKET)),
             },
             login: LoginConfig {
                 timeout: 180,

@@ -142,6 +142,7 @@ struct RawDaemon {
     state_dir: Option<Spanned<String>>,
     admin_group: Option<Spanned<String>>,
     log: Option<Spanned<String>>,
+    login_socket: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -547,6 +548,22 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
             Some(g.into_inner())
         }
     };
+    let login_socket = match raw.daemon.login_socket {
+        None => defaults.daemon.login_socket,
+        Some(path) if path.get_ref().is_empty() => None,
+        Some(path) => {
+            let value = PathBuf::from(path.get_ref());
+            let named = value.file_name().is_some() && value.parent().is_some();
+            if !value.is_absolute() || !named || path.get_ref().contains("/../") {
+                return invalid(
+                    "daemon.login_socket",
+                    path.span(),
+                    "must be an absolute path to a socket file, or \"\" for none".into(),
+                );
+            }
+            Some(value)
+        }
+    };
     let log = one_of(
         "daemon.log",
         raw.daemon.log,
@@ -707,6 +724,7 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
             state_dir,
             admin_group,
             log,
+            login_socket,
         },
         login,
         lockout,

@@ -4,7 +4,7 @@
 //!
 //! | system | PAM line | secrets |
 //! |---|---|---|
-//! | pam_mfa | `libpam_mfa.so bus=<private bus> timeout=5` | mfad's store, seeded before mfad starts |
+//! | pam_mfa | `libpam_mfa.so bus=<private bus> socket=<its login socket> timeout=5` (root: the socket) | mfad's store, seeded before mfad starts |
 //! | google-authenticator | `pam_google_authenticator.so secret=<dir>/${USER} user=root` | one file per user: secret, `" TOTP_AUTH`, `" DISALLOW_REUSE` |
 //! | pam_oath | `pam_oath.so usersfile=<dir>/users.oath window=1 digits=6` | one file, `HOTP/T30 <user> - <hex>` per user |
 //!
@@ -14,7 +14,7 @@
 //! privileges, so that layout is not benchmarked.)
 
 use super::codes::{base32, hex, now, user_name, Secrets, DIGITS, PERIOD};
-use super::daemon::Mfad;
+use super::daemon::{Mfad, Options};
 use mfad::mechanism::{Algorithm, FactorData, FactorKind, OtpParams};
 use mfad::store::FactorRecord;
 use std::io::Write;
@@ -119,6 +119,26 @@ impl Fixture {
         secrets: &Secrets,
         enrolled: &Enrolled,
     ) -> Result<Fixture, String> {
+        Fixture::create_with(
+            system,
+            root,
+            binaries,
+            secrets,
+            enrolled,
+            &Options::default(),
+        )
+    }
+
+    /// As [`Fixture::create`]; pam_mfa's mfad started with `options` (its
+    /// store, key and host name; see [`Options`]).
+    pub fn create_with(
+        system: System,
+        root: &Path,
+        binaries: &Binaries,
+        secrets: &Secrets,
+        enrolled: &Enrolled,
+        options: &Options,
+    ) -> Result<Fixture, String> {
         binaries.check(system)?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("{}-", system.slug()))
@@ -130,7 +150,7 @@ impl Fixture {
             dir,
             mfad: None,
         };
-        fixture.populate(binaries, secrets, enrolled)?;
+        fixture.populate(binaries, secrets, enrolled, options)?;
         Ok(fixture)
     }
 
@@ -139,6 +159,7 @@ impl Fixture {
         binaries: &Binaries,
         secrets: &Secrets,
         enrolled: &Enrolled,
+        options: &Options,
     ) -> Result<(), String> {
         if enrolled.hotp.is_some() && self.system != System::PamMfa {
             return Err("only the pam_mfa fixture enrols HOTP users".into());
@@ -147,12 +168,17 @@ impl Fixture {
         mkdir(&secrets_dir)?;
         let line = match self.system {
             System::PamMfa => {
-                let mfad =
-                    Mfad::start(&binaries.mfad, &self.dir, &mfad_factors(secrets, enrolled))?;
+                let mfad = Mfad::start(
+                    &binaries.mfad,
+                    &self.dir,
+                    &mfad_factors(secrets, enrolled),
+                    options,
+                )?;
                 let line = format!(
-                    "auth required {} bus={} timeout=5",
+                    "auth required {} bus={} socket={} timeout=5",
                     binaries.pam_mfa.display(),
-                    mfad.bus_address()
+                    mfad.bus_address(),
+                    mfad.login_socket().display()
                 );
                 self.mfad = Some(mfad);
                 line
@@ -210,6 +236,12 @@ impl Fixture {
     /// dbus-daemon); `None` for modules that do everything in the client.
     pub fn server_cpu_ns(&self) -> Option<u64> {
         self.mfad.as_ref().and_then(Mfad::server_cpu_ns)
+    }
+
+    /// The key sealing mfad's store (pam_mfa only), for another host of
+    /// the same fleet.
+    pub fn key_file(&self) -> Option<PathBuf> {
+        self.mfad.as_ref().map(Mfad::key_file)
     }
 
     /// mfad's log, for failure reports (empty for the other systems).

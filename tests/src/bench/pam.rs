@@ -2,6 +2,11 @@
 //! does it: `pam_start_confdir` (libpam ≥ 1.4: service files from our own
 //! directory) → `pam_authenticate` → `pam_end`, with a conversation that
 //! answers the first prompt with the code it was given.
+//!
+//! A refused login waits in libpam for the delay the module asked for
+//! (pam_mfa: 2 s) unless the application takes the delay over
+//! (`PAM_FAIL_DELAY`); [`Service::without_fail_delay`] does, with a delay
+//! function that does nothing, to time refusals themselves.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::time::Instant;
@@ -12,6 +17,8 @@ const PAM_CONV_ERR: c_int = 19;
 const PAM_PROMPT_ECHO_OFF: c_int = 1;
 const PAM_PROMPT_ECHO_ON: c_int = 2;
 const PAM_ERROR_MSG: c_int = 3;
+/// The item naming the application's delay function (`_security/_pam_types.h`).
+const PAM_FAIL_DELAY: c_int = 10;
 
 #[repr(C)]
 struct PamMessage {
@@ -55,6 +62,7 @@ extern "C" {
     ) -> c_int;
     fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
     fn pam_end(pamh: *mut PamHandle, status: c_int) -> c_int;
+    fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
 }
 
 /// How one login went.
@@ -74,6 +82,11 @@ impl Sample {
     pub fn ok(&self) -> bool {
         self.rc == PAM_SUCCESS && self.errors == 0
     }
+
+    /// pam_authenticate let the user in (whatever it showed on the way).
+    pub fn accepted(&self) -> bool {
+        self.rc == PAM_SUCCESS
+    }
 }
 
 /// What the conversation function answers with.
@@ -87,6 +100,8 @@ struct User {
 pub struct Service {
     name: CString,
     confdir: CString,
+    /// Set `PAM_FAIL_DELAY` to [`no_delay`] in every transaction.
+    no_fail_delay: bool,
 }
 
 impl Service {
@@ -94,7 +109,17 @@ impl Service {
         Ok(Service {
             name: CString::new(name).map_err(|_| "service name has a NUL byte")?,
             confdir: CString::new(confdir).map_err(|_| "confdir has a NUL byte")?,
+            no_fail_delay: false,
         })
+    }
+
+    /// The same service, refused logins returning without libpam's failure
+    /// delay (the application's own delay function, which does nothing).
+    pub fn without_fail_delay(self) -> Service {
+        Service {
+            no_fail_delay: true,
+            ..self
+        }
     }
 
     /// One transaction for `user`, answering the first prompt with `code`.
@@ -133,6 +158,20 @@ impl Service {
                 errors: answers.errors,
             });
         }
+        if self.no_fail_delay {
+            let delay: DelayFn = no_delay;
+            // SAFETY: pamh is the live handle; libpam stores the function
+            // pointer (a plain `extern "C"` fn that lives forever).
+            let rc = unsafe { pam_set_item(pamh, PAM_FAIL_DELAY, delay as *const c_void) };
+            if rc != PAM_SUCCESS {
+                // SAFETY: ends the transaction started above.
+                unsafe { pam_end(pamh, rc) };
+                return Err(format!(
+                    "pam_set_item(PAM_FAIL_DELAY) failed: {}",
+                    rc_name(rc)
+                ));
+            }
+        }
         let auth_started = Instant::now();
         // SAFETY: pamh is the live handle from pam_start_confdir.
         let rc = unsafe { pam_authenticate(pamh, 0) };
@@ -148,6 +187,11 @@ impl Service {
         })
     }
 }
+
+type DelayFn = unsafe extern "C" fn(retval: c_int, usec_delay: u32, appdata_ptr: *mut c_void);
+
+/// The application's failure delay: none.
+unsafe extern "C" fn no_delay(_retval: c_int, _usec_delay: u32, _appdata_ptr: *mut c_void) {}
 
 fn elapsed_ns(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)

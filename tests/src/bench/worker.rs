@@ -5,11 +5,19 @@
 //!
 //! With `--barrier` the worker does its warm-up, prints `READY` and waits
 //! for a line on stdin, so that many workers start measuring together.
+//!
+//! With `--replay-confdir` (two hosts of a fleet) every code that let a user
+//! in is at once tried again, same user, through the other host's PAM
+//! service: it must be refused there. One that is accepted is a double
+//! accept. Each user logs in once and each code is replayed once, so the
+//! count is exact however many workers run. Replays skip libpam's failure
+//! delay (see [`super::pam`]): a refusal is timed, not the 2 s pam_mfa asks
+//! libpam to wait after it.
 
 use super::codes::{hotp_code, totp_now, user_name, Secrets};
 use super::direct::Direct;
 use super::fixtures::SERVICE;
-use super::pam::{rc_name, Service};
+use super::pam::{rc_name, Sample, Service};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -58,6 +66,10 @@ pub struct WorkerArgs {
     /// and time each stage (pam_mfa only; see [`super::direct`])
     #[arg(long)]
     pub direct_bus: Option<String>,
+    /// After each successful login, replay its code (same user) through the
+    /// PAM service in this directory: another host of the same fleet
+    #[arg(long, conflicts_with = "direct_bus")]
+    pub replay_confdir: Option<String>,
 }
 
 /// What a worker reports.
@@ -82,6 +94,19 @@ pub struct WorkerReport {
     /// logins, by stage name.
     #[serde(default)]
     pub stages: BTreeMap<String, Vec<u64>>,
+    /// Replay mode: codes replayed on the other host (one per successful
+    /// login, warm-up included).
+    #[serde(default)]
+    pub replays: u64,
+    /// Replays the other host accepted: the same code let the user in twice.
+    #[serde(default)]
+    pub double_accepts: u64,
+    /// Replays refused, by return code.
+    #[serde(default)]
+    pub replays_refused: BTreeMap<String, u64>,
+    /// pam_authenticate durations of the replays.
+    #[serde(default)]
+    pub replay_ns: Vec<u64>,
 }
 
 impl WorkerReport {
@@ -94,6 +119,11 @@ impl WorkerReport {
 pub fn run(args: &WorkerArgs) -> Result<WorkerReport, String> {
     let service = Service::new(&args.service, &args.confdir)?;
     let direct = args.direct_bus.as_deref().map(Direct::new).transpose()?;
+    let replay = args
+        .replay_confdir
+        .as_deref()
+        .map(|confdir| Service::new(&args.service, confdir).map(Service::without_fail_delay))
+        .transpose()?;
     let secrets = Secrets::from_seed(args.seed);
     let mut report = WorkerReport::default();
     let mut shown = 0;
@@ -132,11 +162,7 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerReport, String> {
         }
         let sample = service.login(&user, &code)?;
         if !sample.ok() {
-            let name = if sample.rc == 0 {
-                "PAM_SUCCESS with an error message".to_string()
-            } else {
-                rc_name(sample.rc)
-            };
+            let name = failure_name(&sample);
             if shown < 5 {
                 shown += 1;
                 eprintln!("pam-bench worker: login {k} of {user} failed: {name}");
@@ -146,6 +172,26 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerReport, String> {
             report.ok += 1;
             report.auth_ns.push(sample.auth_ns);
             report.total_ns.push(sample.total_ns);
+        }
+        if let (Some(replay), true) = (&replay, sample.accepted()) {
+            let again = replay.login(&user, &code)?;
+            report.replays += 1;
+            report.replay_ns.push(again.auth_ns);
+            if again.accepted() {
+                report.double_accepts += 1;
+                if shown < 5 {
+                    shown += 1;
+                    eprintln!(
+                        "pam-bench worker: DOUBLE ACCEPT: login {k}'s code let {user} in \
+                         again on the other host"
+                    );
+                }
+            } else {
+                *report
+                    .replays_refused
+                    .entry(failure_name(&again))
+                    .or_default() += 1;
+            }
         }
         Ok(())
     };
@@ -170,6 +216,15 @@ pub fn run(args: &WorkerArgs) -> Result<WorkerReport, String> {
     report.end_ns = monotonic_ns();
     report.cpu_ns = process_cpu_ns();
     Ok(report)
+}
+
+/// How a login that did not go through is counted.
+fn failure_name(sample: &Sample) -> String {
+    if sample.rc == 0 {
+        "PAM_SUCCESS with an error message".to_string()
+    } else {
+        rc_name(sample.rc)
+    }
 }
 
 /// User + system CPU time of this process, all threads, living or not.

@@ -8,6 +8,11 @@
 //! the modules' secret files are root's, and mfad's bus policy lets only root
 //! drive logins.
 //!
+//! The fleet part (issue 10) starts a PostgreSQL of its own (see
+//! [`mfa_tests::postgres`]) and puts pam_mfa's store there: sequential
+//! logins against SQLite, then two hosts on the one database under
+//! concurrent load, every code replayed on the other host.
+//!
 //! mfad and libpam_mfa.so are taken from the directory pam-bench is in, or
 //! from `$MFA_TEST_BIN_DIR` (to measure another build of them against the
 //! same harness).
@@ -16,11 +21,13 @@
 mod bench;
 
 use bench::codes::Secrets;
+use bench::daemon::Options;
 use bench::fixtures::{Binaries, Enrolled, Fixture, System};
 use bench::sink::{Sink, DEV_LOG};
 use bench::stats::{cells, ms, thousands, Percentiles, Table};
 use bench::worker::{self, Mode, WorkerArgs, WorkerReport};
 use clap::{Parser, Subcommand};
+use mfa_tests::postgres::Postgres;
 use mfa_tests::process::Running;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -74,11 +81,12 @@ struct RunArgs {
     /// pam_oath); default all
     #[arg(long, value_delimiter = ',')]
     systems: Vec<String>,
-    /// Parts to run (comma-separated: latency, breakdown, concurrency, scale)
+    /// Parts to run (comma-separated: latency, breakdown, concurrency,
+    /// scale, fleet)
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "latency,breakdown,concurrency,scale"
+        default_value = "latency,breakdown,concurrency,scale,fleet"
     )]
     parts: Vec<String>,
     /// Where the systems keep their state (a disk, not tmpfs, to be fair to
@@ -137,7 +145,7 @@ fn run(args: &RunArgs) -> Result<(), String> {
     if args.rounds == 0 || args.logins < args.rounds || args.workers == 0 {
         return Err("--rounds, --logins and --workers must be positive, logins >= rounds".into());
     }
-    const PARTS: [&str; 4] = ["latency", "breakdown", "concurrency", "scale"];
+    const PARTS: [&str; 5] = ["latency", "breakdown", "concurrency", "scale", "fleet"];
     if let Some(bad) = args.parts.iter().find(|p| !PARTS.contains(&p.as_str())) {
         return Err(format!(
             "unknown part {bad:?}; parts are {}",
@@ -208,6 +216,19 @@ fn run(args: &RunArgs) -> Result<(), String> {
             skipped.push("store size: skipped, pam_mfa is not part of this run".into());
         }
     }
+    if parts("fleet") {
+        if !bench.systems.contains(&System::PamMfa) {
+            skipped.push("fleet: skipped, pam_mfa is not part of this run".into());
+        } else if !postgres_installed() {
+            skipped.push(
+                "fleet: skipped, PostgreSQL is not installed (apt-get install postgresql \
+                 openssl; scripts/bench.sh does)"
+                    .into(),
+            );
+        } else {
+            report.push_str(&fleet(&bench, &mut findings)?);
+        }
+    }
     let full = format!(
         "{}{report}{}{}",
         header(&bench, &sink, &load_before),
@@ -253,9 +274,9 @@ fn find_binaries() -> Binaries {
     }
 }
 
-// ---- the three parts ----------------------------------------------------
+// ---- the parts ------------------------------------------------------------
 
-/// What the goals of issue 2 are checked against.
+/// What the goals of issues 2 and 10 are checked against.
 #[derive(Default)]
 struct Findings {
     mfa_auth: Option<Percentiles>,
@@ -265,6 +286,18 @@ struct Findings {
     oath_concurrent_failed: u64,
     /// (workload, p50 with the small store, p50 with the large one).
     flat: Vec<(String, Option<u64>, Option<u64>)>,
+    /// Two hosts on one PostgreSQL, concurrent logins.
+    fleet: Option<FleetFinding>,
+}
+
+/// What the goal of issue 10 is checked against.
+struct FleetFinding {
+    failed: u64,
+    attempted: u64,
+    /// Logins that let a user in (each then replayed on the other host).
+    accepted: u64,
+    replays: u64,
+    double_accepts: u64,
 }
 
 /// Largest p50 change from the small to the large store still called flat.
@@ -276,18 +309,21 @@ const GOAL_RATIO: f64 = 1.5;
 impl Findings {
     fn render(&self) -> String {
         let verdict = |met: bool| if met { "met" } else { "**not met**" }.to_string();
-        let mut table = Table::new(&["goal (issue 2)", "measured", "verdict"]).text();
+        let mut table = Table::new(&["goal", "measured", "verdict"]).text();
         if let (Some(mfa), Some(google)) = (self.mfa_auth, self.google_auth) {
             let ratio = mfa.p50 as f64 / google.p50.max(1) as f64;
             table.row(vec![
-                format!("pam_authenticate p50 within {GOAL_RATIO}× of google-authenticator's"),
+                format!(
+                    "pam_authenticate p50 within {GOAL_RATIO}× of google-authenticator's \
+                     (issue 2)"
+                ),
                 format!("{} vs {}: {ratio:.2}×", ms(mfa.p50), ms(google.p50)),
                 verdict(ratio <= GOAL_RATIO),
             ]);
         }
         if let Some((failed, attempted)) = self.mfa_concurrent {
             table.row(vec![
-                "no failures with concurrent client processes".into(),
+                "no failures with concurrent client processes (issue 2)".into(),
                 format!("{failed} of {} logins failed", thousands(attempted)),
                 verdict(failed == 0),
             ]);
@@ -313,13 +349,31 @@ impl Findings {
                 })
                 .collect();
             table.row(vec![
-                format!("flat from 1 to many enrolled users (p50 within ±{FLAT_PERCENT} %)"),
+                format!(
+                    "flat from 1 to many enrolled users (p50 within ±{FLAT_PERCENT} %, issue 2)"
+                ),
                 measured.join("; "),
                 verdict(
                     changes
                         .iter()
                         .all(|(_, pct, _, _)| pct.abs() <= FLAT_PERCENT),
                 ),
+            ]);
+        }
+        if let Some(f) = &self.fleet {
+            table.row(vec![
+                "two hosts on one PostgreSQL, concurrent processes: no failures, no code \
+                 accepted twice (issue 10)"
+                    .into(),
+                format!(
+                    "{} of {} logins failed; {} of {} codes replayed on the other host \
+                     accepted",
+                    f.failed,
+                    thousands(f.attempted),
+                    f.double_accepts,
+                    thousands(f.replays)
+                ),
+                verdict(f.failed == 0 && f.double_accepts == 0 && f.replays == f.accepted),
             ]);
         }
         let mut out = String::new();
@@ -348,6 +402,10 @@ struct Tally {
     attempted: u64,
     client_cpu_ns: u64,
     stages: BTreeMap<String, Vec<u64>>,
+    replays: u64,
+    double_accepts: u64,
+    replays_refused: BTreeMap<String, u64>,
+    replay_ns: Vec<u64>,
 }
 
 impl Tally {
@@ -366,6 +424,17 @@ impl Tally {
                 .or_default()
                 .extend_from_slice(samples);
         }
+        self.replays += report.replays;
+        self.double_accepts += report.double_accepts;
+        for (name, n) in &report.replays_refused {
+            *self.replays_refused.entry(name.clone()).or_default() += n;
+        }
+        self.replay_ns.extend_from_slice(&report.replay_ns);
+    }
+
+    /// Logins that let the user in, warm-up included.
+    fn accepted(&self) -> u64 {
+        self.attempted - self.failed()
     }
 
     /// CPU per login attempted (warm-up included; process start-up too).
@@ -382,16 +451,24 @@ impl Tally {
 
     /// "0", or "3 (PAM_AUTH_ERR 3)".
     fn failures_cell(&self) -> String {
-        if self.failures.is_empty() {
-            return "0".into();
-        }
-        let detail: Vec<String> = self
-            .failures
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        format!("{} ({})", self.failed(), detail.join(", "))
+        by_code(&self.failures)
     }
+}
+
+/// A count by return code: "0", or "3 (PAM_AUTH_ERR 3)".
+fn by_code(counts: &BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
+        return "0".into();
+    }
+    let detail: Vec<String> = counts
+        .iter()
+        .map(|(k, v)| format!("{k} {}", thousands(*v)))
+        .collect();
+    format!(
+        "{} ({})",
+        thousands(counts.values().sum()),
+        detail.join(", ")
+    )
 }
 
 /// One process, sequential logins, each by a different user; the systems
@@ -399,39 +476,12 @@ impl Tally {
 fn latency(bench: &Bench, findings: &mut Findings) -> Result<String, String> {
     let args = &bench.args;
     let per_round = args.logins.div_ceil(args.rounds);
-    let users_per_round = args.warmup + per_round;
-    let enrolled = Enrolled::totp(0..args.rounds * users_per_round);
+    let enrolled = Enrolled::totp(0..args.rounds * (args.warmup + per_round));
     let fixtures = create_all(bench, &enrolled)?;
-    let mut tallies: Vec<Tally> = fixtures.iter().map(|_| Tally::default()).collect();
-    let server_before: Vec<Option<u64>> = fixtures.iter().map(Fixture::server_cpu_ns).collect();
-    for round in 0..args.rounds {
-        // Rotate who goes first, so no system always follows another.
-        for offset in 0..fixtures.len() {
-            let i = (offset + round as usize) % fixtures.len();
-            let fixture = &fixtures[i];
-            progress(&format!(
-                "sequential, round {}/{}: {}",
-                round + 1,
-                args.rounds,
-                fixture.system.label()
-            ));
-            let plan = Plan {
-                mode: Mode::Totp,
-                first: round * users_per_round,
-                stride: 1,
-                counter: 0,
-                warmup: args.warmup,
-                count: per_round,
-            };
-            let report = run_worker(bench, fixture, &plan)?;
-            tallies[i].add(&report);
-        }
-    }
-    let server_cpu: Vec<Option<u64>> = fixtures
-        .iter()
-        .zip(&server_before)
-        .map(|(f, before)| Some(f.server_cpu_ns()?.saturating_sub((*before)?)))
-        .collect();
+    let cases: Vec<(&str, &Fixture)> = fixtures.iter().map(|f| (f.system.label(), f)).collect();
+    let server_before = server_cpu(&cases);
+    let tallies = sequential(bench, "sequential", &cases, 0)?;
+    let server_cpu = server_cpu_since(&cases, &server_before);
     let reference = fixtures
         .iter()
         .position(|f| f.system == System::GoogleAuthenticator)
@@ -493,6 +543,61 @@ fn latency(bench: &Bench, findings: &mut Findings) -> Result<String, String> {
     ))
 }
 
+/// Sequential logins by the `cases` (label, fixture), one worker process
+/// per round and case, the cases taking turns round by round (who goes
+/// first rotating, so no case always follows another and other load on the
+/// machine hits them alike). Round `r` logs in users
+/// `base + r * (warm-up + per round)` onwards, the same users in every case.
+fn sequential(
+    bench: &Bench,
+    what: &str,
+    cases: &[(&str, &Fixture)],
+    base: u64,
+) -> Result<Vec<Tally>, String> {
+    let args = &bench.args;
+    let per_round = args.logins.div_ceil(args.rounds);
+    let users_per_round = args.warmup + per_round;
+    let mut tallies: Vec<Tally> = cases.iter().map(|_| Tally::default()).collect();
+    for round in 0..args.rounds {
+        for offset in 0..cases.len() {
+            let i = (offset + round as usize) % cases.len();
+            let (label, fixture) = cases[i];
+            progress(&format!(
+                "{what}, round {}/{}: {label}",
+                round + 1,
+                args.rounds
+            ));
+            let plan = Plan {
+                mode: Mode::Totp,
+                first: base + round * users_per_round,
+                stride: 1,
+                counter: 0,
+                warmup: args.warmup,
+                count: per_round,
+            };
+            let report = run_worker(bench, fixture, &plan)?;
+            tallies[i].add(&report);
+        }
+    }
+    Ok(tallies)
+}
+
+/// Server CPU time (mfad and its dbus-daemon) each case's fixture used so
+/// far.
+fn server_cpu(cases: &[(&str, &Fixture)]) -> Vec<Option<u64>> {
+    cases.iter().map(|(_, f)| f.server_cpu_ns()).collect()
+}
+
+/// Server CPU time each case's fixture used since `before`
+/// ([`server_cpu`]) was read.
+fn server_cpu_since(cases: &[(&str, &Fixture)], before: &[Option<u64>]) -> Vec<Option<u64>> {
+    cases
+        .iter()
+        .zip(before)
+        .map(|((_, f), before)| Some(f.server_cpu_ns()?.saturating_sub((*before)?)))
+        .collect()
+}
+
 /// pam_mfa's login, stage by stage: PAM logins and direct D-Bus logins
 /// taking turns.
 fn breakdown(bench: &Bench) -> Result<String, String> {
@@ -533,7 +638,10 @@ fn breakdown(bench: &Bench) -> Result<String, String> {
                 count: per_round,
             };
             let direct_bus = if is_direct { address.as_deref() } else { None };
-            let report = finish_worker(spawn(bench, &fixture, &plan, false, direct_bus), &fixture)?;
+            let report = finish_worker(
+                spawn(bench, &fixture, &plan, false, direct_bus, None),
+                &fixture,
+            )?;
             if is_direct {
                 direct.add(&report)
             } else {
@@ -628,46 +736,26 @@ fn concurrency(bench: &Bench, findings: &mut Findings) -> Result<String, String>
             };
             running.push(spawn_worker(bench, &fixture, &plan, true));
         }
-        for (w, worker) in running.iter_mut().enumerate() {
-            match worker.next_line(WORKER_LIMIT) {
-                Some(line) if line == "READY" => {}
-                other => {
-                    return Err(format!(
-                        "worker {w} of {} did not get ready (said {other:?})",
-                        system.label()
-                    ))
-                }
-            }
-        }
-        for worker in running.iter_mut() {
-            worker.send_line("go");
-        }
+        release_together(&mut running, system.label())?;
         let mut tally = Tally::default();
-        let (mut start, mut end) = (u64::MAX, 0u64);
+        let mut reports = Vec::new();
         for worker in running {
             let report = finish_worker(worker, &fixture)?;
-            start = start.min(report.start_ns);
-            end = end.max(report.end_ns);
             tally.add(&report);
+            reports.push(report);
         }
         match system {
             System::PamMfa => findings.mfa_concurrent = Some((tally.failed(), tally.attempted)),
             System::Oath => findings.oath_concurrent_failed = tally.failed(),
             System::GoogleAuthenticator => {}
         }
-        let seconds = end.saturating_sub(start) as f64 / 1e9;
-        let rate = if seconds > 0.0 {
-            format!("{:.0}", tally.ok as f64 / seconds)
-        } else {
-            "–".into()
-        };
         let [a50, a99] = cells(Percentiles::of(&tally.auth_ns));
         table.row(vec![
             system.label().into(),
             args.workers.to_string(),
             thousands(tally.ok),
             tally.failures_cell(),
-            rate,
+            rate(&reports.iter().collect::<Vec<_>>()),
             a50,
             a99,
         ]);
@@ -834,6 +922,271 @@ fn scale(bench: &Bench, findings: &mut Findings) -> Result<String, String> {
     ))
 }
 
+/// Users of the fleet part: indices no other part uses.
+const FLEET_BASE: u64 = 40_000_000;
+
+/// pam_mfa with its store on PostgreSQL, as a fleet has it, next to SQLite
+/// (sequential logins, taking turns), then two hosts on that one database
+/// with concurrent client processes, every code that let a user in on one
+/// host replayed at once on the other.
+fn fleet(bench: &Bench, findings: &mut Findings) -> Result<String, String> {
+    let args = &bench.args;
+    let per_round = args.logins.div_ceil(args.rounds);
+    let sequential_users = args.rounds * (args.warmup + per_round);
+    let per_process = args.worker_warmup + args.per_worker;
+    let concurrent_base = FLEET_BASE + sequential_users;
+    // Both stores get the same users, those of both halves of the part.
+    let enrolled = Enrolled::totp(FLEET_BASE..concurrent_base + args.workers * per_process);
+    progress("fleet: starting PostgreSQL");
+    let (pg, database) = start_postgres()?;
+    let store = pg.store_table(&database);
+    // One refused code ends a login (as in the fleet tests): a replay is
+    // one answer, refused with PAM_MAXTRIES.
+    let options = |store_table: Option<String>, hostname: Option<&str>, seed_key| Options {
+        store_table,
+        seed_key,
+        hostname: hostname.map(str::to_string),
+        max_tries: Some(1),
+    };
+    let create = |enrolled: &Enrolled, options: &Options| {
+        Fixture::create_with(
+            System::PamMfa,
+            &bench.root,
+            &bench.binaries,
+            &bench.secrets,
+            enrolled,
+            options,
+        )
+    };
+    progress(&format!(
+        "fleet: setting up pam_mfa on SQLite and on PostgreSQL with {} users",
+        thousands(enrolled.count() as u64)
+    ));
+    let sqlite = create(&enrolled, &options(None, None, None))?;
+    let host_a = create(
+        &enrolled,
+        &options(Some(store.clone()), Some("host-a"), None),
+    )?;
+    let sequential_table = {
+        let cases = [
+            ("SQLite (the default, in the state directory)", &sqlite),
+            ("PostgreSQL over TLS (host A)", &host_a),
+        ];
+        let before = server_cpu(&cases);
+        let tallies = sequential(bench, "fleet, sequential", &cases, FLEET_BASE)?;
+        let server_cpu = server_cpu_since(&cases, &before);
+        let reference = Percentiles::of(&tallies[0].auth_ns);
+        let mut table = Table::new(&[
+            "store",
+            "logins",
+            "failures",
+            "pam_authenticate p50",
+            "p99",
+            "pam_start..pam_end p50",
+            "p99",
+            "auth p50 vs SQLite",
+            "CPU/login: client",
+            "mfad + dbus-daemon",
+        ]);
+        for (((label, _), tally), server) in cases.iter().zip(&tallies).zip(&server_cpu) {
+            let auth = Percentiles::of(&tally.auth_ns);
+            let [a50, a99] = cells(auth);
+            let [t50, t99] = cells(Percentiles::of(&tally.total_ns));
+            let ratio = match (auth, reference) {
+                (Some(a), Some(r)) if r.p50 > 0 => format!("{:.2}×", a.p50 as f64 / r.p50 as f64),
+                _ => "–".into(),
+            };
+            table.row(vec![
+                label.to_string(),
+                thousands(tally.ok),
+                tally.failures_cell(),
+                a50,
+                a99,
+                t50,
+                t99,
+                ratio,
+                tally.per_login(tally.client_cpu_ns),
+                server
+                    .map(|ns| tally.per_login(ns))
+                    .unwrap_or_else(|| "–".into()),
+            ]);
+        }
+        table
+    };
+    // Host A goes on into the fleet; the SQLite one is done.
+    drop(sqlite);
+
+    let key = host_a
+        .key_file()
+        .ok_or("the PostgreSQL fixture has no mfad")?;
+    progress("fleet: starting host B on the same database, with host A's key");
+    let host_b = create(
+        &Enrolled::default(),
+        &options(Some(store), Some("host-b"), Some(key)),
+    )?;
+    let hosts = [("host-a", &host_a), ("host-b", &host_b)];
+    progress(&format!(
+        "fleet: {} concurrent processes over two hosts, every code replayed on the other",
+        args.workers
+    ));
+    let mut running = Vec::new();
+    let mut host_of = Vec::new();
+    for w in 0..args.workers {
+        let h = (w % 2) as usize;
+        let plan = Plan {
+            mode: Mode::Totp,
+            first: concurrent_base + w * per_process,
+            stride: 1,
+            counter: 0,
+            warmup: args.worker_warmup,
+            count: args.per_worker,
+        };
+        running.push(spawn(
+            bench,
+            hosts[h].1,
+            &plan,
+            true,
+            None,
+            Some(hosts[1 - h].1),
+        ));
+        host_of.push(h);
+    }
+    release_together(&mut running, "the fleet")?;
+    let mut reports: Vec<(usize, WorkerReport)> = Vec::new();
+    for (worker, h) in running.into_iter().zip(host_of) {
+        reports.push((h, finish_worker(worker, hosts[h].1)?));
+    }
+    let mut table = Table::new(&[
+        "logging in on",
+        "processes",
+        "logins",
+        "failures",
+        "logins/s",
+        "pam_authenticate p50",
+        "p99",
+        "codes replayed on the other host",
+        "refused there",
+        "replay p50",
+        "p99",
+        "double accepts",
+    ]);
+    let mut row = |label: String, wanted: &dyn Fn(usize) -> bool| -> Tally {
+        let mine: Vec<&WorkerReport> = reports
+            .iter()
+            .filter(|(h, _)| wanted(*h))
+            .map(|(_, r)| r)
+            .collect();
+        let mut tally = Tally::default();
+        for report in &mine {
+            tally.add(report);
+        }
+        let [a50, a99] = cells(Percentiles::of(&tally.auth_ns));
+        let [r50, r99] = cells(Percentiles::of(&tally.replay_ns));
+        table.row(vec![
+            label,
+            mine.len().to_string(),
+            thousands(tally.ok),
+            tally.failures_cell(),
+            rate(&mine),
+            a50,
+            a99,
+            thousands(tally.replays),
+            by_code(&tally.replays_refused),
+            r50,
+            r99,
+            thousands(tally.double_accepts),
+        ]);
+        tally
+    };
+    for (h, (name, _)) in hosts.iter().enumerate() {
+        let other = hosts[1 - h].0;
+        row(format!("{name} (replaying on {other})"), &|x| x == h);
+    }
+    let all = row("both hosts".into(), &|_| true);
+    findings.fleet = Some(FleetFinding {
+        failed: all.failed(),
+        attempted: all.attempted,
+        accepted: all.accepted(),
+        replays: all.replays,
+        double_accepts: all.double_accepts,
+    });
+    if all.double_accepts > 0 || all.failed() > 0 {
+        progress(&format!(
+            "fleet: {} failures and {} double accepts (both must be 0)",
+            all.failed(),
+            all.double_accepts
+        ));
+    }
+    drop(host_b);
+    drop(host_a);
+    let data = filesystem(&pg.socket_dir());
+    drop(pg);
+    Ok(format!(
+        "## pam_mfa on PostgreSQL: SQLite vs PostgreSQL, and two hosts on one database\n\n\
+         A PostgreSQL {} started for the run (initdb into a new directory on {}, `fsync` and \
+         `synchronous_commit` on, TLS on), one database for the part. mfad reaches it as a \
+         fleet does: `[store] backend = \"postgresql\"` over TCP to `localhost` with TLS, the \
+         server's certificate verified against a test CA (`ca_file`), trust authentication \
+         (no password file), `timeout = 3`; mfad keeps up to 4 connections open. \
+         Every mfad here has `max_tries = 1` (one refused code ends the login) and no \
+         failure delay; otherwise the configuration of the other parts.\n\n\
+         ### Sequential logins\n\n\
+         As the sequential part: one process per round, each login a different user with a \
+         fresh TOTP code, {} rounds taking turns, {} warm-up logins then {} measured per \
+         round; both stores seeded with the same {} users. CPU/login as there (PostgreSQL's \
+         own processes not counted).\n\n{}\n\
+         ### Two hosts, {} concurrent client processes\n\n\
+         Two mfads, each with its own state directory (the same `secret.key`, copied from \
+         host A as a fleet's hosts have it), its own dbus-daemon and its own host name, on \
+         the one database; the processes alternate between them. Each process logs in \
+         {} of its own users (warm-up), waits until all are ready, then {} more; after \
+         every login that lets a user in (warm-up included), it replays the same code for \
+         the same user at once through the other host's PAM service, which must refuse it: \
+         an accepted replay is a double accept. A replay is one PAM transaction without \
+         libpam's failure delay (pam_mfa asks for 2 s; the benchmark, as the application, \
+         supplies a `PAM_FAIL_DELAY` function that does not wait), so refusals are timed \
+         themselves. Each user logs in once, so every replay is \
+         of a code already used. logins/s = successful measured logins (first uses) ÷ time \
+         from the first start to the last finish; each process also makes the replays in \
+         that time, so the machine serves twice as many PAM transactions.\n\n{}\n",
+        package_version("postgresql"),
+        data,
+        args.rounds,
+        args.warmup,
+        per_round,
+        thousands(enrolled.count() as u64),
+        sequential_table.render(),
+        args.workers,
+        args.worker_warmup,
+        args.per_worker,
+        table.render()
+    ))
+}
+
+/// Whether PostgreSQL's server binaries are installed (what
+/// [`Postgres::start`] runs).
+fn postgres_installed() -> bool {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dir| {
+            dir.flatten()
+                .any(|e| e.path().join("bin").join("postgres").exists())
+        })
+        .unwrap_or(false)
+}
+
+/// A PostgreSQL of the benchmark's own ([`Postgres::start`]: initdb as the
+/// postgres user, TLS with a test CA; killed when it is dropped, or by the
+/// kernel when this process ends) and a new database in it.
+fn start_postgres() -> Result<(Postgres, String), String> {
+    // The harness panics, with what went wrong, on a failure.
+    std::panic::catch_unwind(|| {
+        let pg = Postgres::start();
+        let database = pg.database();
+        (pg, database)
+    })
+    .map_err(|_| "cannot start PostgreSQL (see the message above)".to_string())
+}
+
 fn create_all(bench: &Bench, enrolled: &Enrolled) -> Result<Vec<Fixture>, String> {
     bench
         .systems
@@ -868,15 +1221,19 @@ struct Plan {
 }
 
 fn spawn_worker(bench: &Bench, fixture: &Fixture, plan: &Plan, barrier: bool) -> Running {
-    spawn(bench, fixture, plan, barrier, None)
+    spawn(bench, fixture, plan, barrier, None, None)
 }
 
+/// A worker logging in through `fixture`; with `direct_bus`, making the
+/// module's D-Bus calls itself; with `replay_on`, replaying every code that
+/// let a user in through that fixture (another host of the same fleet).
 fn spawn(
     bench: &Bench,
     fixture: &Fixture,
     plan: &Plan,
     barrier: bool,
     direct_bus: Option<&str>,
+    replay_on: Option<&Fixture>,
 ) -> Running {
     let mut cmd = Command::new(&bench.exe);
     cmd.arg("worker")
@@ -905,6 +1262,9 @@ fn spawn(
     if let Some(address) = direct_bus {
         cmd.arg("--direct-bus").arg(address);
     }
+    if let Some(other) = replay_on {
+        cmd.arg("--replay-confdir").arg(other.confdir());
+    }
     // A login program's environment: nothing of ours leaks into the modules.
     cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     Running::spawn(
@@ -919,7 +1279,7 @@ fn finish_worker(worker: Running, fixture: &Fixture) -> Result<WorkerReport, Str
     let parsed = json.map(serde_json::from_str::<WorkerReport>);
     match (finished.status.success(), parsed) {
         (true, Some(Ok(report))) => {
-            if report.failed() > 0 {
+            if report.failed() > 0 || report.double_accepts > 0 {
                 eprintln!("{}", finished.stderr.trim_end());
                 let log = fixture.daemon_log();
                 if !log.is_empty() {
@@ -939,6 +1299,39 @@ fn finish_worker(worker: Running, fixture: &Fixture) -> Result<WorkerReport, Str
 
 fn run_worker(bench: &Bench, fixture: &Fixture, plan: &Plan) -> Result<WorkerReport, String> {
     finish_worker(spawn_worker(bench, fixture, plan, false), fixture)
+}
+
+/// Wait until every worker (started with the barrier) has done its warm-up
+/// and says READY, then let them all go at once.
+fn release_together(workers: &mut [Running], what: &str) -> Result<(), String> {
+    for (w, worker) in workers.iter_mut().enumerate() {
+        match worker.next_line(WORKER_LIMIT) {
+            Some(line) if line == "READY" => {}
+            other => {
+                return Err(format!(
+                    "worker {w} of {what} did not get ready (said {other:?})"
+                ))
+            }
+        }
+    }
+    for worker in workers.iter_mut() {
+        worker.send_line("go");
+    }
+    Ok(())
+}
+
+/// Successful measured logins per second from the first start to the last
+/// finish of `reports`.
+fn rate(reports: &[&WorkerReport]) -> String {
+    let start = reports.iter().map(|r| r.start_ns).min().unwrap_or(0);
+    let end = reports.iter().map(|r| r.end_ns).max().unwrap_or(0);
+    let ok: u64 = reports.iter().map(|r| r.ok).sum();
+    let seconds = end.saturating_sub(start) as f64 / 1e9;
+    if seconds > 0.0 {
+        format!("{:.0}", ok as f64 / seconds)
+    } else {
+        "–".into()
+    }
 }
 
 fn progress(what: &str) {
@@ -981,11 +1374,12 @@ fn header(bench: &Bench, sink: &Sink, load: &str) -> String {
     let _ = writeln!(out, "- syslog: {}", sink.description);
     let _ = writeln!(
         out,
-        "- libpam {}, libpam-google-authenticator {}, libpam-oath {}, dbus {}",
+        "- libpam {}, libpam-google-authenticator {}, libpam-oath {}, dbus {}, postgresql {}",
         package_version("libpam0g"),
         package_version("libpam-google-authenticator"),
         package_version("libpam-oath"),
         package_version("dbus"),
+        package_version("postgresql"),
     );
     let _ = writeln!(
         out,
