@@ -1,5 +1,5 @@
-//! Every `unsafe` line of the module: the libpam bindings, the entry
-//! trampoline and the safe [`PamHandle`] over a live `pam_handle_t`.
+//! Every `unsafe` line of the module: calls into libpam (`sys.rs`), the
+//! entry trampoline and the safe [`PamHandle`] over a live `pam_handle_t`.
 //!
 //! Memory rules (Linux-PAM): items and PAM environment values belong to
 //! libpam and are copied at once; the `pam_response` array and each answer
@@ -9,7 +9,8 @@
 
 use crate::options::FailMode;
 use crate::outcome::End;
-use crate::relay::{printable, Item, PamError, PamHandle, Priority};
+use crate::pam::{printable, Item, PamError, PamHandle, Priority};
+use crate::sys;
 use mfa_dbus::{Answer, Conversation, ConversationAborted};
 use std::cell::Cell;
 use std::ffi::{c_void, CStr, CString};
@@ -17,23 +18,6 @@ use std::os::raw::{c_char, c_int};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::Once;
-
-/// bindgen's output for `<security/pam_{appl,modules,ext}.h>`, restricted to
-/// what `build.rs` allowlists.
-#[allow(
-    non_upper_case_globals,
-    non_camel_case_types,
-    non_snake_case,
-    dead_code
-)]
-mod sys {
-    include!(concat!(env!("OUT_DIR"), "/pam_sys.rs"));
-}
-
-pub use sys::{
-    PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_CONV_ERR, PAM_IGNORE, PAM_MAXTRIES, PAM_SERVICE_ERR,
-    PAM_SUCCESS, PAM_SYSTEM_ERR, PAM_USER_UNKNOWN,
-};
 
 /// `pam_handle_t *` exactly as libpam passes it to a `pam_sm_*` function.
 /// Rust code cannot make one (the field is private), so [`entry`] may trust
@@ -192,7 +176,7 @@ impl Pam {
         // `response` (one entry) or leaves it null.
         let rc = unsafe { function(1, &mut messages, &mut response, conv.appdata_ptr) };
         let response = Response(response);
-        if rc != PAM_SUCCESS {
+        if rc != sys::PAM_SUCCESS {
             return Err(ConversationAborted);
         }
         match style {
@@ -205,7 +189,7 @@ impl Pam {
         let mut value: *const c_void = ptr::null();
         // SAFETY: `pamh` is live for this call; libpam writes one pointer.
         let rc = unsafe { sys::pam_get_item(self.pamh, item, &mut value) };
-        if rc != PAM_SUCCESS {
+        if rc != sys::PAM_SUCCESS {
             return Err(PamError::Code(rc));
         }
         Ok(value)
@@ -286,7 +270,7 @@ impl PamHandle for Pam {
         let mut user: *const c_char = ptr::null();
         // SAFETY: `pamh` is live; a null prompt means libpam's default.
         let rc = unsafe { sys::pam_get_user(self.pamh, &mut user, ptr::null()) };
-        if rc != PAM_SUCCESS {
+        if rc != sys::PAM_SUCCESS {
             return Err(PamError::Code(rc));
         }
         // SAFETY: on success `user` is null or a string owned by libpam.
@@ -364,6 +348,7 @@ mod tests {
     //! way: answers malloc'd for the module to free.
 
     use super::*;
+    use crate::sys::{PAM_CONV_ERR, PAM_IGNORE, PAM_SERVICE_ERR, PAM_SUCCESS, PAM_SYSTEM_ERR};
     use std::collections::VecDeque;
 
     /// What the test application's conversation does for one message.

@@ -9,11 +9,11 @@
 //! slow or vanished daemon cannot turn a started login into a skipped
 //! factor.
 
-use crate::ffi::{
+use crate::options::{FailMode, Skip};
+use crate::sys::{
     PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_CONV_ERR, PAM_IGNORE, PAM_MAXTRIES, PAM_SERVICE_ERR,
     PAM_SUCCESS, PAM_SYSTEM_ERR, PAM_USER_UNKNOWN,
 };
-use crate::options::{FailMode, Skip};
 use mfa_dbus::{ClientError, DenyReason, MfaError, Outcome};
 use std::fmt::Write as _;
 use std::os::raw::c_int;

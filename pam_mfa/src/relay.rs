@@ -1,132 +1,17 @@
 //! What the module does, as ordinary Rust over two small traits: the PAM
-//! handle ([`PamHandle`]) and mfad ([`Mfad`]). `src/ffi.rs` implements the
-//! first over libpam, `src/bus.rs` the second over D-Bus; the tests use
-//! scripted fakes of both.
+//! handle ([`PamHandle`], `pam.rs`) and mfad ([`Mfad`], `daemon.rs`).
+//! `ffi.rs` implements the first over libpam, `transport.rs` the second over
+//! D-Bus; the tests use scripted fakes of both.
 //!
 //! The module decides nothing: it reads the PAM items, lets mfad drive the
 //! conversation and maps how it ended through [`crate::outcome`].
 
-use crate::bus::BusMfad;
+use crate::daemon::{LoginError, Mfad};
 use crate::options::{FailMode, Options};
-use crate::outcome::{code_name, End};
-use mfa_dbus::{Answer, ClientError, Conversation, ConversationAborted, LoginRequest, Outcome};
-use std::fmt;
+use crate::outcome::End;
+use crate::pam::{Item, PamError, PamHandle, Priority, FAIL_DELAY_MICROS};
+use mfa_dbus::{Answer, ClientError, Conversation, ConversationAborted, LoginRequest};
 use std::os::raw::c_int;
-
-/// The PAM items the module reads (`PAM_USER` comes from `pam_get_user`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Item {
-    Service,
-    Rhost,
-    Ruser,
-    Tty,
-}
-
-impl Item {
-    pub fn name(self) -> &'static str {
-        match self {
-            Item::Service => "PAM_SERVICE",
-            Item::Rhost => "PAM_RHOST",
-            Item::Ruser => "PAM_RUSER",
-            Item::Tty => "PAM_TTY",
-        }
-    }
-}
-
-/// Why a PAM value could not be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PamError {
-    /// libpam returned this code.
-    Code(c_int),
-    /// The value is not valid UTF-8; D-Bus strings must be.
-    NotUtf8,
-}
-
-impl fmt::Display for PamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PamError::Code(code) => write!(f, "libpam returned {code}"),
-            PamError::NotUtf8 => f.write_str("the value is not valid UTF-8"),
-        }
-    }
-}
-
-/// Syslog priorities the module uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Priority {
-    Error,
-    Notice,
-    Debug,
-}
-
-/// The PAM handle as the flow needs it. Its [`Conversation`] is the
-/// application's conversation function.
-pub trait PamHandle: Conversation {
-    /// `pam_get_user` (may prompt for the name).
-    fn user(&mut self) -> Result<String, PamError>;
-    /// `pam_get_item`; `None` when unset.
-    fn item(&self, item: Item) -> Result<Option<String>, PamError>;
-    /// `pam_getenv`: the PAM environment, never the process environment.
-    fn env(&self, name: &str) -> Result<Option<String>, PamError>;
-    /// Log one line to authpriv, tagged with the module, service and hook.
-    fn syslog(&self, priority: Priority, message: &str);
-    /// `pam_fail_delay`: ask libpam to wait at least this long before it
-    /// reports a failed stack (it waits the largest delay any module asked).
-    fn fail_delay(&mut self, micros: u32);
-}
-
-/// What the module asks libpam to delay a failure by, as pam_unix does.
-pub const FAIL_DELAY_MICROS: u32 = 2_000_000;
-
-/// Why mfad gave no decision.
-#[derive(Debug)]
-pub enum LoginError {
-    /// The module could not set up its event loop.
-    Runtime(std::io::Error),
-    /// Boxed: `ClientError` is large and this is the rare path.
-    Client(Box<ClientError>),
-}
-
-impl From<ClientError> for LoginError {
-    fn from(error: ClientError) -> Self {
-        LoginError::Client(Box::new(error))
-    }
-}
-
-/// mfad, as the flow needs it: one login, driven to its end.
-pub trait Mfad {
-    /// Where mfad is reached, for the debug log.
-    fn describe(&self) -> String;
-    fn login(
-        &self,
-        request: &LoginRequest,
-        conversation: &mut dyn Conversation,
-    ) -> Result<Outcome, LoginError>;
-}
-
-/// `pam_sm_authenticate`: parse the options, then relay one login to mfad.
-pub fn authenticate<H: PamHandle>(pam: &mut H, args: &[&[u8]], silent: bool) -> c_int {
-    let options = match Options::parse(args.iter().copied()) {
-        Ok(options) => options,
-        Err(e) => {
-            pam.syslog(
-                Priority::Error,
-                &format!("{e}; refusing (fix the PAM configuration)"),
-            );
-            return End::BadOptions.pam_code(FailMode::Closed);
-        }
-    };
-    let mfad = BusMfad::new(&options);
-    let end = authenticate_with(pam, &options, silent, &mfad);
-    let code = end.pam_code(options.failmode);
-    if options.debug {
-        pam.syslog(
-            Priority::Debug,
-            &format!("returning {} ({end:?})", code_name(code)),
-        );
-    }
-    code
-}
 
 /// The login itself, against any [`Mfad`].
 pub fn authenticate_with<H: PamHandle>(
@@ -294,27 +179,16 @@ impl Conversation for Relay<'_> {
     }
 }
 
-/// Text safe for one syslog line: control characters (newlines included)
-/// escaped, so a user name cannot forge a second log line.
-pub(crate) fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::{
+    use crate::authenticate;
+    use crate::pam::printable;
+    use crate::sys::{
         PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_CONV_ERR, PAM_IGNORE, PAM_MAXTRIES,
         PAM_SERVICE_ERR, PAM_SUCCESS, PAM_USER_UNKNOWN,
     };
+    use mfa_dbus::Outcome;
     use mfa_dbus::{DenyReason, Step, StepKind};
     use std::cell::RefCell;
     use std::collections::{HashMap, VecDeque};
@@ -447,7 +321,7 @@ mod tests {
         fn user(&mut self) -> Result<String, PamError> {
             self.user
                 .clone()
-                .unwrap_or(Err(PamError::Code(crate::ffi::PAM_SYSTEM_ERR)))
+                .unwrap_or(Err(PamError::Code(crate::sys::PAM_SYSTEM_ERR)))
         }
         fn item(&self, item: Item) -> Result<Option<String>, PamError> {
             self.items.get(&item).cloned().unwrap_or(Ok(None))
@@ -763,14 +637,14 @@ mod tests {
         };
         assert_eq!(
             run(&mut pam, &open, false, &mfad),
-            crate::ffi::PAM_SYSTEM_ERR
+            crate::sys::PAM_SYSTEM_ERR
         );
     }
 
     #[test]
     fn no_user_never_reaches_mfad() {
         for user in [
-            Err(PamError::Code(crate::ffi::PAM_CONV_ERR)),
+            Err(PamError::Code(crate::sys::PAM_CONV_ERR)),
             Ok(String::new()),
             Err(PamError::NotUtf8),
         ] {
@@ -792,7 +666,7 @@ mod tests {
             (Some(Item::Rhost), Err(PamError::NotUtf8)),
             (
                 Some(Item::Tty),
-                Err(PamError::Code(crate::ffi::PAM_SYSTEM_ERR)),
+                Err(PamError::Code(crate::sys::PAM_SYSTEM_ERR)),
             ),
             (None, Err(PamError::NotUtf8)),
         ];

@@ -4,9 +4,9 @@
 //! threads are counted.
 
 use mfa_dbus::{Answer, ClientError, Conversation, ConversationAborted, LoginRequest};
-use pam_mfa::bus::BusMfad;
+use pam_mfa::daemon::{LoginError, Mfad};
 use pam_mfa::options::{Options, Transport};
-use pam_mfa::relay::{LoginError, Mfad};
+use pam_mfa::transport::DaemonLink;
 use std::collections::BTreeSet;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -69,7 +69,7 @@ fn login(socket: &Path, transport: Transport) -> Result<mfa_dbus::Outcome, Login
         service: "sshd".into(),
         ..Default::default()
     };
-    BusMfad::new(&options).login(&request, &mut NoUser)
+    DaemonLink::new(&options).login(&request, &mut NoUser)
 }
 
 fn timed_out_and_unreachable(silent: &Path, missing: &Path) {

@@ -6,8 +6,10 @@ use mfa_dbus::{
     Answer, ClientError, Conversation, ConversationAborted, DenyReason, LoginRequest, MfaError,
     Outcome,
 };
+use pam_mfa::daemon::{LoginError, Mfad};
 use pam_mfa::options::Options;
-use pam_mfa::relay::{authenticate_with, Item, LoginError, Mfad, PamError, PamHandle, Priority};
+use pam_mfa::pam::{Item, PamError, PamHandle, Priority};
+use pam_mfa::relay::authenticate_with;
 use std::cell::RefCell;
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Where a pam_mfa login's time goes: the calls `pam_mfa.so` makes
-//! (`src/bus.rs` there: a current-thread runtime per login, a fresh
-//! connection, Login1.Start, Login1.Answer, disconnect), made directly from
+//! (`src/transport.rs` there: a current-thread runtime per login, a fresh
+//! connection to mfad's login socket, Login1.Start, Login1.Answer,
+//! disconnect), made directly from
 //! the benchmark with mfa_dbus and timed one by one. The difference to a
 //! PAM login is libpam plus the module's own work.
 
@@ -13,11 +14,11 @@ const CALL_LIMIT: Duration = Duration::from_secs(5);
 pub const STAGES: [(&str, &str); 7] = [
     ("total", "the same calls as pam_mfa.so, without libpam"),
     ("runtime", "build the current-thread tokio runtime"),
-    ("connect", "connect: socket, SASL EXTERNAL, Hello"),
     (
-        "start",
-        "Login1.Start (mfad: caller's uid from the bus, store read)",
+        "connect",
+        "connect to the login socket, check it and its server (SO_PEERCRED)",
     ),
+    ("start", "Login1.Start (mfad: policy, store read)"),
     (
         "answer",
         "Login1.Answer (mfad: verify, store write + fsync)",
@@ -30,13 +31,14 @@ pub const STAGES: [(&str, &str); 7] = [
 ];
 
 pub struct Direct {
-    address: String,
+    socket: std::path::PathBuf,
 }
 
 impl Direct {
+    /// The mfad on the bus at `address`, through its login socket.
     pub fn new(address: &str) -> Result<Direct, String> {
         Ok(Direct {
-            address: address.to_string(),
+            socket: mfa_tests::bus::login_socket_for(address),
         })
     }
 
@@ -58,7 +60,7 @@ impl Direct {
         stages.push(("runtime", lap(&mut mark)));
         let (result, ping) = runtime
             .block_on(async {
-                let conn = mfa_dbus::connect(&self.address, CALL_LIMIT)
+                let conn = mfa_dbus::socket::connect(&self.socket, CALL_LIMIT)
                     .await
                     .map_err(|e| e.to_string())?;
                 stages.push(("connect", lap(&mut mark)));

@@ -8,8 +8,8 @@
 //! the runtime is shut down, which ends its tasks and joins the helper
 //! threads zbus uses for blocking socket calls.
 
+use crate::daemon::{LoginError, Mfad};
 use crate::options::{Options, Transport};
-use crate::relay::{LoginError, Mfad};
 use mfa_dbus::{Conversation, LoginConnection, LoginRequest, Outcome};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,21 +52,21 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
-pub struct BusMfad {
+pub struct DaemonLink {
     endpoint: Endpoint,
     timeout: Duration,
 }
 
-impl BusMfad {
+impl DaemonLink {
     pub fn new(options: &Options) -> Self {
-        BusMfad {
+        DaemonLink {
             endpoint: Endpoint::choose(options, crate::ffi::effective_uid()),
             timeout: options.timeout,
         }
     }
 }
 
-impl Mfad for BusMfad {
+impl Mfad for DaemonLink {
     fn describe(&self) -> String {
         self.endpoint.to_string()
     }
