@@ -117,9 +117,9 @@ pub async fn serve(
     })
 }
 
-/// Every service call runs on a blocking thread, never on the runtime's:
-/// it may wait on the store (a database server, a disk), on NSS (group
-/// lookups can go to LDAP), or on slow hashes.
+/// Every service call runs as blocking work, never holding up the
+/// runtime's other tasks: it may wait on the store (a database server, a
+/// disk), on NSS (group lookups can go to LDAP), or on slow hashes.
 impl Shared {
     /// Run `call` off the runtime for the caller's own account, named by
     /// the caller's uid on the bus: (service, caller uid, user name). For
@@ -182,8 +182,8 @@ async fn blocking<T: Send + 'static>(
     call: impl FnOnce(&Service) -> Result<T, crate::error::DaemonError> + Send + 'static,
 ) -> Result<T, MfaError> {
     let service = Arc::clone(&shared.service);
-    match tokio::task::spawn_blocking(move || call(&service)).await {
-        Ok(result) => result.map_err(MfaError::from),
-        Err(e) => Err(MfaError::Internal(format!("call failed: {e}"))),
-    }
+    // The call runs right here, once tokio has handed this worker's other
+    // tasks to another thread: no hop to a pool thread and back on every
+    // call of a login (mfad's runtime is multi-threaded, as this needs).
+    tokio::task::block_in_place(move || call(&service)).map_err(MfaError::from)
 }

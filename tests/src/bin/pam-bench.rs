@@ -505,26 +505,12 @@ fn latency(bench: &Bench, findings: &mut Findings) -> Result<String, String> {
             System::GoogleAuthenticator => findings.google_auth = auth,
             System::Oath => {}
         }
-        let [a50, a99] = cells(auth);
-        let [t50, t99] = cells(Percentiles::of(&tally.total_ns));
-        let ratio = match (auth, reference) {
-            (Some(a), Some(r)) if r.p50 > 0 => format!("{:.2}×", a.p50 as f64 / r.p50 as f64),
-            _ => "–".into(),
-        };
-        table.row(vec![
-            fixture.system.label().into(),
-            thousands(tally.ok),
-            tally.failures_cell(),
-            a50,
-            a99,
-            t50,
-            t99,
-            ratio,
-            tally.per_login(tally.client_cpu_ns),
-            server
-                .map(|ns| tally.per_login(ns))
-                .unwrap_or_else(|| "–".into()),
-        ]);
+        table.row(latency_row(
+            fixture.system.label(),
+            tally,
+            reference,
+            *server,
+        ));
     }
     Ok(format!(
         "## One client process, sequential logins\n\n\
@@ -590,6 +576,38 @@ fn server_cpu(cases: &[(&str, &Fixture)]) -> Vec<Option<u64>> {
 
 /// Server CPU time each case's fixture used since `before`
 /// ([`server_cpu`]) was read.
+/// One row of a sequential-latency table: logins, failures, p50/p99 of
+/// pam_authenticate and of the whole transaction, the ratio to
+/// `reference`'s p50, CPU per login of the client and of the server side.
+fn latency_row(
+    label: &str,
+    tally: &Tally,
+    reference: Option<Percentiles>,
+    server_ns: Option<u64>,
+) -> Vec<String> {
+    let auth = Percentiles::of(&tally.auth_ns);
+    let [a50, a99] = cells(auth);
+    let [t50, t99] = cells(Percentiles::of(&tally.total_ns));
+    let ratio = match (auth, reference) {
+        (Some(a), Some(r)) if r.p50 > 0 => format!("{:.2}×", a.p50 as f64 / r.p50 as f64),
+        _ => "–".into(),
+    };
+    vec![
+        label.to_string(),
+        thousands(tally.ok),
+        tally.failures_cell(),
+        a50,
+        a99,
+        t50,
+        t99,
+        ratio,
+        tally.per_login(tally.client_cpu_ns),
+        server_ns
+            .map(|ns| tally.per_login(ns))
+            .unwrap_or_else(|| "–".into()),
+    ]
+}
+
 fn server_cpu_since(cases: &[(&str, &Fixture)], before: &[Option<u64>]) -> Vec<Option<u64>> {
     cases
         .iter()
@@ -989,27 +1007,7 @@ fn fleet(bench: &Bench, findings: &mut Findings) -> Result<String, String> {
             "mfad + dbus-daemon",
         ]);
         for (((label, _), tally), server) in cases.iter().zip(&tallies).zip(&server_cpu) {
-            let auth = Percentiles::of(&tally.auth_ns);
-            let [a50, a99] = cells(auth);
-            let [t50, t99] = cells(Percentiles::of(&tally.total_ns));
-            let ratio = match (auth, reference) {
-                (Some(a), Some(r)) if r.p50 > 0 => format!("{:.2}×", a.p50 as f64 / r.p50 as f64),
-                _ => "–".into(),
-            };
-            table.row(vec![
-                label.to_string(),
-                thousands(tally.ok),
-                tally.failures_cell(),
-                a50,
-                a99,
-                t50,
-                t99,
-                ratio,
-                tally.per_login(tally.client_cpu_ns),
-                server
-                    .map(|ns| tally.per_login(ns))
-                    .unwrap_or_else(|| "–".into()),
-            ]);
+            table.row(latency_row(label, tally, reference, *server));
         }
         table
     };
