@@ -175,27 +175,35 @@ fn no_touch_is_refused_and_not_counted_against_the_user() {
 
 #[test]
 fn a_key_with_a_pin_asks_for_it_and_a_wrong_or_blocked_pin_is_refused() {
-    let key = FakeKey::start_with(&["--pin", "1234", "--max-pin-retries", "2"]);
+    // PINs that cannot turn up by chance inside a hex factor id in the log.
+    let key = FakeKey::start_with(&["--pin", "pin-right", "--max-pin-retries", "2"]);
     let world = world_with_key(&key);
     let alice = users::named("alice");
-    enrol(&world, &alice, &["--pin-stdin", "--verification"], "1234\n");
-    let right = login(&world, &alice, &["1234"]);
+    enrol(
+        &world,
+        &alice,
+        &["--pin-stdin", "--verification"],
+        "pin-right\n",
+    );
+    let right = login(&world, &alice, &["pin-right"]);
     right.assert_rc(PAM_SUCCESS);
     assert_eq!(right.prompts(), vec![PIN_PROMPT], "{right:#?}");
-    let wrong = login(&world, &alice, &["9999"]);
+    let wrong = login(&world, &alice, &["pin-wrong"]);
     wrong.assert_rc(PAM_AUTH_ERR);
     assert!(
         wrong.errors().iter().any(|e| e.contains("wrong PIN")),
         "{wrong:#?}"
     );
-    login(&world, &alice, &["9998"]).assert_rc(PAM_AUTH_ERR);
-    let blocked = login(&world, &alice, &["1234"]);
+    login(&world, &alice, &["pin-worse"]).assert_rc(PAM_AUTH_ERR);
+    let blocked = login(&world, &alice, &["pin-right"]);
     blocked.assert_rc(PAM_AUTH_ERR);
     assert!(
         blocked.errors().iter().any(|e| e.contains("blocked")),
         "{blocked:#?}"
     );
-    world.daemon.assert_log_free_of(&["1234", "9999", "9998"]);
+    world
+        .daemon
+        .assert_log_free_of(&["pin-right", "pin-wrong", "pin-worse"]);
 }
 
 #[test]
