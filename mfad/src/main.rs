@@ -118,6 +118,17 @@ async fn run(
     service: Arc<Service>,
     login_socket: Option<mfad::bus::LoginSocket>,
 ) -> ExitCode {
+    // Before anyone can reach mfad: a stop asked for while it starts is a
+    // clean stop too, not the signal's default.
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        eprintln!("mfad: cannot install signal handlers");
+        return ExitCode::from(1);
+    };
     let socket_note = match &login_socket {
         Some(s) if s.activated => format!(
             ", logins on the socket systemd passed ({})",
@@ -148,15 +159,6 @@ async fn run(
                 service.sweep();
             }
         })
-    };
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        eprintln!("mfad: cannot install signal handlers");
-        return ExitCode::from(1);
     };
     // SIGHUP (`systemctl reload mfad`): the policy again from the file.
     let reloader = {
