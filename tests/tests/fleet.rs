@@ -166,6 +166,14 @@ fn mfactl_audit_on_any_host_shows_every_hosts_decisions_with_its_name() {
         .login(&alice, &[&token.hotp_code(next)])
         .assert_rc(PAM_SUCCESS);
     fleet.b.login(&alice, &["000000"]).assert_rc(PAM_MAXTRIES);
+    // Each host writes its rows off the login path; `mfactl audit` on a host
+    // first waits for that host's own rows, so ask each once before reading
+    // the other's.
+    for world in [&fleet.a, &fleet.b] {
+        world
+            .mfactl(&users::root(), &["audit", "--user", "alice"])
+            .assert_success("audit");
+    }
     for world in [&fleet.a, &fleet.b] {
         let audit = world.mfactl(&users::root(), &["--json", "audit", "--user", "alice"]);
         audit.assert_success("audit");
