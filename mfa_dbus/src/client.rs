@@ -4,7 +4,7 @@
 
 use crate::error::MfaError;
 use crate::names::BUS_NAME;
-use crate::proxy::LoginProxy;
+use crate::proxy::{FactorsProxy, LoginProxy};
 use crate::types::{DenyReason, LoginRequest, Step, StepKind};
 use std::fmt;
 use std::future::Future;
@@ -193,7 +193,42 @@ pub async fn run_login(
         let started = within(call_timeout, proxy.start(request)).await?;
         (proxy, started)
     };
-    let (handle, mut step) = started.map_err(ClientError::Daemon)?;
+    let (handle, step) = started.map_err(ClientError::Daemon)?;
+    converse(&proxy, &handle, step, conversation, call_timeout).await
+}
+
+/// Prove one of the caller's factors to mfad on `connection` (a bus
+/// connection of the caller's own: the proof is good for it alone), in a
+/// conversation like a login's. `Allowed` is the proof.
+pub async fn run_step_up(
+    connection: &Connection,
+    conversation: &mut dyn Conversation,
+    call_timeout: Duration,
+) -> Result<Outcome, ClientError> {
+    let factors = within(
+        call_timeout,
+        FactorsProxy::builder(connection)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build(),
+    )
+    .await?
+    .map_err(daemon_error)?;
+    let (handle, step) = within(call_timeout, factors.begin_step_up())
+        .await?
+        .map_err(ClientError::Daemon)?;
+    let proxy = within(call_timeout, login_proxy(connection, None)).await??;
+    converse(&proxy, &handle, step, conversation, call_timeout).await
+}
+
+/// Relay the steps of the conversation `handle`, from `step` on, until mfad
+/// decides.
+async fn converse(
+    proxy: &LoginProxy<'_>,
+    handle: &str,
+    mut step: Step,
+    conversation: &mut dyn Conversation,
+    call_timeout: Duration,
+) -> Result<Outcome, ClientError> {
     let (mut steps, mut waits) = (0, 0);
     while steps < MAX_STEPS && waits < MAX_WAITS {
         if step.kind == StepKind::Wait {
@@ -206,11 +241,11 @@ pub async fn run_login(
             Ok(Relayed::Answer(answer)) => answer,
             Err(aborted) => {
                 // Best effort: the handle expires on its own anyway.
-                let _ = within(call_timeout, proxy.cancel(&handle)).await;
+                let _ = within(call_timeout, proxy.cancel(handle)).await;
                 return Err(aborted.into());
             }
         };
-        step = within(call_timeout, proxy.answer(&handle, answer.expose()))
+        step = within(call_timeout, proxy.answer(handle, answer.expose()))
             .await?
             .map_err(ClientError::Daemon)?;
     }

@@ -30,6 +30,9 @@ pub enum MfaError {
     DeviceFailed(String),
     /// A device is still at work (a key waiting for a touch): call again.
     Pending(String),
+    /// The change needs a fresh proof of one of the caller's factors
+    /// (Factors1.BeginStepUp on the same connection); nothing was changed.
+    StepUpRequired(String),
     /// The store could not be read or written; nothing was changed.
     Store(String),
     /// Anything else; details are in mfad's log.
@@ -50,6 +53,7 @@ impl MfaError {
             | MfaError::LimitReached(m)
             | MfaError::DeviceFailed(m)
             | MfaError::Pending(m)
+            | MfaError::StepUpRequired(m)
             | MfaError::Store(m)
             | MfaError::Internal(m) => m.clone(),
         }

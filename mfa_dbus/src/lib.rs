@@ -11,8 +11,8 @@ pub mod socket;
 pub mod types;
 
 pub use client::{
-    connect, run_login, Answer, ClientError, Conversation, ConversationAborted, LoginConnection,
-    Outcome,
+    connect, run_login, run_step_up, Answer, ClientError, Conversation, ConversationAborted,
+    LoginConnection, Outcome,
 };
 pub use error::MfaError;
 pub use names::*;

@@ -70,6 +70,12 @@ pub trait Factors {
         options: &ImportOptions,
         dry_run: bool,
     ) -> Result<ImportReport, MfaError>;
+    /// Begin proving one of the calling user's confirmed factors, as a
+    /// login would: returns a handle and the first step, answered through
+    /// Login1.Answer on the same connection. Once it allows, changes that
+    /// need a fresh proof (`StepUpRequired`) are accepted from this
+    /// connection for a few minutes.
+    fn begin_step_up(&self) -> Result<(String, Step), MfaError>;
 }
 
 #[zbus::proxy(

@@ -2,10 +2,11 @@
 //! call, and every failure turned into an [`Error`].
 
 use crate::error::Error;
+use crate::prompt;
 use mfa_dbus::{
     AdminProxy, AuditEntry, ClientError, DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation,
-    FactorInfo, FactorsProxy, ImportOptions, ImportReport, MfaError, PolicyCheck, UserSettings,
-    UserSummary,
+    FactorInfo, FactorsProxy, ImportOptions, ImportReport, MfaError, Outcome, PolicyCheck,
+    UserSettings, UserSummary,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -49,6 +50,41 @@ impl Client {
         }
     }
 
+    /// Run `call`; when mfad first wants a fresh proof of one of the
+    /// caller's factors, let the user give it on the terminal (as at a
+    /// login) and run `call` once more on this same connection, which the
+    /// proof is good for.
+    async fn proving<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        match call().await {
+            Err(Error::StepUpRequired(_)) => {
+                self.step_up().await?;
+                call().await
+            }
+            other => other,
+        }
+    }
+
+    /// Prove one of the caller's factors to mfad.
+    async fn step_up(&self) -> Result<(), Error> {
+        let mut terminal = prompt::Terminal;
+        match mfa_dbus::run_step_up(&self.connection, &mut terminal, CALL_TIMEOUT).await {
+            Ok(Outcome::Allowed) => Ok(()),
+            Ok(Outcome::Skipped | Outcome::Denied(_)) => Err(Error::AccessDenied(
+                "the proof of your factor was refused; nothing was changed".into(),
+            )),
+            Err(ClientError::Daemon(e)) => Err(Error::from_daemon(e, &self.address)),
+            Err(ClientError::Timeout(limit)) => Err(Error::timeout(&self.address, limit)),
+            Err(ClientError::ConversationAborted) => Err(Error::AccessDenied(
+                "no answer to the proof of your factor; nothing was changed".into(),
+            )),
+            Err(other) => Err(Error::Refused(other.to_string())),
+        }
+    }
+
     async fn factors(&self) -> Result<FactorsProxy<'_>, Error> {
         let build = FactorsProxy::builder(&self.connection)
             .cache_properties(CacheProperties::No)
@@ -77,9 +113,12 @@ impl Client {
         dry_run: bool,
     ) -> Result<ImportReport, Error> {
         if user.is_empty() {
-            let proxy = self.factors().await?;
             return self
-                .call(proxy.import_factors(format, text, options, dry_run))
+                .proving(|| async {
+                    let proxy = self.factors().await?;
+                    self.call(proxy.import_factors(format, text, options, dry_run))
+                        .await
+                })
                 .await;
         }
         let proxy = self.admin().await?;
@@ -94,13 +133,19 @@ impl Client {
     }
 
     pub async fn remove_factor(&self, id: &str) -> Result<(), Error> {
-        let proxy = self.factors().await?;
-        self.call(proxy.remove_factor(id)).await
+        self.proving(|| async {
+            let proxy = self.factors().await?;
+            self.call(proxy.remove_factor(id)).await
+        })
+        .await
     }
 
     pub async fn generate_recovery_codes(&self) -> Result<Vec<String>, Error> {
-        let proxy = self.factors().await?;
-        self.call(proxy.generate_recovery_codes()).await
+        self.proving(|| async {
+            let proxy = self.factors().await?;
+            self.call(proxy.generate_recovery_codes()).await
+        })
+        .await
     }
 
     pub async fn list_users(&self) -> Result<Vec<UserSummary>, Error> {
@@ -129,8 +174,11 @@ impl Client {
     }
 
     pub async fn set_level(&self, level: &str) -> Result<(), Error> {
-        let proxy = self.factors().await?;
-        self.call(proxy.set_level(level)).await
+        self.proving(|| async {
+            let proxy = self.factors().await?;
+            self.call(proxy.set_level(level)).await
+        })
+        .await
     }
 
     pub async fn settings(&self) -> Result<UserSettings, Error> {
@@ -262,8 +310,11 @@ impl Enrolment for Client {
         label: &str,
         options: &EnrolOptions,
     ) -> Result<EnrolmentOffer, Error> {
-        let proxy = self.factors().await?;
-        self.call(proxy.begin_enrolment(kind, label, options)).await
+        self.proving(|| async {
+            let proxy = self.factors().await?;
+            self.call(proxy.begin_enrolment(kind, label, options)).await
+        })
+        .await
     }
 
     async fn confirm(&self, id: &str, code: &str) -> Result<FactorInfo, Error> {

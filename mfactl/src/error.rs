@@ -12,7 +12,8 @@
 //! | 3    | mfad unreachable: no bus at the address, mfad not on the bus, or no  |
 //! |      | answer in time                                                       |
 //! | 4    | enrolment not confirmed: wrong or missing code; it stays pending     |
-//! | 5    | access denied: the caller may not do this (by mfad or bus policy)    |
+//! | 5    | access denied: the caller may not do this (by mfad or bus policy),   |
+//! |      | or the proof of a factor a change needs was wrong or not given       |
 //!
 //! Access denied is kept apart from 1 so that scripts can tell "you are not
 //! an admin" from "that user does not exist".
@@ -39,7 +40,7 @@ Exit status:
   2  usage error (bad arguments or input)
   3  mfad unreachable (no bus, mfad not running, or no answer in time)
   4  enrolment not confirmed (wrong or missing code); it stays pending
-  5  access denied";
+  5  access denied, or the proof of a factor a change needs was not given";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -64,6 +65,10 @@ pub enum Error {
     /// A device is still at work; asking again may finish it.
     #[error("{0}")]
     Pending(String),
+    /// mfad wants a fresh proof of one of the caller's factors first
+    /// ([`crate::client::Client`] gives it and asks again).
+    #[error("{0}")]
+    StepUpRequired(String),
     /// An enrolment was left pending (wrong or missing code).
     #[error("{}", not_confirmed(.id, *.expires, .why))]
     NotConfirmed {
@@ -92,7 +97,7 @@ impl Error {
         match self {
             Error::Usage(_) | Error::Input { .. } => EXIT_USAGE,
             Error::Unreachable { .. } => EXIT_UNREACHABLE,
-            Error::AccessDenied(_) => EXIT_ACCESS_DENIED,
+            Error::AccessDenied(_) | Error::StepUpRequired(_) => EXIT_ACCESS_DENIED,
             Error::WrongCode(_) | Error::NotConfirmed { .. } => EXIT_NOT_CONFIRMED,
             Error::Refused(_) | Error::Pending(_) | Error::Declined(_) | Error::Output(_) => {
                 EXIT_REFUSED
@@ -120,6 +125,7 @@ impl Error {
             MfaError::AccessDenied(m) => Error::AccessDenied(m),
             MfaError::WrongCode(m) => Error::WrongCode(m),
             MfaError::Pending(m) => Error::Pending(m),
+            MfaError::StepUpRequired(m) => Error::StepUpRequired(m),
             MfaError::InvalidArgument(m)
             | MfaError::PolicyDenied(m)
             | MfaError::LimitReached(m)

@@ -71,6 +71,35 @@ impl Drop for NoEcho {
     }
 }
 
+/// mfad's side of a conversation (a proof of a factor) on the terminal:
+/// texts on stderr, answers from stdin, echo off where mfad asks so.
+pub struct Terminal;
+
+impl mfa_dbus::Conversation for Terminal {
+    fn info(&mut self, text: &str) -> Result<(), mfa_dbus::ConversationAborted> {
+        say(text).map_err(|_| mfa_dbus::ConversationAborted)
+    }
+
+    fn error(&mut self, text: &str) -> Result<(), mfa_dbus::ConversationAborted> {
+        say(text).map_err(|_| mfa_dbus::ConversationAborted)
+    }
+
+    fn prompt(
+        &mut self,
+        text: &str,
+        echo: bool,
+    ) -> Result<mfa_dbus::Answer, mfa_dbus::ConversationAborted> {
+        let line = match echo {
+            true => read_line(Some(text)),
+            false => read_secret_line(Some(text)),
+        };
+        match line {
+            Ok(Some(answer)) => Ok(mfa_dbus::Answer::new(answer)),
+            _ => Err(mfa_dbus::ConversationAborted),
+        }
+    }
+}
+
 /// Ask a yes/no question on the terminal; anything but y/yes is no.
 pub fn ask_yes_no(question: &str) -> io::Result<bool> {
     let answer = read_line(Some(&format!("{question} [y/N] ")))?;

@@ -26,6 +26,9 @@ pub enum DaemonError {
     /// A device is still at work; ask again.
     #[error("still under way: {0}")]
     Pending(String),
+    /// The change needs a fresh proof of one of the caller's factors.
+    #[error("step-up required: {0}")]
+    StepUpRequired(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// `mfactl store migrate` failed: its admin is told why (the target's
@@ -49,6 +52,7 @@ impl From<DaemonError> for MfaError {
             DaemonError::LimitReached(m) => MfaError::LimitReached(m),
             DaemonError::DeviceFailed(m) => MfaError::DeviceFailed(m),
             DaemonError::Pending(m) => MfaError::Pending(m),
+            DaemonError::StepUpRequired(m) => MfaError::StepUpRequired(m),
             DaemonError::WrongCode(what) => {
                 MfaError::WrongCode(format!("the code is wrong; {what}"))
             }

@@ -49,6 +49,13 @@ fn main() -> ExitCode {
         for warning in &check.warnings {
             eprintln!("mfad: {}: warning: {warning}", args.config.display());
         }
+        for peer in network_peers(&config) {
+            eprintln!(
+                "mfad: {}: note: mfad must reach {peer}; the shipped mfad.service has no network: \
+                 install the drop-in mfad-network.conf with that address (see mfad(8))",
+                args.config.display()
+            );
+        }
         if !check.errors.is_empty() {
             for error in &check.errors {
                 eprintln!(
@@ -111,6 +118,24 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(address, service, login_socket))
+}
+
+/// The servers `config` has mfad talk to over the network (not a local
+/// socket): the unit must let it reach them.
+fn network_peers(config: &Config) -> Vec<String> {
+    let mut peers = Vec::new();
+    if config.email.enabled {
+        peers.push(format!(
+            "the SMTP relay {}:{}",
+            config.email.relay, config.email.port
+        ));
+    }
+    if let mfad::config::StoreConfig::Postgres(pg) = &config.store {
+        if !pg.host.starts_with('/') {
+            peers.push(format!("the PostgreSQL server {}:{}", pg.host, pg.port));
+        }
+    }
+    peers
 }
 
 async fn run(

@@ -28,6 +28,10 @@ pub struct DaemonConfig {
     /// so a user without a factor is refused.
     pub require: String,
     pub enrol_at_login: bool,
+    /// `[policy] step_up`: off here, so tests can give a user a second
+    /// factor or recovery codes without proving the first; `step_up.rs`
+    /// tests it on, as shipped.
+    pub step_up: bool,
     /// `[policy] lookup_timeout`, seconds.
     pub lookup_timeout: u64,
     /// More TOML appended as it is: `[[policy.group]]`, `[bypass]`,
@@ -71,6 +75,7 @@ impl Default for DaemonConfig {
             policy_enabled: true,
             require: "force".into(),
             enrol_at_login: false,
+            step_up: false,
             lookup_timeout: 3,
             policy_tables: String::new(),
             failure_delay_ms: 0,
@@ -133,6 +138,7 @@ command = "{notify_command}"
 [policy]
 enabled = {policy_enabled}
 enrol_at_login = {enrol_at_login}
+step_up = {step_up}
 lookup_timeout = {lookup_timeout}
 
 [policy.default]
@@ -152,6 +158,7 @@ require = "{require}"
             max_tries = self.max_tries,
             policy_enabled = self.policy_enabled,
             enrol_at_login = self.enrol_at_login,
+            step_up = self.step_up,
             lookup_timeout = self.lookup_timeout,
             require = self.require,
             policy_tables = self.policy_tables,

@@ -71,9 +71,14 @@ impl World {
 
     /// `mfactl ARGS` run as `user` against this world's bus.
     pub fn mfactl(&self, user: &TestUser, args: &[&str]) -> Finished {
+        self.mfactl_with_input(user, args, "")
+    }
+
+    /// [`World::mfactl`] with `input` on its stdin (answers to its prompts).
+    pub fn mfactl_with_input(&self, user: &TestUser, args: &[&str], input: &str) -> Finished {
         let mut cmd = command_as(user, &crate::bins::mfactl());
         cmd.arg("--bus-address").arg(self.address()).args(args);
-        run("mfactl", &mut cmd, "", crate::QUICK)
+        run("mfactl", &mut cmd, input, crate::QUICK)
     }
 
     /// A fresh batch of `user`'s recovery codes, made with `mfactl`.

@@ -329,7 +329,21 @@ fn email_wants_tls_a_sender_known_placeholders_and_private_credentials() {
     };
     let path = dir.path().join("email.toml");
     std::fs::write(&path, with("")).expect("write");
-    check(&path).assert_success("a plain [email]");
+    let plain = check(&path);
+    plain.assert_success("a plain [email]");
+    assert!(
+        plain
+            .stderr
+            .contains("note: mfad must reach the SMTP relay smtp.example.org:587")
+            && plain.stderr.contains("mfad-network.conf"),
+        "the unit has no network: the check says what to open: {}",
+        plain.describe()
+    );
+    let off = dir.path().join("no-email.toml");
+    std::fs::write(&off, valid(dir.path())).expect("write");
+    let quiet = check(&off);
+    quiet.assert_success("no [email]");
+    assert!(!quiet.stderr.contains("must reach"), "{}", quiet.describe());
     for (name, lines, key) in [
         ("plaintext", "tls = \"none\"", "email.tls"),
         ("opportunistic", "tls = \"opportunistic\"", "email.tls"),

@@ -208,3 +208,54 @@ fn a_full_disk_refuses_right_codes_and_loses_nothing() {
         .daemon
         .assert_log_free_of(&[&hotp.secret, &right, &bob_totp.secret]);
 }
+
+#[test]
+fn a_full_disk_sends_no_email_code_and_says_it_is_the_store() {
+    let smtp = mfa_tests::smtp::Smtp::shared();
+    let mut world = World::with_config(&DaemonConfig {
+        max_tries: 1,
+        policy_tables: smtp.email_table(mfa_tests::smtp::Mode::Starttls, ""),
+        ..DaemonConfig::default()
+    });
+    let carol = users::named("carol");
+    let to = format!("carol-disk-{}@example.org", std::process::id());
+    world
+        .mfactl(&users::root(), &["set-email", "carol", &to])
+        .assert_success("mfactl set-email");
+    world.daemon.stop();
+    let state = world.daemon.state_dir();
+    let _tmpfs = onto_tmpfs(&state, "1m");
+    world.daemon.restart();
+
+    // A code is recorded (as a keyed hash) before it is sent: with no room
+    // to record it, none is sent, and the log blames the store.
+    let filler = fill(&state);
+    let refused = world.login(&carol, &[]);
+    refused.assert_rc(PAM_AUTH_ERR);
+    assert_eq!(
+        refused.errors(),
+        vec!["The second factor could not be checked."],
+        "{refused:#?}"
+    );
+    let log = world.daemon.log();
+    assert_eq!(store_errors(&log), 1, "{log}");
+    assert!(!log.contains("factor-unavailable"), "{log}");
+    assert_eq!(smtp.mail_count(&to), 0, "no code went out");
+
+    std::fs::remove_file(&filler).expect("remove the filler");
+    let mut login = world.prepare(&carol, &[]);
+    login.ask = true;
+    let mut pending = login.spawn(&world.pam);
+    pending
+        .next_prompt(mfa_tests::QUICK)
+        .expect("the code prompt, with room again");
+    let code = smtp.wait_for_mail(&to, std::time::Duration::from_secs(10));
+    let digits: String = code
+        .body
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 6)
+        .expect("a code in the mail")
+        .to_string();
+    pending.answer(&digits);
+    pending.finish().assert_rc(PAM_SUCCESS);
+}

@@ -208,6 +208,44 @@ fn a_new_code_replaces_the_old_and_a_typo_sends_none() {
 }
 
 #[test]
+fn an_expired_code_is_refused_and_a_new_one_is_sent() {
+    // The shortest validity mfad accepts: this test waits it out.
+    let world = world_with(
+        Mode::Starttls,
+        "validity = 60",
+        DaemonConfig {
+            max_tries: 3,
+            ..DaemonConfig::default()
+        },
+    );
+    let smtp = Smtp::shared();
+    let alice = users::named("alice");
+    let to = address(&alice);
+    set_email(&world, &alice, &to);
+    let mut pending = login(&world, &alice);
+    prompt(&world, &mut pending);
+    let old = code_in(&smtp.wait_for_mail(&to, MAIL), 6);
+    let sent = Instant::now();
+    // Not a wait for something to happen: the code's lifetime passing.
+    std::thread::sleep(Duration::from_secs(61).saturating_sub(sent.elapsed()));
+    pending.answer(&old);
+    let asked = prompt(&world, &mut pending);
+    assert!(
+        asked.starts_with("Wrong code. A code was sent to a•••@example.org."),
+        "refused, and asked again after a new send: {asked:?}"
+    );
+    let new = code_in(&smtp.wait_for_mail(&to, MAIL), 6);
+    assert_ne!(new, old);
+    pending.answer(&new);
+    pending.finish().assert_rc(PAM_SUCCESS);
+    assert_eq!(
+        smtp.mail_count(&to),
+        2,
+        "the expired code was replaced once"
+    );
+}
+
+#[test]
 fn the_hourly_cap_stops_sending_and_says_when_the_next_can_go() {
     let world = world(Mode::Starttls, "resend_delay = 0\nmax_per_hour = 2");
     let smtp = Smtp::shared();
@@ -422,6 +460,61 @@ fn a_user_registers_an_address_confirmed_by_the_code_sent_there() {
         bad.stderr.contains("not an e-mail address"),
         "{}",
         bad.describe()
+    );
+}
+
+#[test]
+fn a_new_address_needs_a_code_from_the_old_one_or_an_admin() {
+    let world = world_with(
+        Mode::Starttls,
+        "",
+        DaemonConfig {
+            step_up: true,
+            ..DaemonConfig::default()
+        },
+    );
+    let smtp = Smtp::shared();
+    let erin = users::named("carol");
+    let old = address(&erin);
+    // An admin sets an address: no proof of anything of erin's.
+    set_email(&world, &erin, &old);
+
+    // Someone at erin's open session, who cannot read her mail: the code
+    // goes to the old address, the new one gets nothing.
+    let new = address(&erin);
+    let enrol = ["enrol", "email", "--address", new.as_str()];
+    let refused = world.mfactl_with_input(&erin, &enrol, "");
+    assert_eq!(refused.code(), Some(5), "{}", refused.describe());
+    let sent = code_in(&smtp.wait_for_mail(&old, MAIL), 6);
+    assert_eq!(smtp.mail_count(&new), 0, "nothing sent to the new address");
+
+    // Erin, who can: the code from the old address (still the one sent,
+    // within the resend delay), then the new address's own.
+    let mut changing = mfa_tests::process::Running::spawn(
+        "mfactl enrol email",
+        users::command_as(&erin, &mfa_tests::bins::mfactl())
+            .arg("--bus-address")
+            .arg(world.address())
+            .args(enrol),
+    );
+    changing.send_line(&sent);
+    let confirm = code_in(&smtp.wait_for_mail(&new, MAIL), 6);
+    changing.send_line(&confirm);
+    changing
+        .finish(QUICK)
+        .assert_success("a new address with a proof");
+    let listed = world.mfactl(&erin, &["--json", "list"]);
+    let factors: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).expect("JSON");
+    let active = |f: &&serde_json::Value| f["kind"] == "email" && f["status"] == "active";
+    assert_eq!(
+        factors.iter().filter(active).count(),
+        2,
+        "the old address and the new: {}",
+        listed.describe()
+    );
+    assert!(
+        !world.daemon.log().contains(&new),
+        "only the masked address is logged"
     );
 }
 

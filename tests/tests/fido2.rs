@@ -367,3 +367,25 @@ fn a_key_is_never_offered_to_a_remote_login() {
     mfactl(&world, &bob, &["prefer", &key_id], "").assert_success("prefer");
     login(&world, &bob, &[]).assert_rc(PAM_SUCCESS);
 }
+
+#[test]
+fn a_touch_of_the_key_is_the_proof_a_change_needs() {
+    let key = FakeKey::start();
+    let world = World::with_config(&DaemonConfig {
+        policy_tables: key.mfad_table(RP),
+        step_up: true,
+        ..DaemonConfig::default()
+    });
+    let alice = users::named("alice");
+    let id = enrol(&world, &alice, &[], "");
+    let before = counter(&world, &id);
+    let made = mfactl(&world, &alice, &["--json", "recovery-codes"], "");
+    made.assert_success("recovery codes after a touch");
+    assert!(made.stderr.contains(TOUCH), "{}", made.describe());
+    assert_eq!(
+        key.status("up_requests"),
+        "2",
+        "the enrolment and the proof each took a touch"
+    );
+    assert!(counter(&world, &id) > before, "the proof moved the counter");
+}

@@ -1,7 +1,8 @@
 //! org.pam_mfa.Factors1: every call acts on the caller's own account.
 
-use super::Shared;
+use super::{blocking, Shared};
 use crate::service::{Confirmed, Importer};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long one ConfirmEnrolment call waits for a device (below mfactl's
@@ -9,7 +10,7 @@ use std::time::Duration;
 const CONFIRM_HOLD: Duration = Duration::from_secs(20);
 use mfa_dbus::{
     DeviceInfo, EnrolOptions, EnrolmentOffer, FactorInfo, ImportOptions, ImportReport, MfaError,
-    UserSettings,
+    Step, UserSettings,
 };
 use zbus::message::Header;
 
@@ -26,7 +27,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<EnrolmentOffer, MfaError> {
         self.0
-            .changing_own_account(&header, move |service, uid, user| {
+            .proven_change_of_own_account(&header, move |service, uid, user| {
                 service.begin_enrolment(uid, user, &kind, &label, &options)
             })
             .await
@@ -84,7 +85,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
         self.0
-            .changing_own_account(&header, move |service, uid, user| {
+            .proven_change_of_own_account(&header, move |service, uid, user| {
                 service.remove_factor(uid, user, &id)
             })
             .await
@@ -96,7 +97,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<String>, MfaError> {
         self.0
-            .changing_own_account(&header, move |service, uid, user| {
+            .proven_change_of_own_account(&header, move |service, uid, user| {
                 service.generate_recovery_codes(uid, user)
             })
             .await
@@ -120,7 +121,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), MfaError> {
         self.0
-            .changing_own_account(&header, move |service, uid, user| {
+            .proven_change_of_own_account(&header, move |service, uid, user| {
                 service.set_level(uid, user, &level)
             })
             .await
@@ -183,7 +184,7 @@ impl FactorsInterface {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<ImportReport, MfaError> {
         self.0
-            .changing_own_account(&header, move |service, uid, user| {
+            .proven_change_of_own_account(&header, move |service, uid, user| {
                 service.import(
                     Importer::Own { uid, user },
                     &format,
@@ -193,5 +194,19 @@ impl FactorsInterface {
                 )
             })
             .await
+    }
+
+    #[zbus(out_args("handle", "step"))]
+    async fn begin_step_up(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(String, Step), MfaError> {
+        let caller = self.0.callers.identify(&header).await?;
+        let access = Arc::clone(&self.0.access);
+        blocking(&self.0, move |service| {
+            let user = access.own_user(caller.uid)?;
+            service.begin_step_up(&caller.connection, caller.pid, caller.uid, &user)
+        })
+        .await
     }
 }

@@ -129,7 +129,7 @@ impl Shared {
         header: &Header<'_>,
         call: impl FnOnce(&Service, u32, &str) -> Result<T, crate::error::DaemonError> + Send + 'static,
     ) -> Result<T, MfaError> {
-        self.own_account(header, false, call).await
+        self.own_account(header, Change::None, call).await
     }
 
     /// [`Shared::as_own_user`] for a call that changes the account: counted
@@ -139,20 +139,34 @@ impl Shared {
         header: &Header<'_>,
         call: impl FnOnce(&Service, u32, &str) -> Result<T, crate::error::DaemonError> + Send + 'static,
     ) -> Result<T, MfaError> {
-        self.own_account(header, true, call).await
+        self.own_account(header, Change::Counted, call).await
+    }
+
+    /// [`Shared::changing_own_account`] for a change that needs a fresh
+    /// proof of one of the caller's factors (`StepUpRequired` until this
+    /// connection gave one), checked before it is counted.
+    async fn proven_change_of_own_account<T: Send + 'static>(
+        &self,
+        header: &Header<'_>,
+        call: impl FnOnce(&Service, u32, &str) -> Result<T, crate::error::DaemonError> + Send + 'static,
+    ) -> Result<T, MfaError> {
+        self.own_account(header, Change::Proven, call).await
     }
 
     async fn own_account<T: Send + 'static>(
         &self,
         header: &Header<'_>,
-        changes: bool,
+        change: Change,
         call: impl FnOnce(&Service, u32, &str) -> Result<T, crate::error::DaemonError> + Send + 'static,
     ) -> Result<T, MfaError> {
         let caller = self.callers.identify(header).await?;
         let access = Arc::clone(&self.access);
         blocking(self, move |service| {
             let user = access.own_user(caller.uid)?;
-            if changes {
+            if change == Change::Proven {
+                service.require_step_up(&caller.connection, caller.uid, &user)?;
+            }
+            if change != Change::None {
                 service.limit_change(caller.uid, &user)?;
             }
             call(service, caller.uid, &user)
@@ -175,6 +189,16 @@ impl Shared {
         })
         .await
     }
+}
+
+/// What a call on the caller's own account does to it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    None,
+    /// Counted against `[limits]`.
+    Counted,
+    /// Counted, and only after a fresh proof of a factor (`step_up`).
+    Proven,
 }
 
 async fn blocking<T: Send + 'static>(

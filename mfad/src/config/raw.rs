@@ -88,6 +88,7 @@ struct RawPolicy {
     enrol_at_login: Option<Spanned<bool>>,
     lookup_timeout: Option<Spanned<i64>>,
     unlock: Option<Spanned<String>>,
+    step_up: Option<Spanned<bool>>,
     #[serde(default)]
     default: RawRule,
     #[serde(default)]
@@ -447,6 +448,7 @@ fn policy(
             crate::policy::Unlock::CHOICES,
             defaults.unlock,
         )?,
+        step_up: flag(raw.step_up, defaults.step_up),
     })
 }
 

@@ -61,8 +61,12 @@ pub struct Session {
     pub request: LoginRequest,
     /// Why the login counts as remote, or `None` at this machine.
     pub remote: Option<String>,
-    /// A screen locker's unlock: the uid of the locker that started it.
+    /// A screen locker's unlock (or a step-up): the uid of the caller
+    /// that started it, not root.
     pub unlock_uid: Option<u32>,
+    /// A proof of a factor before a change to the caller's own account
+    /// (`service::step_up`), not a login.
+    pub step_up: bool,
     /// Seconds since the epoch.
     pub started: u64,
     pub tries_left: u32,
@@ -108,6 +112,9 @@ pub enum Phase {
         /// The prompt asks for a code (a fallback may be typed instead).
         code: bool,
         work: Option<ResponseWork>,
+        /// The challenge began again after a wrong answer, and its work
+        /// (a new code being sent) hides that: the prompt after it says so.
+        retry: bool,
     },
     /// A fallback typed at the prompt of `asking.factors[selected]`, being
     /// checked off the runtime (slow hashes); every answer is a poll.
@@ -260,6 +267,7 @@ mod tests {
             request: LoginRequest::default(),
             remote: None,
             unlock_uid: None,
+            step_up: false,
             started,
             tries_left: 3,
             phase: Phase::Confirm {

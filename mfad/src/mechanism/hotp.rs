@@ -6,6 +6,7 @@ use super::{
     normalise_code, otpauth, Advance, Challenge, EnrolError, EnrolRequest, FactorData, FactorKind,
     LoginContext, Mechanism, NewFactor, OtpParams, Response, Verdict,
 };
+use crate::mechanism::ChallengeError;
 use crate::store::FactorRecord;
 use std::any::Any;
 
@@ -64,9 +65,9 @@ impl Mechanism for Hotp {
 
     fn challenge(
         &self,
-        _load: &mut dyn FnMut() -> Result<FactorRecord, String>,
+        _load: &mut dyn FnMut() -> Result<FactorRecord, ChallengeError>,
         _login: &LoginContext,
-    ) -> Result<Challenge, String> {
+    ) -> Result<Challenge, ChallengeError> {
         Ok(Challenge::code_prompt(otpauth::PROMPT))
     }
 

@@ -294,9 +294,9 @@ pub trait Mechanism: Send + Sync {
     /// by mechanisms that need more than a prompt).
     fn challenge(
         &self,
-        load: &mut dyn FnMut() -> Result<FactorRecord, String>,
+        load: &mut dyn FnMut() -> Result<FactorRecord, ChallengeError>,
         login: &LoginContext,
-    ) -> Result<Challenge, String>;
+    ) -> Result<Challenge, ChallengeError>;
 
     /// What the answer `text` to a prompt of this challenge leads to; by
     /// default, a response to check.
@@ -331,6 +331,24 @@ pub trait Mechanism: Send + Sync {
         _now: u64,
     ) -> Option<Advance> {
         None
+    }
+}
+
+/// A challenge could not begin: the factor cannot be asked now (no key
+/// plugged in, the mail cap reached: the user may pick another), or the
+/// store could not be read or written (the login is refused, audited as
+/// the store's failure).
+#[derive(Debug, thiserror::Error)]
+pub enum ChallengeError {
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl From<String> for ChallengeError {
+    fn from(why: String) -> ChallengeError {
+        ChallengeError::Unavailable(why)
     }
 }
 

@@ -188,6 +188,10 @@ pub struct Policy {
     pub remember_days: u32,
     /// Whether a screen locker's unlock is asked for a second factor.
     pub unlock: Unlock,
+    /// Whether a user who has a factor must prove one before adding,
+    /// removing or replacing factors or recovery codes, or changing their
+    /// level (an admin never has to).
+    pub step_up: bool,
 }
 
 /// `[policy] unlock`: unlocking a screen (a PAM client running as the user).
@@ -222,6 +226,7 @@ impl Default for Policy {
             bypass: Vec::new(),
             remember_days: 0,
             unlock: Unlock::Ask,
+            step_up: true,
         }
     }
 }

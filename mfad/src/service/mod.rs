@@ -67,6 +67,8 @@ pub struct Service {
     lookups_waiting: Arc<AtomicUsize>,
     /// Changes users make to their own accounts.
     changes: RateLimiter,
+    /// Connections that proved a factor for a change (`step_up`).
+    step_ups: conversation::StepUps,
 }
 
 /// A pending factor whose confirmation is a device's work.
@@ -119,6 +121,7 @@ impl Service {
             directory: Arc::new(Nss),
             lookups_waiting: Arc::new(AtomicUsize::new(0)),
             changes,
+            step_ups: conversation::StepUps::default(),
         }
     }
 

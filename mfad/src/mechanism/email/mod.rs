@@ -15,6 +15,7 @@ use super::{
     LoginContext, Mechanism, NewFactor, Next, Response, Verdict, Work,
 };
 use crate::config::EmailConfig;
+use crate::mechanism::ChallengeError;
 use crate::store::{FactorRecord, Store};
 use mfa_dbus::EnrolmentOffer;
 use relay::{Mail, Relay};
@@ -294,12 +295,12 @@ impl Mechanism for Email {
     /// reached) and send it while the login waits.
     fn challenge(
         &self,
-        load: &mut dyn FnMut() -> Result<FactorRecord, String>,
+        load: &mut dyn FnMut() -> Result<FactorRecord, ChallengeError>,
         login: &LoginContext,
-    ) -> Result<Challenge, String> {
+    ) -> Result<Challenge, ChallengeError> {
         let factor = load()?;
         let FactorData::Email(data) = &factor.data else {
-            return Err(format!("factor {} is not an e-mail factor", factor.id));
+            return Err(format!("factor {} is not an e-mail factor", factor.id).into());
         };
         let masked = mask(&data.address);
         let now = login.now;
@@ -330,8 +331,7 @@ impl Mechanism for Email {
                         self.config.validity,
                     )))),
                 })
-            })
-            .map_err(|e| e.to_string())?;
+            })?;
         let state = Box::new(Sending {
             masked: masked.clone(),
         });
@@ -346,7 +346,8 @@ impl Mechanism for Email {
                 "{} codes were sent to {masked} within the hour; the next can be sent in {} min",
                 self.config.max_per_hour,
                 wait.div_ceil(60)
-            )),
+            )
+            .into()),
             (None, Some(before)) => {
                 let (subject, body) = self.mail_text(&factor.user, &code);
                 let (relay, store) = (self.relay.clone(), Arc::clone(&self.store));
@@ -388,7 +389,7 @@ impl Mechanism for Email {
                     state,
                 })
             }
-            (None, None) => Err(format!("factor {} is not an e-mail factor", factor.id)),
+            (None, None) => Err(format!("factor {} is not an e-mail factor", factor.id).into()),
         }
     }
 

@@ -3,6 +3,7 @@
 //! at every login, verified here — RP ID hash, user presence and
 //! verification, the signature, and a signature counter that must go up.
 
+use crate::mechanism::ChallengeError;
 use std::fmt;
 
 /// A credential as mfad keeps it (sealed, with the factor).
@@ -267,12 +268,12 @@ impl Mechanism for Fido2 {
 
     fn challenge(
         &self,
-        load: &mut dyn FnMut() -> Result<FactorRecord, String>,
+        load: &mut dyn FnMut() -> Result<FactorRecord, ChallengeError>,
         _login: &LoginContext,
-    ) -> Result<Challenge, String> {
+    ) -> Result<Challenge, ChallengeError> {
         let factor = load()?;
         let FactorData::Fido2(credential) = factor.data else {
-            return Err(format!("factor {} holds no key", factor.id));
+            return Err(format!("factor {} holds no key", factor.id).into());
         };
         let challenge = random_challenge()?;
         if credential.verification {

@@ -4,10 +4,10 @@
 
 use super::Answered;
 use crate::login::{self, Asking, Phase, Session};
-use crate::mechanism::FactorKind;
 use crate::mechanism::{
     Ask, Fallback, FallbackUse, LoginContext, Mechanism, Response, ResponseWork, Work,
 };
+use crate::mechanism::{ChallengeError, FactorKind};
 use crate::policy::Device;
 use crate::service::Service;
 use crate::store::{CodeCheck, StoreError};
@@ -31,14 +31,13 @@ impl Service {
         let begun = asking
             .factors
             .get(selected)
-            .ok_or_else(|| format!("no factor {selected} to ask"))
+            .ok_or_else(|| ChallengeError::from(format!("no factor {selected} to ask")))
             .and_then(|factor| {
                 let mechanism = self.mechanism(factor.kind)?;
                 let mut load = || {
                     self.store
-                        .factor(&request.user, &factor.id)
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("factor {} is gone", factor.id))
+                        .factor(&request.user, &factor.id)?
+                        .ok_or_else(|| format!("factor {} is gone", factor.id).into())
                 };
                 let context = LoginContext {
                     retry,
@@ -48,7 +47,8 @@ impl Service {
             });
         let challenge = match begun {
             Ok(challenge) => challenge,
-            Err(why) if asking.factors.len() > 1 => {
+            Err(ChallengeError::Store(e)) => return Err(self.store_failed(request, &e)),
+            Err(ChallengeError::Unavailable(why)) if asking.factors.len() > 1 => {
                 self.audit.login(
                     request,
                     "retry",
@@ -57,7 +57,7 @@ impl Service {
                 let step = self.choose_prompt(&asking, Some(&why));
                 return Ok((Phase::Choose { asking }, step));
             }
-            Err(why) => {
+            Err(ChallengeError::Unavailable(why)) => {
                 self.audit.login(
                     request,
                     "deny",
@@ -72,6 +72,7 @@ impl Service {
             selected,
             challenge: challenge.state,
             code,
+            retry: retry && work.is_some(),
             work,
         };
         Ok((phase, step))
@@ -162,7 +163,7 @@ impl Service {
             Ok(CodeCheck::Accepted(f)) => {
                 let fields = [("method", f.kind.name()), ("factor", f.id.as_str())];
                 self.allow(
-                    &session.request,
+                    &session,
                     asking.remember.as_ref(),
                     &fields,
                     String::new(),
@@ -275,13 +276,7 @@ impl Service {
         match checked {
             Ok(FallbackUse::Used { note, detail }) => {
                 let fields = [("method", name), (detail.0, detail.1.as_str())];
-                self.allow(
-                    &session.request,
-                    asking.remember.as_ref(),
-                    &fields,
-                    note,
-                    now,
-                )
+                self.allow(&session, asking.remember.as_ref(), &fields, note, now)
             }
             Ok(FallbackUse::Locked) => {
                 self.audit
@@ -331,12 +326,13 @@ impl Service {
     /// A right response: remember the device if asked, audit, allow.
     pub(super) fn allow(
         &self,
-        request: &LoginRequest,
+        session: &Session,
         remember: Option<&Device>,
         fields: &[(&str, &str)],
         note: String,
         now: u64,
     ) -> Answered {
+        let request = &session.request;
         let mut fields = fields.to_vec();
         if let Some(device) = remember {
             let days = u64::from(self.policy().remember_days);
@@ -354,6 +350,7 @@ impl Service {
             }
         }
         self.audit.login(request, "allow", &fields);
+        self.step_up_proven(session, now);
         Answered::ok(Step {
             text: note,
             ..Step::allow()

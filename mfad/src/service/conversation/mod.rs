@@ -8,6 +8,9 @@
 
 mod decide;
 mod factor;
+mod step_up;
+
+pub use step_up::StepUps;
 
 use super::{Service, MAX_ANSWER};
 use crate::error::DaemonError;
@@ -227,6 +230,7 @@ impl Service {
             request,
             remote: context.remote,
             unlock_uid,
+            step_up: false,
             started: self.clock.now(),
             tries_left: match request_tries {
                 0 => self.config.login.max_tries,
@@ -277,6 +281,7 @@ impl Service {
                 challenge,
                 code,
                 work: Some(work),
+                retry,
             } => match work.take() {
                 None => {
                     let waiter = work.waiter();
@@ -286,6 +291,7 @@ impl Service {
                         challenge,
                         code,
                         work: Some(work),
+                        retry,
                     };
                     Answered::waiting("", waiter)
                 }
@@ -298,9 +304,14 @@ impl Service {
                         .and_then(|f| self.mechanism(f.kind))
                         .map(|m| m.worked(challenge.as_mut(), response));
                     return Ok(match next {
-                        Ok(next) => {
-                            self.go_on(handle, session, (asking, selected), challenge, next, now)
-                        }
+                        Ok(next) => self.go_on(
+                            handle,
+                            session,
+                            (asking, selected),
+                            challenge,
+                            (next, retry),
+                            now,
+                        ),
                         Err(why) => self.device_failed(handle, session, asking, &why),
                     });
                 }
@@ -312,6 +323,7 @@ impl Service {
                 mut challenge,
                 code,
                 work: None,
+                retry: _,
             } => {
                 if answer.is_empty() && asking.factors.len() > 1 {
                     let step = self.choose_prompt(&asking, None);
@@ -344,9 +356,14 @@ impl Service {
                             .and_then(|m| m.respond(challenge.as_mut(), answer.to_string()))
                     };
                     return Ok(match next {
-                        Ok(next) => {
-                            self.go_on(handle, session, (asking, selected), challenge, next, now)
-                        }
+                        Ok(next) => self.go_on(
+                            handle,
+                            session,
+                            (asking, selected),
+                            challenge,
+                            (next, false),
+                            now,
+                        ),
                         Err(why) => self.device_failed(handle, session, asking, &why),
                     });
                 }
@@ -435,14 +452,15 @@ impl Service {
     }
 
     /// Go on from what a mechanism made of an answer or of its work: check
-    /// a response, ask something more, or begin the challenge again.
+    /// a response, ask something more (saying the last answer was wrong
+    /// when `retry`), or begin the challenge again.
     fn go_on(
         &self,
         handle: &str,
         mut session: Session,
         (asking, selected): (Asking, usize),
         challenge: Box<dyn std::any::Any + Send>,
-        next: Next,
+        (next, retry): (Next, bool),
         now: u64,
     ) -> Answered {
         let answered = match next {
@@ -457,7 +475,7 @@ impl Service {
                 )
             }
             Next::Ask(ask) => {
-                let (step, code, work) = self.put(&asking, selected, ask, false);
+                let (step, code, work) = self.put(&asking, selected, ask, retry);
                 let waiter = work.as_ref().map(Work::waiter);
                 session.phase = Phase::Factor {
                     asking,
@@ -465,6 +483,7 @@ impl Service {
                     challenge,
                     code,
                     work,
+                    retry: false,
                 };
                 Answered {
                     step,
@@ -654,6 +673,7 @@ impl Service {
     /// The bus connection `owner` closed: its logins can never be answered
     /// (and the work they started is told to give up).
     pub fn connection_gone(&self, owner: &str) {
+        self.step_ups.forget(owner);
         let dropped = self.logins().drop_owner(owner);
         for session in dropped {
             self.audit.login(
