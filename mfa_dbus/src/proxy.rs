@@ -76,6 +76,10 @@ pub trait Factors {
     /// need a fresh proof (`StepUpRequired`) are accepted from this
     /// connection for a few minutes.
     fn begin_step_up(&self) -> Result<(String, Step), MfaError>;
+    /// The check value of one of the caller's confirmed TOTP or HOTP
+    /// factors: its code for counter 0 (TOTP: time 0), to compare with the
+    /// app or token; never a valid login code once the factor is confirmed.
+    fn check_value(&self, id: &str) -> Result<String, MfaError>;
 }
 
 #[zbus::proxy(
@@ -143,4 +147,6 @@ pub trait Admin {
     /// Send a user's e-mail codes to `address` (an admin vouches for it; no
     /// code confirms it), replacing their e-mail factor if they have one.
     fn set_user_email(&self, user: &str, address: &str) -> Result<FactorInfo, MfaError>;
+    /// The check value of a user's confirmed TOTP or HOTP factor.
+    fn user_check_value(&self, user: &str, id: &str) -> Result<String, MfaError>;
 }

@@ -49,8 +49,9 @@ fn an_enrolment_offer_hides_its_secret_and_uri() {
         uri: format!("otpauth://totp/pam_mfa:alice?secret={SECRET}&issuer=pam_mfa"),
         expires: 1,
         instructions: String::new(),
+        check_value: "328482".into(),
     };
-    let shown = hidden(&offer, &[SECRET, "otpauth"]);
+    let shown = hidden(&offer, &[SECRET, "otpauth", "328482"]);
     assert!(shown.contains("f00d"), "{shown}");
 }
 

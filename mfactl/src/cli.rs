@@ -250,8 +250,33 @@ pub enum Command {
         address: String,
     },
 
-    /// Bring factors over from another tool's file (pam_u2f)
+    /// Show a TOTP or HOTP factor's check value: its code for counter 0
+    #[command(long_about = "Show a TOTP or HOTP factor's check value: its code for \
+        counter 0 (TOTP: for time 0), as Google Authenticator's \"check key \
+        value\" showed it. A token or app holds the right secret when it (or \
+        oathtool with the secret) makes the same code; no real code is spent, \
+        and the check value never logs in. Your own factor, or --user's (an \
+        admin).")]
+    CheckValue {
+        /// The factor's id (mfactl list)
+        id: String,
+        /// Admin: a factor of this user
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+    },
+
+    /// Bring factors over from another tool's file (google-authenticator, pam_u2f)
     #[command(long_about = "Bring factors over from another tool's file.\n\n\
+        google-authenticator: a ~/.google_authenticator file, whole: its TOTP \
+        or HOTP factor where it stands (HOTP_COUNTER, the steps DISALLOW_REUSE \
+        lists as used, STEP_SIZE) and its scratch codes, which become recovery \
+        codes, each usable once. RATE_LIMIT and WINDOW_SIZE are reported, not \
+        carried over (mfad's [lockout], [totp] skew and [hotp] window apply). \
+        Run as a user, FILE is your own; an admin names the user with --user, \
+        or gives --all and no FILE to import every user's \
+        ~/.google_authenticator (from their home directory in the user \
+        database): all of them or, if one file is damaged, none. The file is \
+        read, never changed or removed; keep it until the new factor works.\n\n\
         pam-u2f: an authfile as pamu2fcfg writes it (~/.config/Yubico/u2f_keys, \
         or a central authfile): new and old formats, resident keys (*), \
         +presence/+pin/+verification. Run as a user, FILE holds your own keys; \
@@ -301,12 +326,15 @@ pub struct ImportArgs {
     /// The format of FILE
     #[arg(value_enum)]
     pub format: ImportFormat,
-    /// The file to import
-    pub file: PathBuf,
-    /// Admin: import this user's lines of FILE
+    /// The file to import (not with google-authenticator --all)
+    #[arg(required_unless_present = "all")]
+    pub file: Option<PathBuf>,
+    /// Admin: import this user's lines of FILE (google-authenticator: FILE is
+    /// this user's)
     #[arg(long, value_name = "USER", conflicts_with = "all")]
     pub user: Option<String>,
-    /// Admin: import the lines of every user FILE names
+    /// Admin: import the lines of every user FILE names (google-authenticator:
+    /// every user's ~/.google_authenticator, without FILE)
     #[arg(long)]
     pub all: bool,
     /// Show what would be imported; change nothing
@@ -325,12 +353,16 @@ pub enum ImportFormat {
     /// pam_u2f's u2f_keys or central authfile
     #[value(name = "pam-u2f")]
     PamU2f,
+    /// google-authenticator's ~/.google_authenticator
+    #[value(name = "google-authenticator")]
+    GoogleAuthenticator,
 }
 
 impl ImportFormat {
     pub fn wire(self) -> &'static str {
         match self {
             ImportFormat::PamU2f => "pam-u2f",
+            ImportFormat::GoogleAuthenticator => "google-authenticator",
         }
     }
 }
@@ -593,6 +625,11 @@ impl fmt::Debug for Command {
                 .field("user", user)
                 .field("id", id)
                 .field("revoke", revoke)
+                .finish(),
+            Command::CheckValue { id, user } => f
+                .debug_struct("CheckValue")
+                .field("id", id)
+                .field("user", user)
                 .finish(),
             Command::SetEmail { user, address } => f
                 .debug_struct("SetEmail")

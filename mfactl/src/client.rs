@@ -235,6 +235,20 @@ impl Client {
         }
     }
 
+    /// The check value of factor `id`: the caller's own, or `user`'s (admin).
+    pub async fn check_value(&self, user: Option<&str>, id: &str) -> Result<String, Error> {
+        match user {
+            None => {
+                let proxy = self.factors().await?;
+                self.call(proxy.check_value(id)).await
+            }
+            Some(user) => {
+                let proxy = self.admin().await?;
+                self.call(proxy.user_check_value(user, id)).await
+            }
+        }
+    }
+
     pub async fn set_user_email(
         &self,
         user: &str,

@@ -302,6 +302,15 @@ pub fn offer_text(offer: &EnrolmentOffer, show: Show) -> String {
     if show.uri {
         rows.push(("URI", offer.uri.clone()));
     }
+    if !offer.check_value.is_empty() {
+        rows.push((
+            "Check",
+            format!(
+                "{} (the code for time 0: an app or oathtool with this secret shows the same)",
+                offer.check_value
+            ),
+        ));
+    }
     for (name, value) in rows {
         out.push_str(&format!("  {name:<10} {}\n", printable(&value)));
     }
@@ -453,6 +462,7 @@ mod tests {
                 uri: format!("otpauth://{kind}/pam_mfa:alice?secret={SECRET}&issuer=pam_mfa"),
                 expires: 1_700_000_000,
                 instructions: String::new(),
+                check_value: String::new(),
             })
         }
 
@@ -646,6 +656,7 @@ mod tests {
             uri: "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP".into(),
             expires: 0,
             instructions: String::new(),
+            check_value: String::new(),
         };
         let full = offer_text(
             &offer,

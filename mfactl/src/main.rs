@@ -205,14 +205,36 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let client = Client::connect(address).await?;
             policy::approve(&client, &user, &id, revoke, json).await?
         }
+        Command::CheckValue { id, user } => {
+            let client = Client::connect(address).await?;
+            let value = client.check_value(user.as_deref(), &id).await?;
+            output::emit(&match json {
+                true => output::json_line(&serde_json::json!({ "id": id, "check_value": value })),
+                false => format!("{value}\n"),
+            })?;
+        }
         Command::SetEmail { user, address: to } => {
             let client = Client::connect(address).await?;
             policy::set_email(&client, &user, &to, json).await?
         }
         Command::Import(args) => {
-            let text = import::read_file(&args.file)?;
-            let client = Client::connect(address).await?;
-            let report = import::run(&client, &args, &text).await?;
+            let report = match (&args.file, args.format) {
+                (None, cli::ImportFormat::GoogleAuthenticator) => {
+                    let client = Client::connect(address).await?;
+                    import::every_home(&client, args.dry_run).await?
+                }
+                (None, _) => return Err(Error::Usage(
+                    "FILE is needed: only google-authenticator --all reads the home directories"
+                        .into(),
+                )),
+                (Some(file), _) => {
+                    let text = import::read_file(file)?;
+                    let client = Client::connect(address).await?;
+                    import::run(&client, &args, &text)
+                        .await
+                        .map_err(|e| import::naming(file, e))?
+                }
+            };
             output::emit(&import::report_text(&report, json))?;
         }
         Command::Audit { user, since, limit } => {

@@ -83,6 +83,8 @@ pub struct OfferJson<'a> {
     pub secret: &'a str,
     pub uri: &'a str,
     pub expires: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub check_value: &'a str,
 }
 
 impl std::fmt::Debug for OfferJson<'_> {
@@ -118,6 +120,7 @@ impl<'a> From<&'a EnrolmentOffer> for OfferJson<'a> {
             secret: &o.secret_base32,
             uri: &o.uri,
             expires: dates::rfc3339(o.expires),
+            check_value: &o.check_value,
         }
     }
 }
@@ -351,6 +354,7 @@ mod tests {
             uri: "otpauth://hotp/x".into(),
             expires: 1_700_000_000,
             instructions: String::new(),
+            check_value: String::new(),
         };
         let v: Value = serde_json::from_str(&json_line(&OfferJson::from(&offer))).expect("json");
         assert_eq!(v["secret"], "JBSWY3DPEHPK3PXP");
@@ -376,6 +380,7 @@ mod tests {
             uri: format!("otpauth://totp/pam_mfa:alice?secret={SECRET}&issuer=pam_mfa"),
             expires: 1_700_000_000,
             instructions: String::new(),
+            check_value: String::new(),
         };
         let json = OfferJson::from(&offer);
         let shown = format!("{json:?} {json:#?}");

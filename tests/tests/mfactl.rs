@@ -453,3 +453,103 @@ fn the_qr_code_holds_the_printed_uri() {
 fn the_qr_code_without_colours_holds_the_printed_uri() {
     enrol_and_read_qr(true);
 }
+
+/// SPEC 11: the code for counter 0, as oathtool computes it, shown at a
+/// TOTP enrolment and on request; it never logs in.
+#[test]
+fn the_check_value_is_the_code_for_counter_0_and_never_logs_in() {
+    let world = World::start();
+    let alice = users::named("alice");
+    let totp = Totp::new(Algorithm::Sha256, 8, 30);
+    let out = mfactl(
+        &world,
+        &alice,
+        &[
+            "--json",
+            "enrol",
+            "totp",
+            "--secret",
+            &totp.secret,
+            "--algorithm",
+            "sha256",
+            "--digits",
+            "8",
+            "--no-qr",
+            "--code",
+            &totp.code(0),
+        ],
+    );
+    out.assert_success("enrol totp");
+    let lines = json_lines(&out);
+    let at_zero = otp::oath_totp_at(&totp.secret, Algorithm::Sha256, 8, 30, 0);
+    assert_eq!(
+        lines[0]["offer"]["check_value"],
+        at_zero.as_str(),
+        "{lines:?}"
+    );
+    let id = lines[1]["factor"]["id"].as_str().expect("id").to_string();
+    let asked = mfactl(&world, &alice, &["check-value", &id]);
+    asked.assert_success("check-value");
+    assert_eq!(asked.stdout.trim(), at_zero);
+    assert_ne!(world.login(&alice, &[&at_zero]).rc, PAM_SUCCESS);
+
+    let bob = users::named("bob");
+    let token = world.enrol_hotp(&bob, 6);
+    let first = otp::oath_hotp(&token.secret, 0, 6);
+    let own = mfactl(&world, &bob, &["--json", "check-value", &token.id]);
+    assert_eq!(
+        json(&own)["check_value"],
+        first.as_str(),
+        "{}",
+        own.describe()
+    );
+    let by_root = mfactl(
+        &world,
+        &users::root(),
+        &["check-value", "--user", "bob", &token.id],
+    );
+    by_root.assert_success("an admin asks");
+    assert_eq!(by_root.stdout.trim(), first);
+    assert_eq!(
+        mfactl(&world, &alice, &["check-value", "--user", "bob", &token.id]).code(),
+        Some(5),
+        "only an admin asks for another user's"
+    );
+    assert_eq!(
+        mfactl(&world, &alice, &["check-value", &token.id]).code(),
+        Some(1),
+        "bob's factor is not alice's"
+    );
+    assert_ne!(
+        world.login(&bob, &[&first]).rc,
+        PAM_SUCCESS,
+        "counter 0 was the confirmation"
+    );
+
+    // A counter that never moved: its check value would be its next code.
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("fresh");
+    let secret = otp::random_secret(20);
+    std::fs::write(&path, format!("{secret}\n\" HOTP_COUNTER 0\n")).expect("write");
+    let dave = users::named("dave");
+    std::os::unix::fs::chown(&path, Some(dave.uid), Some(dave.gid)).expect("chown");
+    mfactl(
+        &world,
+        &dave,
+        &[
+            "import",
+            "google-authenticator",
+            &path.display().to_string(),
+        ],
+    )
+    .assert_success("import");
+    let listed = mfactl(&world, &dave, &["--json", "list"]);
+    let fresh = json(&listed)[0]["id"].as_str().expect("id").to_string();
+    let refused = mfactl(&world, &dave, &["check-value", &fresh]);
+    assert_eq!(refused.code(), Some(1), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("would be a valid code"),
+        "{}",
+        refused.describe()
+    );
+}

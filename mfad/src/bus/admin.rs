@@ -248,4 +248,19 @@ impl AdminInterface {
             })
             .await
     }
+
+    #[zbus(out_args("check_value"))]
+    async fn user_check_value(
+        &self,
+        user: String,
+        id: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<String, MfaError> {
+        self.0
+            .as_admin(&header, move |service, _| {
+                crate::login::validate_user(&user)?;
+                service.check_value(&user, &id)
+            })
+            .await
+    }
 }

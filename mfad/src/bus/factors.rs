@@ -196,6 +196,19 @@ impl FactorsInterface {
             .await
     }
 
+    #[zbus(out_args("check_value"))]
+    async fn check_value(
+        &self,
+        id: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<String, MfaError> {
+        self.0
+            .as_own_user(&header, move |service, _, user| {
+                service.check_value(user, &id)
+            })
+            .await
+    }
+
     #[zbus(out_args("handle", "step"))]
     async fn begin_step_up(
         &self,

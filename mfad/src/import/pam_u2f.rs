@@ -14,6 +14,7 @@
 //! does, only the last line of a user counts. The `sshformat` (an OpenSSH
 //! `id_*_sk` file) is refused.
 
+pub use super::LineError;
 use crate::mechanism::fido2::{Credential, PublicKey};
 use data_encoding::{BASE64, BASE64URL_NOPAD, HEXLOWER_PERMISSIVE};
 
@@ -26,19 +27,6 @@ pub struct Entry {
     pub line: usize,
     pub user: String,
     pub credential: Credential,
-}
-
-/// A line that is not what pamu2fcfg writes: which, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineError {
-    pub line: usize,
-    pub message: String,
-}
-
-impl std::fmt::Display for LineError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
 }
 
 /// The relying parties imported keys are bound to.

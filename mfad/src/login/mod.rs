@@ -123,6 +123,10 @@ pub enum Phase {
         selected: usize,
         name: &'static str,
         work: Work<Result<FallbackUse, StoreError>>,
+        /// The factor's challenge and the answer, which is the factor's
+        /// response after all if the fallback finds it is not its own.
+        challenge: Box<dyn Any + Send>,
+        answer: mfa_dbus::Answer,
     },
     /// The number of another method, from the list shown.
     Choose { asking: Asking },

@@ -402,6 +402,10 @@ pub enum FallbackUse {
         locked_until: u64,
     },
     Locked,
+    /// Not one of the fallback's, though it had the shape (an 8-digit
+    /// number is a scratch code or an 8-digit OTP code): nothing was
+    /// counted; it is the asked factor's response after all.
+    NotMine,
 }
 
 /// Every mechanism mfad runs, by kind, and the fallbacks.

@@ -84,6 +84,10 @@ pub fn enrol(
         _ => "counter-based".to_string(),
     };
     let secret_base32 = encode_base32(&secret);
+    let check_value = match kind {
+        FactorKind::Totp => check_value(&secret, algorithm, digits),
+        _ => String::new(),
+    };
     let login_text = format!(
         "Scan this QR code with an authenticator app, or type in the secret.\n{qr}Secret: {secret_base32}\n({}, {digits} digits, {timing})",
         algorithm.name()
@@ -105,6 +109,7 @@ pub fn enrol(
             digits,
             period,
             counter: 0,
+            check_value,
             secret_base32,
             uri: link,
             ..EnrolmentOffer::default()
@@ -141,6 +146,12 @@ pub fn decode_base32(text: &str) -> Result<Vec<u8>, SecretError> {
         return Err(SecretError::BadLength(secret.len()));
     }
     Ok(secret)
+}
+
+/// The check value of an OTP secret: its code for counter 0 (for TOTP,
+/// time 0), as Google Authenticator's "check key value" showed it.
+pub fn check_value(secret: &[u8], algorithm: Algorithm, digits: u32) -> String {
+    super::otp::hotp(secret, 0, digits, algorithm)
 }
 
 pub fn encode_base32(secret: &[u8]) -> String {

@@ -4,6 +4,12 @@
 //! A code is 12 characters from the lower-case base32 alphabet, shown as
 //! `abcd-efgh-ijkl` (60 bits). Its shape tells it apart from an OTP code,
 //! so a mistyped OTP never pays for the slow hash checks.
+//!
+//! Scratch codes imported from google-authenticator are recovery codes
+//! too: 8 digits, kept as the same slow hashes, marked as scratch codes.
+//! An 8-digit answer is checked against those alone; when none matches
+//! (none there, the usual case) it is not counted here but goes to the
+//! asked factor, which may take 8-digit codes.
 
 use super::{Fallback, FallbackUse};
 use crate::store::{Lockout, RecoveryUse, Store, StoreError};
@@ -23,7 +29,7 @@ impl Fallback for RecoveryCodes {
     }
 
     fn claims(&self, answer: &str) -> bool {
-        normalise(answer).is_some()
+        typed(answer).is_some()
     }
 
     /// The slow hash checks run outside the store's lock; then one
@@ -39,13 +45,29 @@ impl Fallback for RecoveryCodes {
         if store.locked_until(user, now)? > 0 {
             return Ok(FallbackUse::Locked);
         }
-        let matched = match normalise(answer) {
+        let matched = match typed(answer) {
             None => None,
-            Some(code) => store
+            Some(Typed::Recovery(code)) => store
                 .unused_recovery_codes(user)?
                 .into_iter()
+                .filter(|(_, hash)| !hash.starts_with(SCRATCH_MARK))
                 .find(|(_, hash)| verify(&code, hash))
                 .map(|(rowid, _)| rowid),
+            Some(Typed::Scratch(code)) => {
+                let found = store
+                    .unused_recovery_codes(user)?
+                    .into_iter()
+                    .filter_map(|(rowid, hash)| {
+                        hash.strip_prefix(SCRATCH_MARK)
+                            .map(|phc| (rowid, phc.to_string()))
+                    })
+                    .find(|(_, phc)| verify(&code, phc))
+                    .map(|(rowid, _)| rowid);
+                if found.is_none() {
+                    return Ok(FallbackUse::NotMine);
+                }
+                found
+            }
         };
         Ok(match store.use_recovery_code(user, matched, now, lockout)? {
             RecoveryUse::Used { left } => FallbackUse::Used {
@@ -112,6 +134,35 @@ pub fn generate() -> Result<Vec<String>, String> {
     Ok(codes)
 }
 
+/// What a stored hash of a scratch code starts with.
+const SCRATCH_MARK: &str = "scratch:";
+/// Digits of an imported scratch code.
+pub const SCRATCH_DIGITS: usize = 8;
+
+/// An answer with the shape of one of these codes, as compared.
+#[derive(Debug, PartialEq, Eq)]
+enum Typed {
+    Recovery(String),
+    Scratch(String),
+}
+
+fn typed(answer: &str) -> Option<Typed> {
+    let trimmed = answer.trim();
+    if trimmed.len() == SCRATCH_DIGITS && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Typed::Scratch(trimmed.to_string()));
+    }
+    normalise(answer).map(Typed::Recovery)
+}
+
+/// The stored form of an imported scratch code: its slow hash, marked.
+pub fn scratch_hash(code: &str) -> Result<String, String> {
+    let valid = code.len() == SCRATCH_DIGITS && code.bytes().all(|b| b.is_ascii_digit());
+    if !valid {
+        return Err(format!("a scratch code is {SCRATCH_DIGITS} digits"));
+    }
+    Ok(format!("{SCRATCH_MARK}{}", hash(code)?))
+}
+
 /// The code as compared: dashes and spaces dropped, lower case. `None` if
 /// the answer does not have a recovery code's shape.
 pub fn normalise(answer: &str) -> Option<String> {
@@ -176,6 +227,17 @@ mod tests {
             assert_eq!(normalise(answer), None, "{answer:?}");
         }
         assert_eq!(normalise("ABCD efgh-IJKL").as_deref(), Some("abcdefghijkl"));
+    }
+
+    #[test]
+    fn eight_digits_are_scratch_codes_and_kept_apart() {
+        assert_eq!(typed("61141614"), Some(Typed::Scratch("61141614".into())));
+        assert_eq!(typed("6114161"), None);
+        assert_eq!(typed("123456"), None);
+        let stored = scratch_hash("61141614").expect("hash");
+        assert!(stored.starts_with(SCRATCH_MARK) && !stored.contains("61141614"));
+        assert!(verify("61141614", &stored[SCRATCH_MARK.len()..]));
+        assert!(scratch_hash("abcd").is_err());
     }
 
     #[test]

@@ -10,7 +10,8 @@ use crate::limits::RateLimiter;
 use crate::login::Logins;
 use crate::mechanism::recovery;
 use crate::mechanism::{
-    EnrolError, EnrolRequest, FactorKind, Mechanisms, Response, ResponseWork, Verdict, Waiter,
+    EnrolError, EnrolRequest, FactorData, FactorKind, Mechanisms, Response, ResponseWork, Verdict,
+    Waiter,
 };
 use crate::notify::{Event, Notifier};
 use crate::policy::Policy;
@@ -463,6 +464,28 @@ impl Service {
                 ..info(f)
             })
             .collect())
+    }
+
+    /// The check value of `user`'s confirmed OTP factor `id`: its code for
+    /// counter 0. Once confirmed, counter 0 is behind the factor (HOTP) or
+    /// decades ago (TOTP): it never logs in.
+    pub fn check_value(&self, user: &str, id: &str) -> Result<String, DaemonError> {
+        let factor = self
+            .store
+            .factor(user, id)?
+            .ok_or_else(|| DaemonError::NotFound(format!("no confirmed factor {id}")))?;
+        match &factor.data {
+            FactorData::Otp(p) if factor.counter > 0 || factor.kind == FactorKind::Totp => Ok(
+                crate::mechanism::otpauth::check_value(&p.secret, p.algorithm, p.digits),
+            ),
+            FactorData::Otp(_) => Err(DaemonError::PolicyDenied(format!(
+                "factor {id} has not moved past counter 0: its check value would be a valid code; log in with it once first"
+            ))),
+            _ => Err(DaemonError::InvalidArgument(format!(
+                "factor {id} is a {}: only TOTP and HOTP factors have a check value",
+                factor.kind
+            ))),
+        }
     }
 
     /// Move `user`'s factor `id` to where two consecutive codes are found

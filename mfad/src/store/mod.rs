@@ -276,7 +276,17 @@ pub trait FactorStore: Send + Sync {
         limits: FactorLimits,
     ) -> Result<Inserted, StoreError>;
     /// Add confirmed factors (imports, migrations), all or nothing.
-    fn insert_confirmed(&self, factors: &[FactorRecord]) -> Result<(), StoreError>;
+    fn insert_confirmed(&self, factors: &[FactorRecord]) -> Result<(), StoreError> {
+        self.insert_imported(factors, &[], 0)
+    }
+    /// Add confirmed factors and recovery codes (`(user, hash)`, beside
+    /// the user's others), all or nothing: an import.
+    fn insert_imported(
+        &self,
+        factors: &[FactorRecord],
+        recovery_codes: &[(String, String)],
+        now: u64,
+    ) -> Result<(), StoreError>;
     /// Confirm `user`'s pending factor `id` with `verify`, in one transaction.
     fn confirm(
         &self,

@@ -283,6 +283,10 @@ impl Service {
                     .login(&session.request, "deny", &[("reason", "locked")]);
                 Answered::failed(Step::deny(DenyReason::Locked, login::LOCKED_TEXT))
             }
+            // The caller gives such an answer to the factor instead.
+            Ok(FallbackUse::NotMine) => {
+                Answered::failed(self.internal(&session.request, "a fallback gave an answer back"))
+            }
             Ok(FallbackUse::Rejected {
                 failures,
                 locked_until,

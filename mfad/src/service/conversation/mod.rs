@@ -15,7 +15,7 @@ pub use step_up::StepUps;
 use super::{Service, MAX_ANSWER};
 use crate::error::DaemonError;
 use crate::login::{self, Asking, Phase, Refused, Session};
-use crate::mechanism::{FactorKind, LoginContext, Next, Response, Waiter, Work};
+use crate::mechanism::{FactorKind, FallbackUse, LoginContext, Next, Response, Waiter, Work};
 use crate::policy::{Device, Outcome, Refusal, Skip};
 use crate::store::{Confirmation, StoreError};
 use mfa_dbus::{DenyReason, EnrolOptions, LoginRequest, Step};
@@ -338,6 +338,8 @@ impl Service {
                                 selected,
                                 name: fallback.name(),
                                 work,
+                                challenge,
+                                answer: mfa_dbus::Answer::new(answer.to_string()),
                             };
                             Answered::waiting("", waiter)
                         }
@@ -373,6 +375,8 @@ impl Service {
                 selected,
                 name,
                 work,
+                challenge,
+                answer: typed,
             } => match work.take() {
                 None => {
                     let waiter = work.waiter();
@@ -381,8 +385,33 @@ impl Service {
                         selected,
                         name,
                         work,
+                        challenge,
+                        answer: typed,
                     };
                     Answered::waiting("", waiter)
+                }
+                Some(Ok(FallbackUse::NotMine)) => {
+                    let next = asking
+                        .factors
+                        .get(selected)
+                        .ok_or_else(|| "no factor to answer".to_string())
+                        .and_then(|f| self.mechanism(f.kind))
+                        .and_then(|m| {
+                            let mut challenge = challenge;
+                            m.respond(challenge.as_mut(), typed.expose().to_string())
+                                .map(|next| (next, challenge))
+                        });
+                    return Ok(match next {
+                        Ok((next, challenge)) => self.go_on(
+                            handle,
+                            session,
+                            (asking, selected),
+                            challenge,
+                            (next, false),
+                            now,
+                        ),
+                        Err(why) => self.device_failed(handle, session, asking, &why),
+                    });
                 }
                 Some(checked) => {
                     return Ok(self.fallback_checked(

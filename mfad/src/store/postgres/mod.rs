@@ -889,7 +889,12 @@ impl FactorStore for PgStore {
         })
     }
 
-    fn insert_confirmed(&self, factors: &[FactorRecord]) -> Result<(), StoreError> {
+    fn insert_imported(
+        &self,
+        factors: &[FactorRecord],
+        recovery_codes: &[(String, String)],
+        now: u64,
+    ) -> Result<(), StoreError> {
         self.db.block("add factors", async {
             let mut conn = self.db.checkout().await?;
             let Conn { client, prepared } = &mut conn;
@@ -901,6 +906,13 @@ impl FactorStore for PgStore {
                     ..factor.clone()
                 };
                 self.insert_factor(&tx, prepared, &confirmed).await?;
+            }
+            for (user, hash) in recovery_codes {
+                tx.execute(
+                    "INSERT INTO recovery_codes (user_name, hash, used, created) VALUES ($1, $2, false, $3)",
+                    &[user, hash, &(now as i64)],
+                )
+                .await?;
             }
             tx.commit().await?;
             self.db.checkin(conn);

@@ -475,9 +475,14 @@ impl FactorStore for SqliteStore {
         })
     }
 
-    /// Add already-confirmed factors in one transaction (imports, and
-    /// seeding large stores for benchmarks). All or nothing.
-    fn insert_confirmed(&self, factors: &[FactorRecord]) -> Result<(), StoreError> {
+    /// Add already-confirmed factors and recovery codes in one transaction
+    /// (imports, and seeding large stores for benchmarks). All or nothing.
+    fn insert_imported(
+        &self,
+        factors: &[FactorRecord],
+        recovery_codes: &[(String, String)],
+        now: u64,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -489,6 +494,13 @@ impl FactorStore for SqliteStore {
                 ..factor.clone()
             };
             self.insert_factor(&tx, &confirmed)?;
+        }
+        for (user, hash) in recovery_codes {
+            tx.execute(
+                "INSERT INTO recovery_codes (user, hash, used, created) VALUES (?1, ?2, 0, ?3)",
+                params![user, hash, now as i64],
+            )
+            .map_err(sql("store recovery code"))?;
         }
         tx.commit().map_err(sql("commit import"))
     }

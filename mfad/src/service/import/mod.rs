@@ -3,6 +3,8 @@
 //! their limits, then added in one store transaction. Keys already there are
 //! left alone, so running an import twice changes nothing.
 
+mod google_authenticator;
+
 use super::{new_id, Service};
 use crate::error::DaemonError;
 use crate::import::{pam_u2f, Format, MAX_FILE};
@@ -28,12 +30,32 @@ impl Service {
         dry_run: bool,
     ) -> Result<ImportReport, DaemonError> {
         let invalid = |m: String| Err(DaemonError::InvalidArgument(m));
-        let Some(Format::PamU2f) = Format::from_name(format) else {
-            return invalid(format!("unknown import format {format:?}; use \"pam-u2f\""));
+        let Some(kind) = Format::from_name(format) else {
+            return invalid(format!(
+                "unknown import format {format:?}; use {}",
+                Format::NAMES
+            ));
         };
         if text.len() > MAX_FILE {
             return invalid(format!("the file is over {MAX_FILE} bytes"));
         }
+        match kind {
+            Format::PamU2f => self.import_pam_u2f(importer, text, options, dry_run),
+            Format::GoogleAuthenticator => {
+                self.import_google_authenticator(importer, text, dry_run)
+            }
+        }
+    }
+
+    fn import_pam_u2f(
+        &self,
+        importer: Importer<'_>,
+        text: &str,
+        options: &ImportOptions,
+        dry_run: bool,
+    ) -> Result<ImportReport, DaemonError> {
+        let format = "pam-u2f";
+        let invalid = |m: String| Err(DaemonError::InvalidArgument(m));
         let origin = match options.origin.as_str() {
             "" => self.config.fido2.rp_id_on(&self.hostname),
             o => o.to_string(),
