@@ -27,6 +27,7 @@ MFA_PACKAGES=(
     postgresql                    # a real PostgreSQL for the fleet store tests
     openssl                       # a test CA and certificates for TLS to it
     python3-aiosmtpd              # a real SMTP server (STARTTLS, TLS, AUTH) for e-mail codes
+    chrony                        # a real NTP server on loopback serving a shifted time ([time])
 )
 
 die() {

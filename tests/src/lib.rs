@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod directory;
 pub mod fakekey;
 pub mod monitor;
+pub mod ntp;
 pub mod otp;
 pub mod pam;
 pub mod postgres;

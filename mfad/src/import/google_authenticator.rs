@@ -57,7 +57,8 @@ pub fn parse(text: &str) -> Result<GaFile, LineError> {
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end()));
     let bad = |line: usize, message: String| LineError { line, message };
     if text.contains('\0') {
-        let line = text[..text.find('\0').unwrap_or(0)].lines().count().max(1);
+        let at = text.find('\0').unwrap_or(0);
+        let line = text[..at].matches('\n').count() + 1;
         return Err(bad(
             line,
             "binary data, not a google-authenticator file".into(),
