@@ -147,6 +147,15 @@ pub trait Admin {
     /// Send a user's e-mail codes to `address` (an admin vouches for it; no
     /// code confirms it), replacing their e-mail factor if they have one.
     fn set_user_email(&self, user: &str, address: &str) -> Result<FactorInfo, MfaError>;
+    /// Set up a TOTP or HOTP factor for a user, active at once: the offer
+    /// holds its secret, shown this once for the admin to hand over.
+    fn set_up_user_factor(
+        &self,
+        user: &str,
+        kind: &str,
+        label: &str,
+        options: &EnrolOptions,
+    ) -> Result<EnrolmentOffer, MfaError>;
     /// The check value of a user's confirmed TOTP or HOTP factor.
     fn user_check_value(&self, user: &str, id: &str) -> Result<String, MfaError>;
 }

@@ -516,6 +516,11 @@ pub struct EnrolArgs {
     #[arg(long)]
     pub verification: bool,
 
+    /// Admin: set the factor up for this user, active at once: its secret
+    /// is shown this once, to hand over (totp and hotp)
+    #[arg(long, value_name = "USER", conflicts_with_all = ["code", "pin", "pin_stdin", "verification", "address"])]
+    pub user: Option<String>,
+
     /// email: the address codes go to (where mfad.toml does not make it
     /// from the login name); a code sent there confirms it
     #[arg(long, value_name = "ADDRESS")]
@@ -667,6 +672,7 @@ impl fmt::Debug for EnrolArgs {
             .field("pin_stdin", &self.pin_stdin)
             .field("verification", &self.verification)
             .field("address", &self.address)
+            .field("user", &self.user)
             .finish()
     }
 }

@@ -235,6 +235,19 @@ impl Client {
         }
     }
 
+    /// An admin sets up a factor for `user`, active at once.
+    pub async fn set_up_user_factor(
+        &self,
+        user: &str,
+        kind: &str,
+        label: &str,
+        options: &EnrolOptions,
+    ) -> Result<EnrolmentOffer, Error> {
+        let proxy = self.admin().await?;
+        self.call(proxy.set_up_user_factor(user, kind, label, options))
+            .await
+    }
+
     /// The check value of factor `id`: the caller's own, or `user`'s (admin).
     pub async fn check_value(&self, user: Option<&str>, id: &str) -> Result<String, Error> {
         match user {

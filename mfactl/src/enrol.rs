@@ -2,6 +2,7 @@
 //! URI, secret), then confirm it with a code.
 
 use crate::cli::{EnrolArgs, Kind};
+use crate::client::Client;
 use crate::client::Enrolment;
 use crate::error::Error;
 use crate::output::{self, FactorJson, OfferJson};
@@ -379,6 +380,37 @@ pub fn confirmed_text(factor: &FactorInfo, json: bool) -> String {
 }
 
 /// `mfactl enrol`: begin, show the offer on `out`, confirm.
+/// `mfactl enrol KIND --user USER`: an admin sets a factor up for `user`,
+/// active at once, and is shown its secret this once to hand over.
+pub async fn set_up_for(
+    client: &Client,
+    user: &str,
+    args: &EnrolArgs,
+    secret: Option<String>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let label = args.label.clone().unwrap_or_default();
+    let offer = client
+        .set_up_user_factor(user, args.kind.wire(), &label, &options(args, secret))
+        .await?;
+    let shown = if json {
+        output::json_line(&OfferLine {
+            offer: (&offer).into(),
+        })
+    } else {
+        format!(
+            "Set up for {}, active now (factor {}). Hand this over; it is not shown again:\n{}",
+            printable(user),
+            printable(&offer.id),
+            offer_text(&offer, Show::from_args(args))
+        )
+    };
+    out.write_all(shown.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
 pub async fn enrol(
     api: &impl Enrolment,
     args: &EnrolArgs,

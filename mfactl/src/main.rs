@@ -47,9 +47,13 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 cli::Kind::Fido2 => enrol::pin_to_use(&args)?,
                 _ => enrol::secret_to_import(&args)?,
             };
-            let mut source = enrol::code_source(args.code.clone());
             let client = Client::connect(address).await?;
             let mut out = std::io::stdout();
+            if let Some(user) = &args.user {
+                enrol::set_up_for(&client, user, &args, secret, json, &mut out).await?;
+                return Ok(());
+            }
+            let mut source = enrol::code_source(args.code.clone());
             enrol::enrol(&client, &args, secret, json, source.as_mut(), &mut out).await?;
         }
         Command::Confirm { id, code } => {

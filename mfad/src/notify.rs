@@ -23,6 +23,8 @@ pub enum Event {
     MfaOff,
     /// An admin removed all of a user's factors.
     Reset,
+    /// An admin set up a factor for a user (its secret handed over).
+    SetUp,
 }
 
 impl Event {
@@ -30,6 +32,7 @@ impl Event {
         match self {
             Event::MfaOff => "mfa-off",
             Event::Reset => "reset",
+            Event::SetUp => "set-up",
         }
     }
 }

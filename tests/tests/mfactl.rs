@@ -553,3 +553,67 @@ fn the_check_value_is_the_code_for_counter_0_and_never_logs_in() {
         refused.describe()
     );
 }
+
+/// SPEC 23: an admin sets up a factor for a user who cannot; the secret is
+/// shown to the admin once, the factor works at once, and only admins may.
+#[test]
+fn an_admin_sets_up_a_factor_to_hand_over_and_it_logs_in_at_once() {
+    let world = World::start();
+    let root = users::root();
+    let out = mfactl(
+        &world,
+        &root,
+        &[
+            "--json", "enrol", "totp", "--user", "alice", "--label", "new hire", "--no-qr",
+        ],
+    );
+    out.assert_success("set up for alice");
+    let offer = &json_lines(&out)[0]["offer"];
+    let secret = offer["secret"].as_str().expect("the secret, shown once");
+    let totp = Totp {
+        secret: secret.to_string(),
+        algorithm: Algorithm::Sha1,
+        digits: 6,
+        period: 30,
+    };
+    assert_eq!(
+        offer["check_value"],
+        otp::oath_totp_at(secret, Algorithm::Sha1, 6, 30, 0).as_str()
+    );
+    world
+        .login(&users::named("alice"), &[&totp.code(0)])
+        .assert_rc(PAM_SUCCESS);
+    let listed = mfactl(&world, &root, &["--json", "user", "alice"]);
+    assert!(
+        listed.stdout.contains("new hire") && !listed.stdout.contains(secret),
+        "listed, secret never again: {}",
+        listed.describe()
+    );
+    let text = mfactl(
+        &world,
+        &root,
+        &["enrol", "hotp", "--user", "bob", "--no-qr"],
+    );
+    text.assert_success("hotp for bob");
+    assert!(
+        text.stdout.contains("Set up for bob, active now") && text.stdout.contains("Secret"),
+        "{}",
+        text.describe()
+    );
+
+    let refused = mfactl(
+        &world,
+        &users::named("dave"),
+        &["enrol", "totp", "--user", "bob"],
+    );
+    assert_eq!(refused.code(), Some(5), "{}", refused.describe());
+    let key = mfactl(&world, &root, &["enrol", "fido2", "--user", "bob"]);
+    assert_eq!(key.code(), Some(1), "{}", key.describe());
+    assert!(
+        key.stderr.contains("enrolled by its user"),
+        "{}",
+        key.describe()
+    );
+    let audit = mfactl(&world, &root, &["audit", "--user", "alice"]);
+    assert!(audit.stdout.contains("set-up"), "{}", audit.describe());
+}

@@ -27,7 +27,7 @@ fn next_notice(fifo: &Path) -> String {
 }
 
 #[test]
-fn resets_and_turning_mfa_off_run_the_notify_command() {
+fn resets_turning_mfa_off_and_set_ups_run_the_notify_command() {
     let dir = mfa_tests::shared_tempdir("notify-");
     let fifo = dir.path().join("notices");
     let c_fifo = std::ffi::CString::new(fifo.to_str().expect("utf8")).expect("path");
@@ -81,5 +81,16 @@ fn resets_and_turning_mfa_off_run_the_notify_command() {
         world.daemon.log().contains("factors notify-mfa-off"),
         "{}",
         world.daemon.log()
+    );
+
+    world
+        .mfactl(
+            &users::root(),
+            &["--json", "enrol", "totp", "--user", "carol", "--no-qr"],
+        )
+        .assert_success("set up for carol");
+    assert_eq!(
+        next_notice(&fifo),
+        "set-up carol 0\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n"
     );
 }

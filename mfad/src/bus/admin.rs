@@ -4,8 +4,8 @@ use super::Shared;
 use crate::error::DaemonError;
 use crate::service::Importer;
 use mfa_dbus::{
-    AuditEntry, DeviceInfo, Explanation, FactorInfo, ImportOptions, ImportReport, LoginRequest,
-    MfaError, PolicyCheck, StoreMigration, UserSummary,
+    AuditEntry, DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation, FactorInfo, ImportOptions,
+    ImportReport, LoginRequest, MfaError, PolicyCheck, StoreMigration, UserSummary,
 };
 use zbus::message::Header;
 
@@ -245,6 +245,22 @@ impl AdminInterface {
         self.0
             .as_admin(&header, move |service, uid| {
                 service.set_user_email(uid, &user, &address)
+            })
+            .await
+    }
+
+    #[zbus(out_args("offer"))]
+    async fn set_up_user_factor(
+        &self,
+        user: String,
+        kind: String,
+        label: String,
+        options: EnrolOptions,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<EnrolmentOffer, MfaError> {
+        self.0
+            .as_admin(&header, move |service, uid| {
+                service.set_up_for_user(uid, &user, &kind, &label, &options)
             })
             .await
     }

@@ -33,6 +33,7 @@ mod conversation;
 mod email;
 mod import;
 mod migrate;
+mod set_up;
 mod settings;
 
 pub use import::Importer;
