@@ -2,7 +2,8 @@
 
 use clap::Parser;
 use mfad::audit::{Audit, Severity};
-use mfad::clock::SystemClock;
+use mfad::clock::{Clock, NtpClock, SystemClock};
+use mfad::config::TimeSource;
 use mfad::config::{Config, LogTarget, DEFAULT_PATH};
 use mfad::service::Service;
 use mfad::store::Store;
@@ -102,10 +103,22 @@ fn main() -> ExitCode {
         .bus_address
         .or_else(|| std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
         .unwrap_or_else(|| mfa_dbus::SYSTEM_BUS_ADDRESS.to_string());
-    let service = Arc::new(
-        Service::new(config, store, Arc::new(SystemClock), audit)
-            .with_config_path(args.config.clone()),
-    );
+    let clock: Arc<dyn Clock> = match config.time.source {
+        TimeSource::System => Arc::new(SystemClock),
+        TimeSource::Ntp => {
+            let log = Audit::new(config.daemon.log);
+            Arc::new(NtpClock::start(config.time.clone(), move |bad, line| {
+                let severity = if bad {
+                    Severity::Warning
+                } else {
+                    Severity::Notice
+                };
+                log.message(severity, line);
+            }))
+        }
+    };
+    let service =
+        Arc::new(Service::new(config, store, clock, audit).with_config_path(args.config.clone()));
     service.warn_about_policy();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -128,6 +141,12 @@ fn network_peers(config: &Config) -> Vec<String> {
         peers.push(format!(
             "the SMTP relay {}:{}",
             config.email.relay, config.email.port
+        ));
+    }
+    if config.time.source == TimeSource::Ntp {
+        peers.push(format!(
+            "the NTP servers {} (UDP)",
+            config.time.servers.join(", ")
         ));
     }
     if let mfad::config::StoreConfig::Postgres(pg) = &config.store {

@@ -37,6 +37,11 @@ impl Chrony {
             ((*entry).pw_uid, (*entry).pw_gid)
         };
         std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+                .expect("chmod");
+        }
         let port = free_udp_port();
         let socket = dir.path().join("chronyd.sock");
         let conf = dir.path().join("chrony.conf");
@@ -51,12 +56,13 @@ impl Chrony {
             ),
         )
         .expect("chrony.conf");
+        let log = dir.path().join("chronyd.log");
         let mut cmd = Command::new("chronyd");
         cmd.args(["-x", "-d", "-f"])
             .arg(&conf)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(&log).expect("chronyd.log"));
         die_with_parent(&mut cmd);
         let child = cmd.spawn().expect("chronyd (apt-get install chrony)");
         let server = Chrony {
@@ -85,7 +91,8 @@ impl Chrony {
             }
             assert!(
                 Instant::now() < deadline,
-                "chronyd never took settime: {set:?}"
+                "chronyd never took settime: {set:?}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(20));
         }

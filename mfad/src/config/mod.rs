@@ -3,6 +3,9 @@
 //! daemon uses. Every error names the key and the line.
 
 mod email;
+mod time;
+
+pub use time::{server_address, OnFailure, TimeConfig, TimeSource};
 mod raw;
 
 use crate::mechanism::Algorithm;
@@ -28,6 +31,7 @@ pub struct Config {
     pub fido2: Fido2Config,
     pub store: StoreConfig,
     pub email: EmailConfig,
+    pub time: TimeConfig,
 }
 
 /// One-time codes by e-mail (`[email]`).
@@ -218,6 +222,7 @@ pub struct HotpConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            time: TimeConfig::default(),
             daemon: DaemonConfig {
                 state_dir: PathBuf::from("/var/lib/mfa"),
                 admin_group: None,

@@ -45,6 +45,8 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     email: super::email::RawEmail,
+    #[serde(default)]
+    time: super::time::RawTime,
 }
 
 #[derive(Deserialize, Default)]
@@ -716,10 +718,12 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
     let fido2 = fido2(raw.fido2, &defaults.fido2)?;
     let store = store(raw.store)?;
     let email = super::email::email(raw.email)?;
+    let time = super::time::time(raw.time)?;
 
     Ok(Config {
         store,
         email,
+        time,
         fido2,
         limits,
         daemon: DaemonConfig {

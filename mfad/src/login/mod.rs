@@ -22,6 +22,8 @@ pub const LOCKED_TEXT: &str =
     "Too many failed codes: the second factor of this account is locked. Ask an administrator.";
 pub const EXPIRED_TEXT: &str = "The login took too long.";
 pub const INTERNAL_TEXT: &str = "The second factor could not be checked.";
+pub const TIME_TEXT: &str =
+    "The second factor could not be checked: this machine's time cannot be trusted. Try again later.";
 pub const DIRECTORY_TEXT: &str =
     "The second factor could not be checked: the user directory is not answering. Try again later.";
 pub const NOT_APPROVED_TEXT: &str =

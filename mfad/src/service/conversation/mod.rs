@@ -135,6 +135,17 @@ impl Service {
         unlock_uid: Option<u32>,
     ) -> Result<(String, Step), DaemonError> {
         let request = context.request.clone();
+        if let Err(why) = self.clock.trusted() {
+            self.audit.login(
+                &request,
+                "deny",
+                &[("reason", "time-unavailable"), ("error", &why)],
+            );
+            return Ok((
+                String::new(),
+                Step::deny(DenyReason::Internal, login::TIME_TEXT),
+            ));
+        }
         let decision = match self.decide_at(&context) {
             Ok(d) => d,
             Err(e) => return Ok((String::new(), self.store_failed(&request, &e))),

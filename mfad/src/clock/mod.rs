@@ -1,4 +1,9 @@
-//! Time is a parameter: the daemon reads the system clock, tests pin it.
+//! Time is a parameter: the daemon reads the system clock or NTP servers
+//! (`[time]`), tests pin it.
+
+mod ntp;
+
+pub use ntp::NtpClock;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -6,6 +11,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync {
     /// Seconds since the Unix epoch.
     fn now(&self) -> u64;
+
+    /// Whether codes may be checked against [`Clock::now`]: not while the
+    /// time source mfad was told to trust has gone quiet and the config
+    /// says to refuse then. The reason, for the log.
+    fn trusted(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The system's real-time clock.
