@@ -101,3 +101,34 @@ fn a_silent_server_refuses_logins_or_falls_back_as_configured() {
         "{log}"
     );
 }
+
+#[test]
+fn several_servers_give_the_median_and_one_far_off_is_not_used() {
+    let servers: Vec<Chrony> = [240, 300, 360, 1200]
+        .into_iter()
+        .map(Chrony::start)
+        .collect();
+    let addresses: Vec<String> = servers.iter().map(Chrony::address).collect();
+    let world = world(&addresses, "deny");
+    let dave = users::named("dave");
+    // The median of the three within max_offset: the +300 one.
+    let middle = &servers[1];
+    let totp = enrol_at(&world, &dave, middle.server_time());
+    let beyond = totp.step_at(servers[2].server_time()) + 1;
+    assert_ne!(
+        world.login(&dave, &[&totp.code_for_step(beyond)]).rc,
+        PAM_SUCCESS,
+        "not the +360 server's time"
+    );
+    world
+        .login(
+            &dave,
+            &[&totp.code_for_step(totp.step_at(middle.server_time()) + 1)],
+        )
+        .assert_rc(PAM_SUCCESS);
+    let log = world.daemon.log();
+    assert!(
+        log.contains("3 of 4 servers answered") && log.contains(&addresses[3]),
+        "{log}"
+    );
+}

@@ -153,6 +153,11 @@ fn nothing_is_set_up_at_a_lock_screen_and_unlock_never_leaves_it_to_the_password
         "{}",
         world.daemon.log()
     );
+    // `policy explain --service unlock`: what a lock screen meets.
+    let forced = world.explain("dave", "unlock", "", None);
+    assert_eq!(forced["class"], "unlock", "{forced}");
+    assert_eq!(forced["outcome"], "refuse", "{forced}");
+    assert_eq!(world.explain("dave", "sshd", "", None)["outcome"], "enrol");
     // unlock = "never": the lock screen asks no second factor.
     let alice = users::named("alice");
     world.enrol_hotp(&alice, 6);
@@ -169,4 +174,9 @@ fn nothing_is_set_up_at_a_lock_screen_and_unlock_never_leaves_it_to_the_password
     skipped.assert_rc(PAM_SUCCESS);
     assert!(skipped.prompts().is_empty(), "{skipped:#?}");
     assert!(world.daemon.log().contains("reason=unlock-not-asked"));
+
+    let locked = world.explain("alice", "unlock", "192.0.2.7", None);
+    assert_eq!(locked["class"], "unlock", "{locked}");
+    assert_eq!(locked["outcome"], "skip", "{locked}");
+    assert_eq!(locked["reason"], "unlock-not-asked", "{locked}");
 }

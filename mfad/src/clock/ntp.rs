@@ -77,14 +77,15 @@ impl Shared {
             let median = offsets[offsets.len() / 2];
             *self.offset.lock().unwrap_or_else(|p| p.into_inner()) = Some((median, Instant::now()));
             if was_failing != Some(false) {
-                log(
-                    false,
-                    &format!(
-                        "time from NTP: {median:+.3} s from the system clock ({} of {} servers answered)",
-                        offsets.len(),
-                        self.config.servers.len()
-                    ),
+                let mut line = format!(
+                    "time from NTP: {median:+.3} s from the system clock ({} of {} servers answered)",
+                    offsets.len(),
+                    self.config.servers.len()
                 );
+                if !problems.is_empty() {
+                    line.push_str(&format!("; {}", problems.join("; ")));
+                }
+                log(!problems.is_empty(), &line);
             }
         } else if was_failing != Some(true) {
             let then = match self.config.on_failure {

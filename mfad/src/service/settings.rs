@@ -149,9 +149,13 @@ impl Service {
     }
 
     /// What a login described by `request` would meet now.
+    /// `service` "unlock" explains a screen locker's unlock (what a PAM
+    /// client running as the user meets).
     pub fn explain(&self, request: &LoginRequest) -> Result<Explanation, DaemonError> {
         crate::login::validate_request(request)?;
-        let decision = self.decide(request)?;
+        let mut context = self.login_context(request, None);
+        context.unlock = request.service == crate::login::UNLOCK_SERVICE;
+        let decision = self.decide_at(&context)?;
         let (outcome, reason) = match &decision.outcome {
             Outcome::Skip(skip) => ("skip", skip.reason()),
             Outcome::Ask { .. } => ("ask", String::new()),

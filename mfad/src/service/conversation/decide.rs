@@ -23,7 +23,10 @@ impl Service {
     }
 
     /// [`Service::decide`] for a login whose context is known.
-    pub(super) fn decide_at(&self, context: &LoginContext) -> Result<Decision, StoreError> {
+    pub(in crate::service) fn decide_at(
+        &self,
+        context: &LoginContext,
+    ) -> Result<Decision, StoreError> {
         let request = &context.request;
         let now = self.clock.now();
         let policy = self.policy();
@@ -104,7 +107,11 @@ impl Service {
 
     /// Where `request`, from the PAM client process `pid`, comes from, as
     /// mechanisms see it.
-    pub(super) fn login_context(&self, request: &LoginRequest, pid: Option<u32>) -> LoginContext {
+    pub(in crate::service) fn login_context(
+        &self,
+        request: &LoginRequest,
+        pid: Option<u32>,
+    ) -> LoginContext {
         // The process tree is read only where some mechanism cares.
         let pid = pid.filter(|_| self.mechanisms.any_local_only());
         LoginContext {
