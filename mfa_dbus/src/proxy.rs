@@ -76,6 +76,9 @@ pub trait Factors {
     /// need a fresh proof (`StepUpRequired`) are accepted from this
     /// connection for a few minutes.
     fn begin_step_up(&self) -> Result<(String, Step), MfaError>;
+    /// The factor an admin invited the caller to set up (its secret, to
+    /// confirm with ConfirmEnrolment).
+    fn get_invitation(&self) -> Result<EnrolmentOffer, MfaError>;
     /// The check value of one of the caller's confirmed TOTP or HOTP
     /// factors: its code for counter 0 (TOTP: time 0), to compare with the
     /// app or token; never a valid login code once the factor is confirmed.
@@ -149,12 +152,16 @@ pub trait Admin {
     fn set_user_email(&self, user: &str, address: &str) -> Result<FactorInfo, MfaError>;
     /// Set up a TOTP or HOTP factor for a user, active at once: the offer
     /// holds its secret, shown this once for the admin to hand over.
+    /// With `invite`, the factor is pending instead, its secret shown to
+    /// no one but the user, who sets it up at their next login or with
+    /// Factors1.GetInvitation.
     fn set_up_user_factor(
         &self,
         user: &str,
         kind: &str,
         label: &str,
         options: &EnrolOptions,
+        invite: bool,
     ) -> Result<EnrolmentOffer, MfaError>;
     /// The check value of a user's confirmed TOTP or HOTP factor.
     fn user_check_value(&self, user: &str, id: &str) -> Result<String, MfaError>;

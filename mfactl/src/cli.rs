@@ -250,6 +250,20 @@ pub enum Command {
         address: String,
     },
 
+    /// Set up the factor an admin invited you to set up
+    #[command(long_about = "Set up the factor an admin invited you to set up \
+        (mfactl enrol KIND --user YOU --invite): its QR code and secret are shown \
+        to you, then a code from your app or token confirms it, as with mfactl \
+        enrol. Your next login would show the same.")]
+    Invitation {
+        /// Confirm with this code instead of asking for one
+        #[arg(long, value_name = "CODE")]
+        code: Option<String>,
+        /// Do not draw the QR code
+        #[arg(long)]
+        no_qr: bool,
+    },
+
     /// Show a TOTP or HOTP factor's check value: its code for counter 0
     #[command(long_about = "Show a TOTP or HOTP factor's check value: its code for \
         counter 0 (TOTP: for time 0), as Google Authenticator's \"check key \
@@ -521,6 +535,12 @@ pub struct EnrolArgs {
     #[arg(long, value_name = "USER", conflicts_with_all = ["code", "pin", "pin_stdin", "verification", "address"])]
     pub user: Option<String>,
 
+    /// Admin, with --user: invite the user instead; the factor waits for
+    /// them (7 days) to set it up at their next login or with `mfactl
+    /// invitation`, and its secret is shown to no one else
+    #[arg(long, requires = "user")]
+    pub invite: bool,
+
     /// email: the address codes go to (where mfad.toml does not make it
     /// from the login name); a code sent there confirms it
     #[arg(long, value_name = "ADDRESS")]
@@ -631,6 +651,10 @@ impl fmt::Debug for Command {
                 .field("id", id)
                 .field("revoke", revoke)
                 .finish(),
+            Command::Invitation { no_qr, .. } => f
+                .debug_struct("Invitation")
+                .field("no_qr", no_qr)
+                .finish_non_exhaustive(),
             Command::CheckValue { id, user } => f
                 .debug_struct("CheckValue")
                 .field("id", id)
@@ -673,6 +697,7 @@ impl fmt::Debug for EnrolArgs {
             .field("verification", &self.verification)
             .field("address", &self.address)
             .field("user", &self.user)
+            .field("invite", &self.invite)
             .finish()
     }
 }

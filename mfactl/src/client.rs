@@ -242,10 +242,17 @@ impl Client {
         kind: &str,
         label: &str,
         options: &EnrolOptions,
+        invite: bool,
     ) -> Result<EnrolmentOffer, Error> {
         let proxy = self.admin().await?;
-        self.call(proxy.set_up_user_factor(user, kind, label, options))
+        self.call(proxy.set_up_user_factor(user, kind, label, options, invite))
             .await
+    }
+
+    /// The factor an admin invited the caller to set up.
+    pub async fn invitation(&self) -> Result<EnrolmentOffer, Error> {
+        let proxy = self.factors().await?;
+        self.call(proxy.get_invitation()).await
     }
 
     /// The check value of factor `id`: the caller's own, or `user`'s (admin).

@@ -392,12 +392,26 @@ pub async fn set_up_for(
 ) -> Result<(), Error> {
     let label = args.label.clone().unwrap_or_default();
     let offer = client
-        .set_up_user_factor(user, args.kind.wire(), &label, &options(args, secret))
+        .set_up_user_factor(
+            user,
+            args.kind.wire(),
+            &label,
+            &options(args, secret),
+            args.invite,
+        )
         .await?;
     let shown = if json {
         output::json_line(&OfferLine {
             offer: (&offer).into(),
         })
+    } else if args.invite {
+        format!(
+            "Invited {}: factor {} waits until {} UTC; {}.\n",
+            printable(user),
+            printable(&offer.id),
+            crate::dates::human(offer.expires),
+            printable(&offer.instructions)
+        )
     } else {
         format!(
             "Set up for {}, active now (factor {}). Hand this over; it is not shown again:\n{}",
@@ -409,6 +423,30 @@ pub async fn set_up_for(
     out.write_all(shown.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// `mfactl invitation`: show the invited factor, then confirm it.
+pub async fn accept_invitation(
+    client: &Client,
+    json: bool,
+    show: Show,
+    source: &mut dyn CodeSource,
+    out: &mut dyn Write,
+) -> Result<FactorInfo, Error> {
+    let offer = client.invitation().await?;
+    let shown = if json {
+        output::json_line(&OfferLine {
+            offer: (&offer).into(),
+        })
+    } else {
+        offer_text(&offer, show)
+    };
+    out.write_all(shown.as_bytes())?;
+    out.flush()?;
+    let factor = confirm_with(client, &offer.id, Some(offer.expires), source).await?;
+    out.write_all(confirmed_text(&factor, json).as_bytes())?;
+    out.flush()?;
+    Ok(factor)
 }
 
 pub async fn enrol(

@@ -209,6 +209,19 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let client = Client::connect(address).await?;
             policy::approve(&client, &user, &id, revoke, json).await?
         }
+        Command::Invitation { code, no_qr } => {
+            if let Some(c) = &code {
+                enrol::normalise_code(c).map_err(Error::Usage)?;
+            }
+            let mut source = enrol::code_source(code);
+            let client = Client::connect(address).await?;
+            let show = enrol::Show {
+                qr: (!no_qr).then(mfa_qr::Palette::from_env),
+                uri: true,
+            };
+            enrol::accept_invitation(&client, json, show, source.as_mut(), &mut std::io::stdout())
+                .await?;
+        }
         Command::CheckValue { id, user } => {
             let client = Client::connect(address).await?;
             let value = client.check_value(user.as_deref(), &id).await?;

@@ -25,6 +25,8 @@ pub enum Event {
     Reset,
     /// An admin set up a factor for a user (its secret handed over).
     SetUp,
+    /// An admin invited a user to set up a factor.
+    Invite,
 }
 
 impl Event {
@@ -33,6 +35,7 @@ impl Event {
             Event::MfaOff => "mfa-off",
             Event::Reset => "reset",
             Event::SetUp => "set-up",
+            Event::Invite => "invite",
         }
     }
 }

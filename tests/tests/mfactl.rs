@@ -617,3 +617,76 @@ fn an_admin_sets_up_a_factor_to_hand_over_and_it_logs_in_at_once() {
     let audit = mfactl(&world, &root, &["audit", "--user", "alice"]);
     assert!(audit.stdout.contains("set-up"), "{}", audit.describe());
 }
+
+/// SPEC 23, the other way: an invitation, whose secret no admin sees; the
+/// user sets the factor up at their next login, or with mfactl.
+#[test]
+fn an_invited_user_sets_the_factor_up_at_the_next_login_or_with_mfactl() {
+    let world = World::start();
+    let root = users::root();
+    let alice = users::named("alice");
+    let out = mfactl(
+        &world,
+        &root,
+        &["--json", "enrol", "totp", "--user", "alice", "--invite"],
+    );
+    out.assert_success("invite alice");
+    let offer = &json_lines(&out)[0]["offer"];
+    assert_eq!(offer["secret"], "", "no admin sees it: {offer}");
+    assert_eq!(offer["uri"], "", "{offer}");
+    // Pending, not active: the invitation alone lets nobody in.
+    let listed = json(&mfactl(&world, &root, &["--json", "user", "alice"]));
+    assert_eq!(listed[0]["status"], "pending", "{listed}");
+
+    // What alice is shown (mfactl leaves it pending without a code) ...
+    let seen = mfactl(&world, &alice, &["--json", "invitation"]);
+    assert_eq!(seen.code(), Some(4), "not confirmed: {}", seen.describe());
+    let secret = json_lines(&seen)[0]["offer"]["secret"]
+        .as_str()
+        .expect("alice sees it")
+        .to_string();
+    let totp = Totp {
+        secret: secret.clone(),
+        algorithm: Algorithm::Sha1,
+        digits: 6,
+        period: 30,
+    };
+    // ... and her next login, where the policy alone would refuse her.
+    let first = world.login(&alice, &[&totp.code(0)]);
+    first.assert_rc(PAM_SUCCESS);
+    let infos = first.infos().join("\n");
+    assert!(
+        infos.contains("An administrator set up a second factor for you.")
+            && infos.contains(&format!("Secret: {secret}")),
+        "{first:#?}"
+    );
+    world.login(&alice, &[&totp.code(1)]).assert_rc(PAM_SUCCESS);
+
+    // bob's, with mfactl: the offer, then the code on stdin.
+    let bob = users::named("bob");
+    mfactl(
+        &world,
+        &root,
+        &["enrol", "hotp", "--user", "bob", "--invite"],
+    )
+    .assert_success("invite bob");
+    let mut accept = Running::spawn(
+        "mfactl invitation",
+        &mut mfactl_cmd(&world, &bob, &["--json", "invitation"]),
+    );
+    let first = accept.next_line(mfa_tests::QUICK).expect("the offer");
+    let offer: Value = serde_json::from_str(&first).expect("offer JSON");
+    let secret = offer["offer"]["secret"].as_str().expect("bob sees it");
+    accept.send_line(&otp::oath_hotp(secret, 0, 6));
+    accept
+        .finish(mfa_tests::QUICK)
+        .assert_success("mfactl invitation");
+    world
+        .login(&bob, &[&otp::oath_hotp(secret, 1, 6)])
+        .assert_rc(PAM_SUCCESS);
+    let none = mfactl(&world, &bob, &["invitation"]);
+    assert_eq!(none.code(), Some(1), "{}", none.describe());
+    assert!(none.stderr.contains("no invitation"), "{}", none.describe());
+    let audit = mfactl(&world, &root, &["audit", "--user", "bob"]);
+    assert!(audit.stdout.contains("invite"), "{}", audit.describe());
+}

@@ -256,11 +256,12 @@ impl AdminInterface {
         kind: String,
         label: String,
         options: EnrolOptions,
+        invite: bool,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<EnrolmentOffer, MfaError> {
         self.0
             .as_admin(&header, move |service, uid| {
-                service.set_up_for_user(uid, &user, &kind, &label, &options)
+                service.set_up_for_user(uid, &user, &kind, &label, &options, invite)
             })
             .await
     }

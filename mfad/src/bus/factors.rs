@@ -196,6 +196,18 @@ impl FactorsInterface {
             .await
     }
 
+    #[zbus(out_args("offer"))]
+    async fn get_invitation(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<EnrolmentOffer, MfaError> {
+        self.0
+            .as_own_user(&header, move |service, _, user| {
+                service.invitation_offer(user)
+            })
+            .await
+    }
+
     #[zbus(out_args("check_value"))]
     async fn check_value(
         &self,

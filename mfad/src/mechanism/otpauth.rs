@@ -67,11 +67,52 @@ pub fn enrol(
     } else {
         decode_base32(&options.secret_base32).map_err(|e| EnrolError::Invalid(e.to_string()))?
     };
+    let params = OtpParams {
+        secret,
+        algorithm,
+        digits,
+        period,
+        drift: 0,
+    };
+    let (offer, login_text) = shown(
+        kind,
+        &params,
+        request.account,
+        request.issuer,
+        request.label,
+    )?;
+    Ok(NewFactor {
+        data: FactorData::Otp(params),
+        counter: 0,
+        offer,
+        work: None,
+        state: Box::new(()),
+        login_text,
+        login_prompt: crate::login::CONFIRM_PROMPT,
+    })
+}
+
+/// What a new (or invited, not yet confirmed) factor of `kind` with
+/// `params` shows its user: the offer (secret, URI, check value) and the
+/// text a login shows for it (QR code and secret).
+pub fn shown(
+    kind: FactorKind,
+    params: &OtpParams,
+    account: &str,
+    issuer: &str,
+    label: &str,
+) -> Result<(EnrolmentOffer, String), EnrolError> {
+    let (secret, algorithm, digits, period) = (
+        &params.secret,
+        params.algorithm,
+        params.digits,
+        params.period,
+    );
     let link = uri(&UriParams {
         kind,
-        issuer: request.issuer,
-        account: request.account,
-        secret: &secret,
+        issuer,
+        account,
+        secret,
         algorithm,
         digits,
         period,
@@ -83,42 +124,29 @@ pub fn enrol(
         FactorKind::Totp => format!("time-based, every {period} s"),
         _ => "counter-based".to_string(),
     };
-    let secret_base32 = encode_base32(&secret);
-    let check_value = match kind {
-        FactorKind::Totp => check_value(&secret, algorithm, digits),
-        _ => String::new(),
-    };
+    let secret_base32 = encode_base32(secret);
     let login_text = format!(
         "Scan this QR code with an authenticator app, or type in the secret.\n{qr}Secret: {secret_base32}\n({}, {digits} digits, {timing})",
         algorithm.name()
     );
-    Ok(NewFactor {
-        data: FactorData::Otp(OtpParams {
-            secret,
-            algorithm,
-            digits,
-            period,
-            drift: 0,
-        }),
+    let check_value = match kind {
+        FactorKind::Totp => check_value(secret, algorithm, digits),
+        _ => String::new(),
+    };
+    let offer = EnrolmentOffer {
+        kind: kind.name().into(),
+        label: label.into(),
+        issuer: issuer.into(),
+        algorithm: algorithm.name().into(),
+        digits,
+        period,
         counter: 0,
-        offer: EnrolmentOffer {
-            kind: kind.name().into(),
-            label: request.label.into(),
-            issuer: request.issuer.into(),
-            algorithm: algorithm.name().into(),
-            digits,
-            period,
-            counter: 0,
-            check_value,
-            secret_base32,
-            uri: link,
-            ..EnrolmentOffer::default()
-        },
-        work: None,
-        state: Box::new(()),
-        login_text,
-        login_prompt: crate::login::CONFIRM_PROMPT,
-    })
+        check_value,
+        secret_base32,
+        uri: link,
+        ..EnrolmentOffer::default()
+    };
+    Ok((offer, login_text))
 }
 
 pub use mfa_dbus::{MAX_SECRET_BYTES as MAX_SECRET_LEN, MIN_SECRET_BYTES as MIN_SECRET_LEN};

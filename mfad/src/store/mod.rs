@@ -342,7 +342,26 @@ pub trait FactorStore: Send + Sync {
 
 /// What the policy reads and users change: level, preferred factor,
 /// approvals, trusted devices.
+/// An admin's invitation to set up a factor (`mfactl enrol KIND --user U
+/// --invite`): the pending factor it names, and who invited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    pub factor: String,
+    pub by_uid: u32,
+}
+
 pub trait SettingStore: Send + Sync {
+    /// Invite `user` to set up their pending factor `factor` (one
+    /// invitation per user: a new one replaces the old).
+    fn put_invitation(
+        &self,
+        user: &str,
+        factor: &str,
+        by_uid: u32,
+        now: u64,
+    ) -> Result<(), StoreError>;
+    /// `user`'s invitation, while the factor it names is still pending.
+    fn invitation(&self, user: &str, now: u64) -> Result<Option<Invitation>, StoreError>;
     /// What the policy needs about `user`: confirmed factors (no secret
     /// opened), level, preferred factor, devices trusted at `now`.
     fn policy_state(&self, user: &str, now: u64) -> Result<UserState, StoreError>;

@@ -155,8 +155,23 @@ impl Service {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default();
-        let (phase, steps) = match decision.outcome {
-            Outcome::Skip(skip) => {
+        let without_factor = matches!(
+            decision.outcome,
+            Outcome::Enrol { .. }
+                | Outcome::Offer { .. }
+                | Outcome::Refuse(Refusal::NotEnrolled)
+                | Outcome::Skip(Skip::NotRequired)
+        );
+        let invited = match without_factor && !context.unlock {
+            true => match self.invitation_at_login(&request) {
+                Ok(invited) => invited,
+                Err(e) => return Ok((String::new(), self.store_failed(&request, &e))),
+            },
+            false => None,
+        };
+        let (phase, steps) = match (invited, decision.outcome) {
+            (Some(invited), _) => invited,
+            (None, Outcome::Skip(skip)) => {
                 if skip == Skip::TrustedDevice {
                     self.touch_device(&request);
                 }
@@ -168,7 +183,7 @@ impl Service {
                 // Nothing asked: the PAM line decides what that returns.
                 return Ok((String::new(), Step::skip()));
             }
-            Outcome::Refuse(refusal) => {
+            (None, Outcome::Refuse(refusal)) => {
                 let (reason, text) = match &refusal {
                     Refusal::NotEnrolled => (DenyReason::NotEnrolled, login::NOT_ENROLLED_TEXT),
                     Refusal::NotApproved => (DenyReason::NotEnrolled, login::NOT_APPROVED_TEXT),
@@ -189,14 +204,14 @@ impl Service {
                 self.audit.login(&request, "deny", &fields);
                 return Ok((String::new(), Step::deny(reason, text)));
             }
-            Outcome::Ask { factors, remember } => {
+            (None, Outcome::Ask { factors, remember }) => {
                 let asking = Asking { factors, remember };
                 match self.challenge(&context, asking, 0, false) {
                     Ok((phase, step)) => (phase, vec![step]),
                     Err(e) => return Ok((String::new(), e)),
                 }
             }
-            Outcome::Offer { kind } => {
+            (None, Outcome::Offer { kind }) => {
                 let can_enrol = self.policy().enrol_at_login;
                 let steps = if can_enrol {
                     vec![
@@ -215,7 +230,7 @@ impl Service {
                 };
                 (Phase::Offer { kind, can_enrol }, steps)
             }
-            Outcome::Enrol { kind } => match self.enrol_at_login(&request, kind) {
+            (None, Outcome::Enrol { kind }) => match self.enrol_at_login(&request, kind) {
                 Ok((phase, mut steps)) => {
                     steps.insert(0, Step::info(login::FORCE_TEXT));
                     (phase, steps)

@@ -22,6 +22,7 @@ mod snapshot;
 use super::history::History;
 use super::record::{self, FactorRecord};
 use super::seal::{Sealer, KEY_FILE};
+use super::Invitation;
 use super::{
     counter_to_sql, prepare_state_dir, Advanced, CodeCheck, Confirmation, DeviceRow, FactorLimits,
     FactorStore, Inserted, Lockout, RecoveryUse, SettingStore, StoreError, UserRow,
@@ -1017,7 +1018,12 @@ impl FactorStore for PgStore {
             let n = tx
                 .execute("DELETE FROM factors WHERE user_name = $1", &[&user])
                 .await?;
-            for table in ["recovery_codes", "user_settings", "trusted_devices"] {
+            for table in [
+                "recovery_codes",
+                "user_settings",
+                "trusted_devices",
+                "invitations",
+            ] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE user_name = $1"),
                     &[&user],
@@ -1099,6 +1105,43 @@ impl FactorStore for PgStore {
 }
 
 impl SettingStore for PgStore {
+    fn put_invitation(
+        &self,
+        user: &str,
+        factor: &str,
+        by_uid: u32,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "store an invitation",
+                "INSERT INTO invitations (user_name, factor, by_uid, created) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_name) DO UPDATE SET factor = $2, by_uid = $3, created = $4",
+                &[&user, &factor, &i64::from(by_uid), &(now as i64)],
+            )
+            .map(|_| ())
+    }
+
+    fn invitation(&self, user: &str, now: u64) -> Result<Option<Invitation>, StoreError> {
+        self.db.block("read an invitation", async {
+            let conn = self.db.checkout().await?;
+            let row = conn
+                .client
+                .query_opt(
+                    "SELECT i.factor, i.by_uid FROM invitations i
+                     JOIN factors f ON f.id = i.factor AND f.user_name = i.user_name
+                     WHERE i.user_name = $1 AND NOT f.confirmed AND f.expires > $2",
+                    &[&user, &(now as i64)],
+                )
+                .await?;
+            self.db.checkin(conn);
+            Ok(row.map(|r| Invitation {
+                factor: r.get(0),
+                by_uid: u32::try_from(r.get::<_, i64>(1)).unwrap_or(u32::MAX),
+            }))
+        })
+    }
+
     fn policy_state(&self, user: &str, now: u64) -> Result<UserState, StoreError> {
         self.db.block("read the user's state", async {
             let mut conn = self.db.checkout().await?;

@@ -4,7 +4,7 @@
 //! tables mirror the SQLite store's (`user` is reserved here: `user_name`).
 
 /// The schema version this mfad writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// Any fixed number: the advisory lock every mfad takes to migrate.
 pub const LOCK: i64 = 0x6d66_615f_7363_6865;
@@ -81,6 +81,18 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_by_time ON audit_log (time);
 CREATE INDEX audit_log_by_user ON audit_log (user_name, time);
+",
+    ),
+    (
+        3,
+        "
+-- an admin's invitation to set up the pending factor it names
+CREATE TABLE invitations (
+    user_name text PRIMARY KEY,
+    factor    text NOT NULL,
+    by_uid    bigint NOT NULL,
+    created   bigint NOT NULL
+);
 ",
     ),
 ];

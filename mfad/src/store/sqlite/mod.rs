@@ -594,7 +594,12 @@ impl FactorStore for SqliteStore {
         let n = tx
             .execute("DELETE FROM factors WHERE user = ?1", params![user])
             .map_err(sql("reset user"))?;
-        for table in ["recovery_codes", "user_settings", "trusted_devices"] {
+        for table in [
+            "recovery_codes",
+            "user_settings",
+            "trusted_devices",
+            "invitations",
+        ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE user = ?1"),
                 params![user],

@@ -6,7 +6,7 @@ use crate::store::seal::Sealer;
 use rusqlite::{params, Connection};
 
 /// `PRAGMA user_version` of the schema this mfad writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE factors (
@@ -66,7 +66,18 @@ ALTER TABLE factors DROP COLUMN drift;
 ",
         ),
     ),
+    (4, Migration::Sql(V4)),
 ];
+
+pub(super) const V4: &str = "
+-- an admin's invitation to set up the pending factor it names
+CREATE TABLE invitations (
+    user    TEXT PRIMARY KEY NOT NULL,
+    factor  TEXT NOT NULL,
+    by_uid  INTEGER NOT NULL,
+    created INTEGER NOT NULL
+);
+";
 
 pub(super) const V2: &str = "
 -- policy: factors an admin approved for privileged services

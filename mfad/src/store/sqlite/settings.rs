@@ -4,10 +4,45 @@
 use super::{sql, SqliteStore};
 use crate::mechanism::FactorKind;
 use crate::policy::{FactorState, Level, UserState};
-use crate::store::{DeviceRow, SettingStore, StoreError};
+use crate::store::{DeviceRow, Invitation, SettingStore, StoreError};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 impl SettingStore for SqliteStore {
+    fn put_invitation(
+        &self,
+        user: &str,
+        factor: &str,
+        by_uid: u32,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO invitations (user, factor, by_uid, created) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user) DO UPDATE SET factor = ?2, by_uid = ?3, created = ?4",
+            params![user, factor, by_uid, now as i64],
+        )
+        .map_err(sql("store invitation"))?;
+        Ok(())
+    }
+
+    fn invitation(&self, user: &str, now: u64) -> Result<Option<Invitation>, StoreError> {
+        let conn = self.conn()?;
+        conn.query_row(
+            "SELECT i.factor, i.by_uid FROM invitations i
+             JOIN factors f ON f.id = i.factor AND f.user = i.user
+             WHERE i.user = ?1 AND f.confirmed = 0 AND f.expires > ?2",
+            params![user, now as i64],
+            |r| {
+                Ok(Invitation {
+                    factor: r.get(0)?,
+                    by_uid: r.get(1)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(sql("read invitation"))
+    }
+
     /// What the policy needs about `user`: confirmed factors (no secret is
     /// opened), level, preferred factor, devices trusted at `now`.
     fn policy_state(&self, user: &str, now: u64) -> Result<UserState, StoreError> {
