@@ -225,10 +225,10 @@ pub struct EnrolmentOffer {
     /// `ConfirmEnrolment(id, "")` waits for the device), or one whose code
     /// was sent ("A code was sent to a•••@example.org").
     pub instructions: String,
-    /// TOTP: the code for counter 0 (time 0), to compare with what the
-    /// app or another tool makes from the secret; never a valid login
-    /// code. Empty otherwise (an HOTP token's counter-0 code is its first
-    /// code: ask with CheckValue once it is confirmed).
+    /// The code for counter 0 (TOTP: time 0), to compare with what the
+    /// app, the token or another tool makes from the secret; never a valid
+    /// login code (a new HOTP factor starts at counter 1). Empty for other
+    /// kinds.
     pub check_value: String,
 }
 

@@ -307,7 +307,7 @@ pub fn offer_text(offer: &EnrolmentOffer, show: Show) -> String {
         rows.push((
             "Check",
             format!(
-                "{} (the code for time 0: an app or oathtool with this secret shows the same)",
+                "{} (the code for counter 0, TOTP: time 0; an app, token or oathtool with this secret makes the same; it never logs in)",
                 offer.check_value
             ),
         ));

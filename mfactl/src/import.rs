@@ -28,15 +28,16 @@ pub fn read_file(path: &Path) -> Result<String, Error> {
         .map_err(input)?;
     if bytes.len() as u64 > MAX_FILE {
         return Err(Error::Usage(format!(
-            "{} is larger than {MAX_FILE} bytes: not a key file",
+            "{} is larger than {MAX_FILE} bytes: not a file to import",
             path.display()
         )));
     }
     String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
         Error::Usage(format!(
-            "{}: not text (byte {} is not UTF-8): not a key file",
-            path.display(),
-            e.utf8_error().valid_up_to()
+            "{}: line {line}: not text (byte {at} is not UTF-8): not a file to import",
+            path.display()
         ))
     })
 }

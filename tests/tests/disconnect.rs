@@ -82,6 +82,8 @@ struct Scene {
     /// A pending HOTP enrolment of root and the code that confirms it.
     pending: String,
     confirm_code: String,
+    /// The counter mfad offered the pending enrolment at.
+    start: u64,
     /// root's confirmed factor that RemoveFactor targets.
     doomed: Enrolled,
     /// root's current batch of recovery codes.
@@ -113,6 +115,7 @@ fn scene(world: &World) -> Scene {
         keep,
         pending,
         confirm_code,
+        start: counter,
         doomed,
         old_codes,
         alice,
@@ -186,8 +189,8 @@ fn check_all_or_nothing(world: &World, scene: &Scene, snap: &Snapshot) -> Applie
     let confirmed = snap.confirmed.get(&scene.pending).copied();
     let counter = snap.counters.get(&scene.pending).copied();
     let confirm = match (confirmed, counter) {
-        (Some(true), Some(1)) => true,
-        (Some(false), Some(0)) => false,
+        (Some(true), Some(c)) if c == scene.start + 1 => true,
+        (Some(false), Some(c)) if c == scene.start => false,
         other => panic!("the pending enrolment is half confirmed: {other:?}"),
     };
     let logged = count_lines(&log, &["factors confirm ", &scene.pending]);

@@ -246,7 +246,12 @@ fn damaged_and_foreign_files_are_named_with_their_line_and_change_nothing() {
     give(&binary, &carol);
     let out = import(&world, &carol, &[&binary.display().to_string()]);
     assert_eq!(out.code(), Some(2), "{}", out.describe());
-    assert!(out.stderr.contains("not text"), "{}", out.describe());
+    assert!(
+        out.stderr
+            .contains(&format!("{}: line 1: not text", binary.display())),
+        "{}",
+        out.describe()
+    );
 }
 
 /// A passwd file listing root, alice, bob and carol with homes below `dir`.

@@ -493,6 +493,33 @@ fn the_check_value_is_the_code_for_counter_0_and_never_logs_in() {
     assert_eq!(asked.stdout.trim(), at_zero);
     assert_ne!(world.login(&alice, &[&at_zero]).rc, PAM_SUCCESS);
 
+    // A new HOTP factor starts at counter 1, so its enrolment shows the
+    // check value too.
+    let dave = users::named("dave");
+    let secret = otp::random_secret(20);
+    let hotp = mfactl(
+        &world,
+        &dave,
+        &[
+            "--json",
+            "enrol",
+            "hotp",
+            "--secret",
+            &secret,
+            "--no-qr",
+            "--code",
+            &otp::oath_hotp(&secret, 1, 6),
+        ],
+    );
+    hotp.assert_success("enrol hotp");
+    let offered = &json_lines(&hotp)[0]["offer"];
+    assert_eq!(offered["counter"], 1, "{offered}");
+    assert_eq!(
+        offered["check_value"],
+        otp::oath_hotp(&secret, 0, 6).as_str(),
+        "{offered}"
+    );
+
     let bob = users::named("bob");
     let token = world.enrol_hotp(&bob, 6);
     let first = otp::oath_hotp(&token.secret, 0, 6);
@@ -523,7 +550,7 @@ fn the_check_value_is_the_code_for_counter_0_and_never_logs_in() {
     assert_ne!(
         world.login(&bob, &[&first]).rc,
         PAM_SUCCESS,
-        "counter 0 was the confirmation"
+        "counter 0 never logs in"
     );
 
     // A counter that never moved: its check value would be its next code.
@@ -531,7 +558,7 @@ fn the_check_value_is_the_code_for_counter_0_and_never_logs_in() {
     let path = dir.path().join("fresh");
     let secret = otp::random_secret(20);
     std::fs::write(&path, format!("{secret}\n\" HOTP_COUNTER 0\n")).expect("write");
-    let dave = users::named("dave");
+    let dave = users::named("carol");
     std::os::unix::fs::chown(&path, Some(dave.uid), Some(dave.gid)).expect("chown");
     mfactl(
         &world,
@@ -677,12 +704,13 @@ fn an_invited_user_sets_the_factor_up_at_the_next_login_or_with_mfactl() {
     let first = accept.next_line(mfa_tests::QUICK).expect("the offer");
     let offer: Value = serde_json::from_str(&first).expect("offer JSON");
     let secret = offer["offer"]["secret"].as_str().expect("bob sees it");
-    accept.send_line(&otp::oath_hotp(secret, 0, 6));
+    let start = offer["offer"]["counter"].as_u64().expect("counter");
+    accept.send_line(&otp::oath_hotp(secret, start, 6));
     accept
         .finish(mfa_tests::QUICK)
         .assert_success("mfactl invitation");
     world
-        .login(&bob, &[&otp::oath_hotp(secret, 1, 6)])
+        .login(&bob, &[&otp::oath_hotp(secret, start + 1, 6)])
         .assert_rc(PAM_SUCCESS);
     let none = mfactl(&world, &bob, &["invitation"]);
     assert_eq!(none.code(), Some(1), "{}", none.describe());

@@ -74,16 +74,23 @@ pub fn enrol(
         period,
         drift: 0,
     };
+    // HOTP starts at counter 1: the code for counter 0 is the check value,
+    // shown at enrolment, and never logs in.
+    let counter = match kind {
+        FactorKind::Hotp => HOTP_START,
+        _ => 0,
+    };
     let (offer, login_text) = shown(
         kind,
         &params,
+        counter,
         request.account,
         request.issuer,
         request.label,
     )?;
     Ok(NewFactor {
         data: FactorData::Otp(params),
-        counter: 0,
+        counter,
         offer,
         work: None,
         state: Box::new(()),
@@ -92,12 +99,17 @@ pub fn enrol(
     })
 }
 
+/// The counter a new HOTP factor starts at.
+pub const HOTP_START: u64 = 1;
+
 /// What a new (or invited, not yet confirmed) factor of `kind` with
-/// `params` shows its user: the offer (secret, URI, check value) and the
-/// text a login shows for it (QR code and secret).
+/// `params`, its counter at `counter`, shows its user: the offer (secret,
+/// URI, check value) and the text a login shows for it (QR code and
+/// secret).
 pub fn shown(
     kind: FactorKind,
     params: &OtpParams,
+    counter: u64,
     account: &str,
     issuer: &str,
     label: &str,
@@ -116,7 +128,7 @@ pub fn shown(
         algorithm,
         digits,
         period,
-        counter: 0,
+        counter,
     });
     let qr = mfa_qr::render(&link, mfa_qr::Palette::Plain)
         .map_err(|e| EnrolError::Failed(format!("QR code: {e}")))?;
@@ -129,9 +141,10 @@ pub fn shown(
         "Scan this QR code with an authenticator app, or type in the secret.\n{qr}Secret: {secret_base32}\n({}, {digits} digits, {timing})",
         algorithm.name()
     );
-    let check_value = match kind {
-        FactorKind::Totp => check_value(secret, algorithm, digits),
-        _ => String::new(),
+    // Only where counter 0 cannot log in.
+    let check_value = match kind == FactorKind::Totp || counter > 0 {
+        true => check_value(secret, algorithm, digits),
+        false => String::new(),
     };
     let offer = EnrolmentOffer {
         kind: kind.name().into(),
@@ -140,7 +153,7 @@ pub fn shown(
         algorithm: algorithm.name().into(),
         digits,
         period,
-        counter: 0,
+        counter: if kind == FactorKind::Hotp { counter } else { 0 },
         check_value,
         secret_base32,
         uri: link,

@@ -156,6 +156,7 @@ impl Service {
         let shown = otpauth::shown(
             factor.kind,
             params,
+            factor.counter,
             &account,
             &self.config.enrolment.issuer,
             &factor.label,
