@@ -22,15 +22,7 @@ impl Service {
             ));
         }
         valid_address(address).map_err(DaemonError::InvalidArgument)?;
-        match self.directory.user(user) {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(DaemonError::NotFound(format!("no user {user:?} here"))),
-            Err(e) => {
-                return Err(DaemonError::Internal(format!(
-                    "cannot look up {user:?}: {e}"
-                )))
-            }
-        }
+        self.known_user(user)?;
         let now = self.clock.now();
         let factor = FactorRecord {
             id: new_id()?,

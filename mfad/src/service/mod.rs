@@ -266,31 +266,7 @@ impl Service {
                 FactorKind::choices()
             ))
         })?;
-        let mechanism = self.mechanisms.get(kind).ok_or_else(|| {
-            DaemonError::InvalidArgument(format!(
-                "{kind} factors are not enabled in this mfad (mfad.toml(5))"
-            ))
-        })?;
-        let label = if label.is_empty() { kind.name() } else { label };
-        if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
-            return Err(DaemonError::InvalidArgument(format!(
-                "label must be at most {MAX_LABEL} characters, without control characters"
-            )));
-        }
-        let account = account_name(user, &self.hostname, label, kind);
-        let new = mechanism
-            .enrol(&EnrolRequest {
-                user,
-                label,
-                options,
-                account: &account,
-                issuer: &self.config.enrolment.issuer,
-                now: self.clock.now(),
-            })
-            .map_err(|e| match e {
-                EnrolError::Invalid(m) => DaemonError::InvalidArgument(m),
-                EnrolError::Failed(m) => DaemonError::DeviceFailed(m),
-            })?;
+        let (label, new) = self.make_factor(user, kind, label, options)?;
         let now = self.clock.now();
         let factor = FactorRecord {
             id: new_id()?,
@@ -341,6 +317,53 @@ impl Service {
             ..new.offer
         };
         Ok((offer, new.login_text, new.login_prompt))
+    }
+
+    /// A new factor of `kind` for `user` from `options`, as its mechanism
+    /// makes it (not stored yet), and its label (`kind` when empty).
+    fn make_factor<'a>(
+        &self,
+        user: &str,
+        kind: FactorKind,
+        label: &'a str,
+        options: &EnrolOptions,
+    ) -> Result<(&'a str, crate::mechanism::NewFactor), DaemonError> {
+        let mechanism = self.mechanisms.get(kind).ok_or_else(|| {
+            DaemonError::InvalidArgument(format!(
+                "{kind} factors are not enabled in this mfad (mfad.toml(5))"
+            ))
+        })?;
+        let label = if label.is_empty() { kind.name() } else { label };
+        if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
+            return Err(DaemonError::InvalidArgument(format!(
+                "label must be at most {MAX_LABEL} characters, without control characters"
+            )));
+        }
+        let new = mechanism
+            .enrol(&EnrolRequest {
+                user,
+                label,
+                options,
+                account: &account_name(user, &self.hostname, label, kind),
+                issuer: &self.config.enrolment.issuer,
+                now: self.clock.now(),
+            })
+            .map_err(|e| match e {
+                EnrolError::Invalid(m) => DaemonError::InvalidArgument(m),
+                EnrolError::Failed(m) => DaemonError::DeviceFailed(m),
+            })?;
+        Ok((label, new))
+    }
+
+    /// `user` is someone this machine knows (an admin named them).
+    fn known_user(&self, user: &str) -> Result<(), DaemonError> {
+        match self.directory.user(user) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(DaemonError::NotFound(format!("no user {user:?} here"))),
+            Err(e) => Err(DaemonError::Internal(format!(
+                "cannot look up {user:?}: {e}"
+            ))),
+        }
     }
 
     /// Confirm `user`'s pending factor `id`: with a code, or — for a factor

@@ -12,7 +12,7 @@
 use super::{account_name, new_id, Service};
 use crate::error::DaemonError;
 use crate::login::{self, Phase};
-use crate::mechanism::{otpauth, EnrolError, EnrolRequest, FactorData, FactorKind};
+use crate::mechanism::{otpauth, FactorData, FactorKind};
 use crate::notify::Event;
 use crate::store::{FactorRecord, Inserted, StoreError};
 use mfa_dbus::{EnrolOptions, EnrolmentOffer, LoginRequest, Step};
@@ -42,41 +42,9 @@ impl Service {
                 )))
             }
         };
-        let mechanism = self.mechanisms.get(kind).ok_or_else(|| {
-            DaemonError::InvalidArgument(format!(
-                "{kind} factors are not enabled in this mfad (mfad.toml(5))"
-            ))
-        })?;
-        match self.directory.user(user) {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(DaemonError::NotFound(format!("no user {user:?} here"))),
-            Err(e) => {
-                return Err(DaemonError::Internal(format!(
-                    "cannot look up {user:?}: {e}"
-                )))
-            }
-        }
-        let label = if label.is_empty() { kind.name() } else { label };
-        if label.chars().count() > super::MAX_LABEL || label.chars().any(char::is_control) {
-            return Err(DaemonError::InvalidArgument(format!(
-                "label must be at most {} characters, without control characters",
-                super::MAX_LABEL
-            )));
-        }
+        self.known_user(user)?;
+        let (label, new) = self.make_factor(user, kind, label, options)?;
         let now = self.clock.now();
-        let new = mechanism
-            .enrol(&EnrolRequest {
-                user,
-                label,
-                options,
-                account: &account_name(user, &self.hostname, label, kind),
-                issuer: &self.config.enrolment.issuer,
-                now,
-            })
-            .map_err(|e| match e {
-                EnrolError::Invalid(m) => DaemonError::InvalidArgument(m),
-                EnrolError::Failed(m) => DaemonError::DeviceFailed(m),
-            })?;
         let factor = FactorRecord {
             id: new_id()?,
             user: user.to_string(),

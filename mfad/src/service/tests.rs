@@ -95,7 +95,12 @@ fn enrol_hotp_token(f: &Fixture, user: &str) -> (EnrolmentOffer, Vec<u8>) {
         .expect("begin");
     let secret = otpauth::decode_base32(&offer.secret_base32).expect("b32");
     f.service
-        .confirm_enrolment(0, user, &offer.id, &hotp(&secret, 0, 6, Algorithm::Sha1))
+        .confirm_enrolment(
+            0,
+            user,
+            &offer.id,
+            &hotp(&secret, offer.counter, 6, Algorithm::Sha1),
+        )
         .expect("confirm");
     (offer, secret)
 }
@@ -282,7 +287,7 @@ fn an_empty_answer_lists_the_other_factors_and_a_choice_asks_that_one() {
         &f.service,
         OWNER,
         &handle,
-        &hotp(&secret, 1, 6, Algorithm::Sha1),
+        &hotp(&secret, otpauth::HOTP_START + 1, 6, Algorithm::Sha1),
     )
     .expect("answer");
     assert_eq!(right.step, Step::allow());
@@ -509,9 +514,11 @@ fn hotp_login_moves_the_counter() {
         .service
         .begin_enrolment(0, "carol", "hotp", "token", &options)
         .expect("begin");
+    assert_eq!(offer.counter, 1, "counter 0 is the check value");
+    assert_eq!(offer.check_value, "755224", "RFC 4226, counter 0");
     f.service
-        .confirm_enrolment(0, "carol", &offer.id, "755224")
-        .expect("counter 0");
+        .confirm_enrolment(0, "carol", &offer.id, "287082")
+        .expect("counter 1");
     let (handle, _) = f
         .service
         .start_login(OWNER, request("carol"))

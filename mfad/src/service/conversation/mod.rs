@@ -346,7 +346,7 @@ impl Service {
             Phase::Factor {
                 asking,
                 selected,
-                mut challenge,
+                challenge,
                 code,
                 work: None,
                 retry: _,
@@ -372,28 +372,14 @@ impl Service {
                         Err(e) => return Ok(Answered::failed(self.internal(&session.request, &e))),
                     }
                 } else {
-                    let next = if answer.len() > MAX_ANSWER {
-                        // Too long to be anything asked: a wrong answer, counted.
-                        Ok(Next::Check(Response::Text(String::new())))
-                    } else {
-                        asking
-                            .factors
-                            .get(selected)
-                            .ok_or_else(|| "no factor to answer".to_string())
-                            .and_then(|f| self.mechanism(f.kind))
-                            .and_then(|m| m.respond(challenge.as_mut(), answer.to_string()))
-                    };
-                    return Ok(match next {
-                        Ok(next) => self.go_on(
-                            handle,
-                            session,
-                            (asking, selected),
-                            challenge,
-                            (next, false),
-                            now,
-                        ),
-                        Err(why) => self.device_failed(handle, session, asking, &why),
-                    });
+                    return Ok(self.respond(
+                        handle,
+                        session,
+                        (asking, selected),
+                        challenge,
+                        answer,
+                        now,
+                    ));
                 }
             }
             Phase::Fallback {
@@ -417,27 +403,14 @@ impl Service {
                     Answered::waiting("", waiter)
                 }
                 Some(Ok(FallbackUse::NotMine)) => {
-                    let next = asking
-                        .factors
-                        .get(selected)
-                        .ok_or_else(|| "no factor to answer".to_string())
-                        .and_then(|f| self.mechanism(f.kind))
-                        .and_then(|m| {
-                            let mut challenge = challenge;
-                            m.respond(challenge.as_mut(), typed.expose().to_string())
-                                .map(|next| (next, challenge))
-                        });
-                    return Ok(match next {
-                        Ok((next, challenge)) => self.go_on(
-                            handle,
-                            session,
-                            (asking, selected),
-                            challenge,
-                            (next, false),
-                            now,
-                        ),
-                        Err(why) => self.device_failed(handle, session, asking, &why),
-                    });
+                    return Ok(self.respond(
+                        handle,
+                        session,
+                        (asking, selected),
+                        challenge,
+                        typed.expose(),
+                        now,
+                    ));
                 }
                 Some(checked) => {
                     return Ok(self.fallback_checked(
@@ -504,6 +477,41 @@ impl Service {
         };
         self.logins().restore(handle.to_string(), session);
         Ok(answered)
+    }
+
+    /// `answer` as the response to the challenge of
+    /// `asking.factors[selected]`: what its mechanism makes of it, then on.
+    fn respond(
+        &self,
+        handle: &str,
+        session: Session,
+        (asking, selected): (Asking, usize),
+        mut challenge: Box<dyn std::any::Any + Send>,
+        answer: &str,
+        now: u64,
+    ) -> Answered {
+        let next = if answer.len() > MAX_ANSWER {
+            // Too long to be anything asked: a wrong answer, counted.
+            Ok(Next::Check(Response::Text(String::new())))
+        } else {
+            asking
+                .factors
+                .get(selected)
+                .ok_or_else(|| "no factor to answer".to_string())
+                .and_then(|f| self.mechanism(f.kind))
+                .and_then(|m| m.respond(challenge.as_mut(), answer.to_string()))
+        };
+        match next {
+            Ok(next) => self.go_on(
+                handle,
+                session,
+                (asking, selected),
+                challenge,
+                (next, false),
+                now,
+            ),
+            Err(why) => self.device_failed(handle, session, asking, &why),
+        }
     }
 
     /// Go on from what a mechanism made of an answer or of its work: check

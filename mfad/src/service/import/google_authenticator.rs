@@ -38,11 +38,7 @@ impl Service {
                 ))
             }
         };
-        match self.directory.user(&user) {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(DaemonError::NotFound(format!("no user {user:?} here"))),
-            Err(e) => return Err(DaemonError::Internal(e.to_string())),
-        }
+        self.known_user(&user)?;
         let (kind, counter, period) = match file.kind {
             GaKind::Totp { period, next_step } => (FactorKind::Totp, next_step, period),
             GaKind::Hotp { counter } => (FactorKind::Hotp, counter, 0),
