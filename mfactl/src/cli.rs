@@ -250,6 +250,19 @@ pub enum Command {
         address: String,
     },
 
+    /// Print the shell completion script for bash, zsh or fish
+    #[command(long_about = "Print the shell completion script for bash, zsh or \
+        fish, generated from this command line's own definition. Packages \
+        install it (bash: /usr/share/bash-completion/completions/mfactl; zsh: \
+        /usr/share/zsh/vendor-completions/_mfactl; fish: \
+        /usr/share/fish/vendor_completions.d/mfactl.fish); by hand: \
+        `mfactl completions bash > ~/.local/share/bash-completion/completions/mfactl`.")]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+
     /// Set up the factor an admin invited you to set up
     #[command(long_about = "Set up the factor an admin invited you to set up \
         (mfactl enrol KIND --user YOU --invite): its QR code and secret are shown \
@@ -360,6 +373,24 @@ pub struct ImportArgs {
     /// pam-u2f: the appid= of old-format lines
     #[arg(long, value_name = "APPID")]
     pub appid: Option<String>,
+}
+
+/// The shells `mfactl completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl CompletionShell {
+    pub fn generator(self) -> clap_complete::Shell {
+        match self {
+            CompletionShell::Bash => clap_complete::Shell::Bash,
+            CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            CompletionShell::Fish => clap_complete::Shell::Fish,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -651,6 +682,9 @@ impl fmt::Debug for Command {
                 .field("id", id)
                 .field("revoke", revoke)
                 .finish(),
+            Command::Completions { shell } => {
+                f.debug_struct("Completions").field("shell", shell).finish()
+            }
             Command::Invitation { no_qr, .. } => f
                 .debug_struct("Invitation")
                 .field("no_qr", no_qr)

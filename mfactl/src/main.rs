@@ -209,6 +209,16 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let client = Client::connect(address).await?;
             policy::approve(&client, &user, &id, revoke, json).await?
         }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell.generator(),
+                &mut <cli::Cli as clap::CommandFactory>::command(),
+                "mfactl",
+                &mut script,
+            );
+            output::emit(&String::from_utf8_lossy(&script))?;
+        }
         Command::Invitation { code, no_qr } => {
             if let Some(c) = &code {
                 enrol::normalise_code(c).map_err(Error::Usage)?;

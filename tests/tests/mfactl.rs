@@ -718,3 +718,43 @@ fn an_invited_user_sets_the_factor_up_at_the_next_login_or_with_mfactl() {
     let audit = mfactl(&world, &root, &["audit", "--user", "bob"]);
     assert!(audit.stdout.contains("invite"), "{}", audit.describe());
 }
+
+/// Shell completions come from the command line's own definition: every
+/// command is in each script, and bash reads its script without error.
+#[test]
+fn shell_completions_name_every_command_and_bash_reads_them() {
+    let world = World::start();
+    let nobody = users::nobody();
+    for (shell, mark) in [
+        ("bash", "complete -F _mfactl"),
+        ("zsh", "#compdef mfactl"),
+        ("fish", "complete -c mfactl"),
+    ] {
+        let out = mfactl(&world, &nobody, &["completions", shell]);
+        out.assert_success(shell);
+        assert!(out.stdout.contains(mark), "{shell}: {}", out.describe());
+        for command in [
+            "enrol",
+            "invitation",
+            "check-value",
+            "import",
+            "recovery-codes",
+        ] {
+            assert!(
+                out.stdout.contains(command),
+                "{shell} lacks {command}: {}",
+                out.describe()
+            );
+        }
+        if shell == "bash" {
+            let script = tempfile::NamedTempFile::new().expect("tmp");
+            std::fs::write(script.path(), &out.stdout).expect("write");
+            let checked = Command::new("bash")
+                .arg("-n")
+                .arg(script.path())
+                .output()
+                .expect("bash");
+            assert!(checked.status.success(), "bash -n: {checked:?}");
+        }
+    }
+}
