@@ -567,3 +567,63 @@ fn a_moved_sqlite_store_serves_nothing_more_and_is_refused_at_the_next_start() {
         "{refused:?}"
     );
 }
+
+/// An admin's invitation names a pending factor: it holds while that
+/// factor is pending and unexpired, a new one replaces it, confirming the
+/// factor or resetting the user ends it — on both backends.
+#[test]
+fn an_invitation_lasts_while_its_factor_is_pending() {
+    let limits = FactorLimits {
+        max_pending: 3,
+        max_factors: 5,
+    };
+    for (name, store, _dir) in backends() {
+        let pending = |id: &str| FactorRecord {
+            confirmed: false,
+            expires: NOW + 600,
+            ..factor("gina", id)
+        };
+        assert_eq!(store.invitation("gina", NOW).expect("read"), None, "{name}");
+        store
+            .insert_pending(&pending("i1"), limits)
+            .expect("pending");
+        store.put_invitation("gina", "i1", 0, NOW).expect("invite");
+        let held = store.invitation("gina", NOW).expect("read").expect(name);
+        assert_eq!((held.factor.as_str(), held.by_uid), ("i1", 0), "{name}");
+        assert_eq!(
+            store.invitation("gina", NOW + 600).expect("read"),
+            None,
+            "{name}: gone with its factor's expiry"
+        );
+        store
+            .insert_pending(&pending("i2"), limits)
+            .expect("pending");
+        store
+            .put_invitation("gina", "i2", 2100, NOW)
+            .expect("again");
+        let held = store.invitation("gina", NOW).expect("read").expect(name);
+        assert_eq!((held.factor.as_str(), held.by_uid), ("i2", 2100), "{name}");
+        let confirmed = store
+            .confirm("gina", "i2", NOW, limits, &mut |_| accept(1))
+            .expect("confirm");
+        assert!(
+            matches!(confirmed, Confirmation::Confirmed(_)),
+            "{name}: {confirmed:?}"
+        );
+        assert_eq!(
+            store.invitation("gina", NOW).expect("read"),
+            None,
+            "{name}: a confirmed factor invites no more"
+        );
+        store
+            .insert_pending(&pending("i3"), limits)
+            .expect("pending");
+        store.put_invitation("gina", "i3", 0, NOW).expect("invite");
+        store.remove_user("gina").expect("reset");
+        assert_eq!(
+            store.invitation("gina", NOW).expect("read"),
+            None,
+            "{name}: a reset ends it"
+        );
+    }
+}
