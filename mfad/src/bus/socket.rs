@@ -58,9 +58,15 @@ impl LoginSocket {
     /// environment.
     pub fn open(path: &Path) -> Result<LoginSocket, SocketError> {
         if let Some(listener) = from_systemd()? {
+            // The log names the socket systemd made, whatever mfad.toml says.
+            let made = listener
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+                .unwrap_or_else(|| path.to_path_buf());
             return Ok(LoginSocket {
                 listener,
-                path: path.to_path_buf(),
+                path: made,
                 activated: true,
             });
         }
