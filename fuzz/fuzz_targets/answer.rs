@@ -114,15 +114,15 @@ fn login(world: &World, flags: u8, answers: &[String]) {
         if flags & 0x10 != 0 {
             // Another connection cannot answer, and does not end the login.
             assert!(matches!(
-                service.answer(":1.43", &handle, answer),
+                service.answer(":1.43", &handle, answer, 0),
                 Err(DaemonError::UnknownHandle)
             ));
         }
-        let mut answered = service.answer(OWNER, &handle, answer).expect("answer");
+        let mut answered = service.answer(OWNER, &handle, answer, 0).expect("answer");
         // Slow work (a recovery code's hashes): poll as a client would.
         while let Some(waiter) = answered.waiting.take() {
             assert!(waiter.block(std::time::Duration::from_secs(5)), "work hung");
-            answered = service.answer(OWNER, &handle, "").expect("poll");
+            answered = service.answer(OWNER, &handle, "", 0).expect("poll");
         }
         match answered.step.kind {
             StepKind::Allow => assert!(!answered.failure),
@@ -136,7 +136,7 @@ fn login(world: &World, flags: u8, answers: &[String]) {
         }
         if answered.step.is_terminal() {
             assert!(matches!(
-                service.answer(OWNER, &handle, answer),
+                service.answer(OWNER, &handle, answer, 0),
                 Err(DaemonError::UnknownHandle)
             ));
         } else {

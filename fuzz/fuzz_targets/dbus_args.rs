@@ -53,11 +53,11 @@ fn call(world: &World, method: u8, body: &Data<'_, '_>) {
             }
         }
         1 => {
-            if let Some((handle, answer)) = args::<(String, String)>(body) {
-                let _ = s.answer(OWNER, &handle, &answer);
+            if let Some((handle, answer, deadline)) = args::<(String, String, u64)>(body) {
+                let _ = s.answer(OWNER, &handle, &answer, deadline);
                 // Handles are unguessable: the answer also goes to a live login.
                 let (live, _) = s.start_login(OWNER, request(ALICE)).expect("start");
-                let _ = s.answer(OWNER, &live, &answer);
+                let _ = s.answer(OWNER, &live, &answer, deadline);
                 s.cancel(OWNER, &live);
             }
         }

@@ -245,9 +245,13 @@ async fn converse(
                 return Err(aborted.into());
             }
         };
-        step = within(call_timeout, proxy.answer(handle, answer.expose()))
-            .await?
-            .map_err(ClientError::Daemon)?;
+        let deadline = crate::monotonic_ms() + call_timeout.as_millis() as u64;
+        step = within(
+            call_timeout,
+            proxy.answer(handle, answer.expose(), deadline),
+        )
+        .await?
+        .map_err(ClientError::Daemon)?;
     }
     Err(ClientError::TooManySteps)
 }

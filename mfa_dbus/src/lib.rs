@@ -18,3 +18,18 @@ pub use error::MfaError;
 pub use names::*;
 pub use proxy::{AdminProxy, FactorsProxy, LoginProxy};
 pub use types::*;
+
+/// Milliseconds on the system's monotonic clock (CLOCK_MONOTONIC, shared by
+/// every process of the machine): how a PAM client tells mfad when it
+/// stops waiting for an answer.
+pub fn monotonic_ms() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
+        return 0;
+    }
+    (now.tv_sec as u64).saturating_mul(1000) + (now.tv_nsec as u64) / 1_000_000
+}

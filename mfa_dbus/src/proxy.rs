@@ -18,7 +18,10 @@ pub trait Login {
     /// Begin a login; returns an opaque handle and the first step.
     fn start(&self, request: &LoginRequest) -> Result<(String, Step), MfaError>;
     /// Answer the current step (empty after an info step); returns the next.
-    fn answer(&self, handle: &str, answer: &str) -> Result<Step, MfaError>;
+    /// `deadline` is when the caller stops waiting for the reply, in
+    /// [`monotonic_ms`](crate::monotonic_ms) (0: never): an answer mfad
+    /// reaches later is checked against nothing and spends no code.
+    fn answer(&self, handle: &str, answer: &str, deadline: u64) -> Result<Step, MfaError>;
     /// Abandon a login (conversation aborted by the user or the module).
     fn cancel(&self, handle: &str) -> Result<(), MfaError>;
 }

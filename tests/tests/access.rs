@@ -113,11 +113,43 @@ fn a_login_handle_works_only_on_the_connection_that_started_it() {
     let step = mfa_tests::block_on(async {
         let login = LoginProxy::new(&conn).await.expect("proxy");
         login
-            .answer(&handle, &totp.code(1))
+            .answer(&handle, &totp.code(1), 0)
             .await
             .expect("answer as owner")
     });
     assert_eq!(step.kind, StepKind::Allow);
+}
+
+/// An answer whose caller has already stopped waiting (its deadline, on
+/// the machine's monotonic clock, is past) is checked against nothing: the
+/// code spends nothing, the login ends audited `client-gave-up`, and the
+/// same code logs in next time.
+#[test]
+fn an_answer_past_its_callers_deadline_spends_nothing() {
+    let world = World::start();
+    let alice = users::named("alice");
+    let totp = Totp::default_params();
+    world.enrol_totp(&alice, &totp);
+    let conn = world.bus.connect();
+    let code = totp.code(1);
+    let step = mfa_tests::block_on(async {
+        let login = LoginProxy::new(&conn).await.expect("proxy");
+        let request = LoginRequest {
+            user: "alice".into(),
+            service: "test".into(),
+            ..Default::default()
+        };
+        let (handle, _) = login.start(&request).await.expect("start");
+        let gone = mfa_dbus::monotonic_ms() - 1;
+        login.answer(&handle, &code, gone).await.expect("answer")
+    });
+    assert_eq!(step.kind, StepKind::Deny, "{step:?}");
+    let log = world.daemon.log();
+    assert!(log.contains("reason=client-gave-up"), "{log}");
+    assert!(!log.contains("login allow"), "{log}");
+    world
+        .login(&alice, &[&code])
+        .assert_rc(mfa_tests::pam::PAM_SUCCESS);
 }
 
 fn factor_ids(world: &World, user: &TestUser) -> Vec<String> {

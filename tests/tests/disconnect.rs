@@ -378,13 +378,13 @@ fn a_login_handle_dies_with_its_connection() {
     let other = world.bus.connect();
     mfa_tests::block_on(async {
         let login = LoginProxy::new(&other).await.expect("proxy");
-        let stolen = login.answer(&handle, &code).await;
+        let stolen = login.answer(&handle, &code, 0).await;
         match stolen {
             Err(mfa_dbus::MfaError::UnknownHandle(_)) => {}
             other => panic!("an orphaned handle was answered: {other:?}"),
         }
         login.cancel(&handle).await.expect("cancel is not an error");
-        let again = login.answer(&handle, &code).await;
+        let again = login.answer(&handle, &code, 0).await;
         assert!(
             matches!(again, Err(mfa_dbus::MfaError::UnknownHandle(_))),
             "{again:?}"

@@ -188,3 +188,48 @@ fn an_unknown_module_option_refuses_the_login() {
     // The same code on a good line: the bad lines never reached mfad.
     pam::login(&world.pam, world::SERVICE, "carol", &[&totp.code(1)]).assert_rc(PAM_SUCCESS);
 }
+
+/// The module gave up on an answer (mfad frozen after the prompt, past the
+/// module's timeout): when mfad gets to it, the code is checked against
+/// nothing — it still works for the next login — and no "allow" is audited.
+#[test]
+fn an_answer_mfad_reaches_after_the_module_gave_up_spends_nothing() {
+    let world = World::start();
+    let user = users::named("alice");
+    let totp = Totp::default_params();
+    world.enrol_totp(&user, &totp);
+    world.pam.mfa("svc", world.address(), "timeout=2");
+    let code = totp.code(1);
+    let mut login = Login::new("svc", "alice", &[]);
+    login.ask = true;
+    let mut pending = login.spawn(&world.pam);
+    pending
+        .next_prompt(mfa_tests::QUICK)
+        .expect("the code prompt");
+    world.daemon.freeze();
+    pending.answer(&code);
+    let given_up = pending.finish();
+    world.daemon.thaw();
+    assert_ne!(given_up.rc, PAM_SUCCESS, "{given_up:#?}");
+    // mfad learns it either way: the answer's deadline passed, or the
+    // module's connection closed.
+    let ended = || {
+        let log = world.daemon.log();
+        log.contains("reason=client-gave-up") || log.contains("reason=connection-closed")
+    };
+    let deadline = std::time::Instant::now() + mfa_tests::QUICK;
+    while !ended() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mfad never said the module gave up:\n{}",
+            world.daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !world.daemon.log().contains("login allow"),
+        "{}",
+        world.daemon.log()
+    );
+    pam::login(&world.pam, "svc", "alice", &[&code]).assert_rc(PAM_SUCCESS);
+}

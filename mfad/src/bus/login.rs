@@ -76,6 +76,7 @@ impl LoginInterface {
         &self,
         handle: String,
         answer: String,
+        deadline: u64,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Step, MfaError> {
         let started = Instant::now();
@@ -83,7 +84,7 @@ impl LoginInterface {
         let caller = self.caller(&header).await?;
         let (connection, first) = (caller.connection.clone(), handle.clone());
         let mut answered = blocking(&self.shared, move |service| {
-            service.answer(&connection, &first, &answer)
+            service.answer(&connection, &first, &answer, deadline)
         })
         .await?;
         // Work is under way (a key waiting for a touch, slow hashes): hold
@@ -94,7 +95,7 @@ impl LoginInterface {
             if tokio::time::timeout(hold, waiter.ready()).await.is_ok() {
                 let connection = caller.connection.clone();
                 answered = blocking(&self.shared, move |service| {
-                    service.answer(&connection, &handle, "")
+                    service.answer(&connection, &handle, "", deadline)
                 })
                 .await?;
             }

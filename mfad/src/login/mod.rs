@@ -69,6 +69,9 @@ pub struct Session {
     /// A proof of a factor before a change to the caller's own account
     /// (`service::step_up`), not a login.
     pub step_up: bool,
+    /// When the caller stops waiting for the answer being handled, in
+    /// `mfa_dbus::monotonic_ms` (0: it did not say).
+    pub deadline: u64,
     /// Seconds since the epoch.
     pub started: u64,
     pub tries_left: u32,
@@ -274,6 +277,7 @@ mod tests {
             remote: None,
             unlock_uid: None,
             step_up: false,
+            deadline: 0,
             started,
             tries_left: 3,
             phase: Phase::Confirm {

@@ -20,13 +20,13 @@ fn answer_fully(
     handle: &str,
     answer: &str,
 ) -> Result<Answered, DaemonError> {
-    let mut answered = service.answer(owner, handle, answer)?;
+    let mut answered = service.answer(owner, handle, answer, 0)?;
     while let Some(waiter) = answered.waiting.take() {
         assert!(
             waiter.block(std::time::Duration::from_secs(60)),
             "work never done"
         );
-        answered = service.answer(owner, handle, "")?;
+        answered = service.answer(owner, handle, "", 0)?;
     }
     Ok(answered)
 }

@@ -78,7 +78,7 @@ impl Direct {
                     return Err(format!("Start returned {step:?}"));
                 }
                 let step = proxy
-                    .answer(&handle, code)
+                    .answer(&handle, code, 0)
                     .await
                     .map_err(|e| format!("Answer: {e}"))?;
                 stages.push(("answer", lap(&mut mark)));

@@ -146,7 +146,7 @@ async fn call(conn: &zbus::Connection, call: Call) -> Result<Value, MfaError> {
         }
         Call::LoginAnswer { handle, answer } => {
             let login = LoginProxy::new(conn).await.map_err(MfaError::ZBus)?;
-            let step = login.answer(&handle, &answer).await?;
+            let step = login.answer(&handle, &answer, 0).await?;
             json!({ "kind": step.kind as u32, "reason": step.reason as u32, "text": step.text })
         }
         Call::Flood { what, count } => flood(&factors().await?, &what, count).await?,

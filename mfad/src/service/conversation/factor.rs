@@ -146,6 +146,9 @@ impl Service {
         response: Response,
         now: u64,
     ) -> Answered {
+        if let Some(gone) = self.caller_gave_up(&session) {
+            return gone;
+        }
         let user = session.request.user.clone();
         let Some(factor) = asking.factors.get(selected).cloned() else {
             return Answered::failed(self.internal(&session.request, "no factor to check"));

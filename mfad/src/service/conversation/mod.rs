@@ -257,6 +257,7 @@ impl Service {
             remote: context.remote,
             unlock_uid,
             step_up: false,
+            deadline: 0,
             started: self.clock.now(),
             tries_left: match request_tries {
                 0 => self.config.login.max_tries,
@@ -273,11 +274,18 @@ impl Service {
     }
 
     /// The user's answer to the current step of login `handle` (an empty
-    /// answer to a [`StepKind::Wait`](mfa_dbus::StepKind::Wait) step is a poll).
-    pub fn answer(&self, owner: &str, handle: &str, answer: &str) -> Result<Answered, DaemonError> {
+    /// answer to a [`StepKind::Wait`](mfa_dbus::StepKind::Wait) step is a poll),
+    /// which its caller waits for until `deadline` (see [`Session::deadline`]).
+    pub fn answer(
+        &self,
+        owner: &str,
+        handle: &str,
+        answer: &str,
+        deadline: u64,
+    ) -> Result<Answered, DaemonError> {
         let now = self.clock.now();
         let mut session = match self.logins().take(owner, handle, now) {
-            Ok(s) => s,
+            Ok(s) => Session { deadline, ..s },
             Err(Refused::Unknown) => return Err(DaemonError::UnknownHandle),
             Err(Refused::Expired(s)) => {
                 self.audit
@@ -356,6 +364,9 @@ impl Service {
                     session.phase = Phase::Choose { asking };
                     Answered::ok(step)
                 } else if let Some(fallback) = self.fallback_for(answer).filter(|_| code) {
+                    if let Some(gone) = self.caller_gave_up(&session) {
+                        return Ok(gone);
+                    }
                     match self.start_fallback(&session.request, fallback, answer, now) {
                         Ok(work) => {
                             let waiter = work.waiter();
@@ -608,6 +619,9 @@ impl Service {
         answer: &str,
         now: u64,
     ) -> Answered {
+        if let Some(gone) = self.caller_gave_up(&session) {
+            return gone;
+        }
         let user = session.request.user.clone();
         let outcome = if answer.len() > MAX_ANSWER {
             Ok(Confirmation::WrongCode)
@@ -685,6 +699,21 @@ impl Service {
             }
             Err(e) => Answered::failed(self.store_failed(&session.request, &e)),
         }
+    }
+
+    /// Whether the caller of `session`'s answer has stopped waiting: what it
+    /// sent is then checked against nothing and spends nothing (the user
+    /// was told the login failed); the login ends, audited.
+    pub(super) fn caller_gave_up(&self, session: &Session) -> Option<Answered> {
+        if session.deadline == 0 || mfa_dbus::monotonic_ms() < session.deadline {
+            return None;
+        }
+        self.audit
+            .login(&session.request, "cancel", &[("reason", "client-gave-up")]);
+        Some(Answered::failed(Step::deny(
+            DenyReason::Expired,
+            login::EXPIRED_TEXT,
+        )))
     }
 
     /// The store could not be read or written: refuse, and say why in the log

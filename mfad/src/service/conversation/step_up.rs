@@ -166,6 +166,7 @@ impl Service {
             remote: context.remote,
             unlock_uid: Some(uid),
             step_up: true,
+            deadline: 0,
             started: context.now,
             tries_left: self.config.login.max_tries,
             phase,
