@@ -2,6 +2,7 @@
 //! call to mfad; `validate` adds the checks that span several options.
 
 use crate::error::{Error, EXIT_CODES_HELP};
+use crate::kinds::{self, Algorithm, ImportFormat, Kind, UserSort};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use std::fmt;
 use std::path::PathBuf;
@@ -393,25 +394,6 @@ impl CompletionShell {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ImportFormat {
-    /// pam_u2f's u2f_keys or central authfile
-    #[value(name = "pam-u2f")]
-    PamU2f,
-    /// google-authenticator's ~/.google_authenticator
-    #[value(name = "google-authenticator")]
-    GoogleAuthenticator,
-}
-
-impl ImportFormat {
-    pub fn wire(self) -> &'static str {
-        match self {
-            ImportFormat::PamU2f => "pam-u2f",
-            ImportFormat::GoogleAuthenticator => "google-authenticator",
-        }
-    }
-}
-
 #[derive(Debug, Subcommand)]
 pub enum DevicesAction {
     /// List trusted devices (the default)
@@ -578,61 +560,6 @@ pub struct EnrolArgs {
     pub address: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Kind {
-    /// Time-based one-time password (RFC 6238)
-    Totp,
-    /// Counter-based one-time password (RFC 4226)
-    Hotp,
-    /// A USB security key (FIDO2) plugged into this machine
-    Fido2,
-    /// One-time codes sent by e-mail
-    Email,
-}
-
-impl Kind {
-    /// The name in the D-Bus contract.
-    pub fn wire(self) -> &'static str {
-        match self {
-            Kind::Totp => "totp",
-            Kind::Hotp => "hotp",
-            Kind::Fido2 => "fido2",
-            Kind::Email => "email",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Algorithm {
-    #[value(name = "SHA1")]
-    Sha1,
-    #[value(name = "SHA256")]
-    Sha256,
-    #[value(name = "SHA512")]
-    Sha512,
-}
-
-impl Algorithm {
-    /// The name in the D-Bus contract.
-    pub fn wire(self) -> &'static str {
-        match self {
-            Algorithm::Sha1 => "SHA1",
-            Algorithm::Sha256 => "SHA256",
-            Algorithm::Sha512 => "SHA512",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum UserSort {
-    /// By login name
-    User,
-    /// Most recent login first; users who never logged in with MFA last
-    LastUsed,
-    /// Users without an active factor first, then by their methods
-    Methods,
-}
-
 /// What `Debug` shows of a code or secret: whether there is one.
 fn redacted(value: &Option<String>) -> Option<&'static str> {
     value.as_ref().map(|_| "<redacted>")
@@ -784,7 +711,7 @@ impl EnrolArgs {
             ));
         }
         if let Some(code) = &self.code {
-            crate::enrol::normalise_code(code).map_err(Error::Usage)?;
+            kinds::normalise_code(code).map_err(Error::Usage)?;
         }
         Ok(())
     }

@@ -1,6 +1,18 @@
 //! mfactl: the pam_mfa command line. Parses the command, checks what can be
 //! checked locally, then makes its calls to mfad over the bus. Exit codes
 //! are listed in `error.rs` (and in `--help` and mfactl(1)).
+//!
+//! The modules are layered, each using only those below it (the test
+//! `layers` below holds them to it):
+//!
+//! - `main`: runs a command;
+//! - the commands, `enrol`, `import`, `policy`, `store`: take their
+//!   arguments as `cli` defines them;
+//! - `cli`: the command line's definition;
+//! - `output` (what is printed) and `client` (the calls to mfad);
+//! - `error`;
+//! - plain leaves: `kinds` (values the others share), `dates`, `table`,
+//!   `prompt`.
 
 mod cli;
 mod client;
@@ -8,6 +20,7 @@ mod dates;
 mod enrol;
 mod error;
 mod import;
+mod kinds;
 mod output;
 mod policy;
 mod prompt;
@@ -44,7 +57,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             args.validate()?;
             // Local input first: a bad secret file changes nothing on mfad.
             let secret = match args.kind {
-                cli::Kind::Fido2 => enrol::pin_to_use(&args)?,
+                kinds::Kind::Fido2 => enrol::pin_to_use(&args)?,
                 _ => enrol::secret_to_import(&args)?,
             };
             let client = Client::connect(address).await?;
@@ -58,7 +71,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Confirm { id, code } => {
             if let Some(c) = &code {
-                enrol::normalise_code(c).map_err(Error::Usage)?;
+                kinds::normalise_code(c).map_err(Error::Usage)?;
             }
             let mut source = enrol::code_source(code);
             let client = Client::connect(address).await?;
@@ -221,7 +234,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Invitation { code, no_qr } => {
             if let Some(c) = &code {
-                enrol::normalise_code(c).map_err(Error::Usage)?;
+                kinds::normalise_code(c).map_err(Error::Usage)?;
             }
             let mut source = enrol::code_source(code);
             let client = Client::connect(address).await?;
@@ -246,7 +259,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Import(args) => {
             let report = match (&args.file, args.format) {
-                (None, cli::ImportFormat::GoogleAuthenticator) => {
+                (None, kinds::ImportFormat::GoogleAuthenticator) => {
                     let client = Client::connect(address).await?;
                     import::every_home(&client, args.dry_run).await?
                 }
@@ -343,5 +356,105 @@ mod tests {
         let two = [factor("a", true), factor("b", true)];
         assert!(!is_last_active(&two, "a"));
         assert!(!is_last_active(&[], "a"));
+    }
+}
+
+#[cfg(test)]
+mod layers {
+    use std::collections::BTreeSet;
+
+    /// Each module with the mfactl modules it may use, lowest first: a
+    /// module may only use modules listed before it, so there is no cycle.
+    const LAYERS: &[(&str, &str, &[&str])] = &[
+        ("kinds", include_str!("kinds.rs"), &[]),
+        ("dates", include_str!("dates.rs"), &[]),
+        ("table", include_str!("table.rs"), &[]),
+        ("prompt", include_str!("prompt.rs"), &[]),
+        ("error", include_str!("error.rs"), &["dates", "table"]),
+        ("client", include_str!("client.rs"), &["error", "prompt"]),
+        (
+            "output",
+            include_str!("output.rs"),
+            &["dates", "kinds", "table"],
+        ),
+        ("cli", include_str!("cli.rs"), &["dates", "error", "kinds"]),
+        ("store", include_str!("store.rs"), &["output", "table"]),
+        (
+            "import",
+            include_str!("import.rs"),
+            &["cli", "client", "error", "output", "table"],
+        ),
+        (
+            "policy",
+            include_str!("policy.rs"),
+            &["cli", "client", "dates", "error", "output", "table"],
+        ),
+        (
+            "enrol",
+            include_str!("enrol.rs"),
+            &[
+                "cli", "client", "dates", "error", "kinds", "output", "prompt", "table",
+            ],
+        ),
+    ];
+
+    /// The mfactl modules `source` names as `crate::…`, outside comments
+    /// and its tests.
+    fn uses(source: &str) -> BTreeSet<String> {
+        let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+        let mut used = BTreeSet::new();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for (i, _) in line.match_indices("crate::") {
+                let rest = &line[i + "crate::".len()..];
+                let names: Vec<&str> = match rest.strip_prefix('{') {
+                    Some(group) => group
+                        .split('}')
+                        .next()
+                        .unwrap_or_default()
+                        .split(',')
+                        .collect(),
+                    None => vec![rest],
+                };
+                for name in names {
+                    let name: String = name
+                        .trim()
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() {
+                        used.insert(name);
+                    }
+                }
+            }
+        }
+        used
+    }
+
+    #[test]
+    fn every_module_uses_only_the_layers_below_it() {
+        let mut below: BTreeSet<&str> = BTreeSet::new();
+        for (name, source, allowed) in LAYERS {
+            for dep in *allowed {
+                assert!(below.contains(dep), "{name} may use {dep}, not below it");
+            }
+            let allowed: BTreeSet<String> = allowed.iter().map(|d| d.to_string()).collect();
+            let used = uses(source);
+            let extra: Vec<&String> = used.difference(&allowed).collect();
+            assert!(
+                extra.is_empty(),
+                "{name} uses {extra:?}, above or beside it"
+            );
+            below.insert(name);
+        }
+    }
+
+    #[test]
+    fn uses_reads_groups_and_paths() {
+        let found = uses(
+            "use crate::cli::{X, Y};\nuse crate::{dates, output};\n// crate::client\n\
+             let a = crate::table::printable(x);\n#[cfg(test)]\nuse crate::store;",
+        );
+        let want: BTreeSet<String> = ["cli", "dates", "output", "table"].map(String::from).into();
+        assert_eq!(found, want);
     }
 }

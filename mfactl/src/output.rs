@@ -4,8 +4,8 @@
 //! can evolve without breaking scripts. Times are RFC 3339 UTC strings;
 //! "never used" is `null`.
 
-use crate::cli::UserSort;
 use crate::dates;
+use crate::kinds::UserSort;
 use crate::table::{Align, Table};
 use mfa_dbus::{EnrolmentOffer, FactorInfo, UserSummary};
 use serde::Serialize;
