@@ -82,7 +82,8 @@ pub enum Command {
 
     /// List your own factors, active and pending
     #[command(long_about = "List your own factors, active and pending.\n\n\
-        Times are UTC. LAST USED is the last successful login with the factor.")]
+        Times are local (TZ, else /etc/localtime), with the zone. LAST USED is \
+        the last successful login with the factor.")]
     List,
 
     /// Make a new batch of one-time recovery codes for a lost device
@@ -333,14 +334,15 @@ pub enum Command {
         exempt, not-enrolled, not-approved, encourage-declined, \
         enrolled-at-login. Changes show the action (enrol, confirm, remove, \
         reset, unlock, approve, level, revoke-devices, …) and by_uid. No code \
-        or secret is ever recorded. Times are UTC."
+        or secret is ever recorded. Times are local (TZ, else /etc/localtime), \
+        with the zone; --json gives them in UTC."
     )]
     Audit {
         /// Only this user
         #[arg(long, value_name = "USER")]
         user: Option<String>,
-        /// From this time: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, or an age such
-        /// as 30m, 12h, 7d
+        /// From this time: YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS] (local time),
+        /// YYYY-MM-DDTHH:MM:SSZ (or +01:00), or an age such as 30m, 12h, 7d
         #[arg(long, value_name = "T", value_parser = crate::dates::parse_since)]
         since: Option<u64>,
         /// At most this many (the latest)

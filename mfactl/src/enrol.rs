@@ -358,10 +358,10 @@ pub async fn set_up_for(
         })
     } else if args.invite {
         format!(
-            "Invited {}: factor {} waits until {} UTC; {}.\n",
+            "Invited {}: factor {} waits until {}; {}.\n",
             printable(user),
             printable(&offer.id),
-            crate::dates::human(offer.expires),
+            crate::dates::human(offer.expires, &crate::dates::local_zone()),
             printable(&offer.instructions)
         )
     } else {
@@ -571,9 +571,10 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.exit_code(), crate::error::EXIT_NOT_CONFIRMED);
+        let until = crate::dates::human(1_700_000_000, &crate::dates::local_zone());
         assert!(
             err.to_string()
-                .contains("pending enrolment p1 kept until 2023-11-14 22:13 UTC"),
+                .contains(&format!("pending enrolment p1 kept until {until}")),
             "{err}"
         );
         assert_eq!(mfad.tried.borrow().len(), 3);

@@ -86,7 +86,7 @@ pub enum Error {
 
 fn not_confirmed(id: &str, expires: Option<u64>, why: &str) -> String {
     let until = match expires {
-        Some(t) => format!("kept until {} UTC", dates::human(t)),
+        Some(t) => format!("kept until {}", dates::human(t, &dates::local_zone())),
         None => "kept until it expires".to_string(),
     };
     format!("{why}\npending enrolment {id} {until}; finish it with `mfactl confirm {id} CODE`")
@@ -341,10 +341,14 @@ mod tests {
             why: "wrong code".into(),
         };
         assert_eq!(e.exit_code(), EXIT_NOT_CONFIRMED);
+        // In the local zone, whatever it is here.
+        let until = dates::human(1_700_000_000, &dates::local_zone());
         assert_eq!(
             e.to_string(),
-            "wrong code\npending enrolment f1 kept until 2023-11-14 22:13 UTC; \
-             finish it with `mfactl confirm f1 CODE`"
+            format!(
+                "wrong code\npending enrolment f1 kept until {until}; \
+                 finish it with `mfactl confirm f1 CODE`"
+            )
         );
         let e = Error::NotConfirmed {
             id: "f1".into(),

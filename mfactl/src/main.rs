@@ -85,7 +85,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             } else if factors.is_empty() {
                 "You have no factors. Add one with `mfactl enrol totp`.\n".to_string()
             } else {
-                output::factors_table(&factors)
+                output::factors_table(&factors, &dates::local_zone())
             })?;
         }
         Command::RecoveryCodes => {
@@ -136,7 +136,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             } else if users.is_empty() {
                 "No user has a factor.\n".to_string()
             } else {
-                output::users_table(&users)
+                output::users_table(&users, &dates::local_zone())
             })?;
         }
         Command::User { user } => {
@@ -149,7 +149,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             } else if factors.is_empty() {
                 format!("{} has no factors.\n", table::printable(&user))
             } else {
-                output::factors_table(&factors)
+                output::factors_table(&factors, &dates::local_zone())
             })?;
         }
         Command::Reset { user, yes } => {

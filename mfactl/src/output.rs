@@ -2,11 +2,13 @@
 //!
 //! JSON shapes are mfactl's own, not the wire structs, so the bus contract
 //! can evolve without breaking scripts. Times are RFC 3339 UTC strings;
-//! "never used" is `null`.
+//! "never used" is `null`. Tables show times in the zone they are given
+//! (the local one, [`dates::local_zone`]), its abbreviation after each.
 
 use crate::dates;
 use crate::kinds::UserSort;
 use crate::table::{Align, Table};
+use jiff::tz::TimeZone;
 use mfa_dbus::{EnrolmentOffer, FactorInfo, UserSummary};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -155,7 +157,7 @@ pub fn factors_json(factors: &[FactorInfo]) -> String {
     json_pretty(&factors.iter().map(FactorJson::from).collect::<Vec<_>>())
 }
 
-pub fn factors_table(factors: &[FactorInfo]) -> String {
+pub fn factors_table(factors: &[FactorInfo], tz: &TimeZone) -> String {
     let mut t = Table::new(&[
         ("ID", Align::Left),
         ("KIND", Align::Left),
@@ -175,8 +177,8 @@ pub fn factors_table(factors: &[FactorInfo]) -> String {
             f.kind.clone(),
             f.label.clone(),
             status(f).to_string(),
-            dates::human(f.created),
-            dates::human_or_never(f.last_used),
+            dates::human(f.created, tz),
+            dates::human_or_never(f.last_used, tz),
             notes.join(","),
         ]);
     }
@@ -211,7 +213,7 @@ pub fn users_json(users: &[UserSummary]) -> String {
     json_pretty(&users.iter().map(UserJson::from).collect::<Vec<_>>())
 }
 
-pub fn users_table(users: &[UserSummary]) -> String {
+pub fn users_table(users: &[UserSummary], tz: &TimeZone) -> String {
     let mut t = Table::new(&[
         ("USER", Align::Left),
         ("MFA", Align::Left),
@@ -226,7 +228,7 @@ pub fn users_table(users: &[UserSummary]) -> String {
             methods_text(u),
             u.factors.to_string(),
             u.pending.to_string(),
-            dates::human_or_never(u.last_used),
+            dates::human_or_never(u.last_used, tz),
             if u.locked { "locked" } else { "-" }.to_string(),
         ]);
     }
@@ -274,12 +276,12 @@ mod tests {
     fn factors_table_shows_status_and_dates() {
         let mut first = factor("f1", true, 1_700_000_060);
         (first.preferred, first.approved) = (true, true);
-        let text = factors_table(&[first, factor("f2", false, 0)]);
+        let text = factors_table(&[first, factor("f2", false, 0)], &TimeZone::UTC);
         assert_eq!(
             text,
-            "ID  KIND  LABEL  STATUS   CREATED           LAST USED         NOTES\n\
-             f1  totp  phone  active   2023-11-14 22:13  2023-11-14 22:14  preferred,approved\n\
-             f2  totp  phone  pending  2023-11-14 22:13  never\n"
+            "ID  KIND  LABEL  STATUS   CREATED               LAST USED             NOTES\n\
+             f1  totp  phone  active   2023-11-14 22:13 UTC  2023-11-14 22:14 UTC  preferred,approved\n\
+             f2  totp  phone  pending  2023-11-14 22:13 UTC  never\n"
         );
     }
 
@@ -302,12 +304,12 @@ mod tests {
         let mut u = user("bob", &["hotp", "totp"], 1_700_000_000);
         u.pending = 1;
         u.locked = true;
-        let text = users_table(&[u, user("al", &[], 0)]);
+        let text = users_table(&[u, user("al", &[], 0)], &TimeZone::UTC);
         assert_eq!(
             text,
-            "USER  MFA        FACTORS  PENDING  LAST USED         LOCKED\n\
-             bob   hotp,totp        2        1  2023-11-14 22:13  locked\n\
-             al    none             0        0  never             -\n"
+            "USER  MFA        FACTORS  PENDING  LAST USED             LOCKED\n\
+             bob   hotp,totp        2        1  2023-11-14 22:13 UTC  locked\n\
+             al    none             0        0  never                 -\n"
         );
     }
 

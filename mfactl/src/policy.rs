@@ -72,6 +72,7 @@ pub async fn devices(
             } else if devices.is_empty() {
                 "No trusted devices.\n".to_string()
             } else {
+                let tz = dates::local_zone();
                 let mut t = Table::new(&[
                     ("ID", Align::Left),
                     ("DEVICE", Align::Left),
@@ -83,9 +84,9 @@ pub async fn devices(
                     t.push(vec![
                         d.id.clone(),
                         d.device.clone(),
-                        dates::human(d.created),
-                        dates::human(d.expires),
-                        dates::human_or_never(d.last_used),
+                        dates::human(d.created, &tz),
+                        dates::human(d.expires, &tz),
+                        dates::human_or_never(d.last_used, &tz),
                     ]);
                 }
                 t.render()
@@ -243,6 +244,7 @@ pub async fn audit(
     } else if entries.is_empty() {
         "Nothing recorded.\n".to_string()
     } else {
+        let tz = dates::local_zone();
         let mut t = Table::new(&[
             ("TIME", Align::Left),
             ("HOST", Align::Left),
@@ -256,7 +258,7 @@ pub async fn audit(
         ]);
         for e in &entries {
             t.push(vec![
-                dates::rfc3339(e.time),
+                dates::human_seconds(e.time, &tz),
                 e.host.clone(),
                 e.user.clone(),
                 e.event.clone(),
