@@ -212,10 +212,12 @@ pub struct Show {
 }
 
 impl Show {
-    pub fn from_args(args: &EnrolArgs) -> Show {
+    /// What the options ask for; `colour` when the text may carry colour
+    /// escapes ([`output::stdout_colour`]), else the QR code is plain.
+    pub fn from_args(args: &EnrolArgs, colour: bool) -> Show {
         let secret_only = args.show_secret_only;
         Show {
-            qr: (!secret_only && !args.no_qr).then(Palette::from_env),
+            qr: (!secret_only && !args.no_qr).then(|| output::qr_palette(colour)),
             uri: !secret_only,
         }
     }
@@ -340,6 +342,7 @@ pub async fn set_up_for(
     args: &EnrolArgs,
     secret: Option<String>,
     json: bool,
+    show: Show,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
     let label = args.label.clone().unwrap_or_default();
@@ -369,7 +372,7 @@ pub async fn set_up_for(
             "Set up for {}, active now (factor {}). Hand this over; it is not shown again:\n{}",
             printable(user),
             printable(&offer.id),
-            offer_text(&offer, Show::from_args(args))
+            offer_text(&offer, show)
         )
     };
     out.write_all(shown.as_bytes())?;
@@ -406,6 +409,7 @@ pub async fn enrol(
     args: &EnrolArgs,
     secret: Option<String>,
     json: bool,
+    show: Show,
     source: &mut dyn CodeSource,
     out: &mut dyn Write,
 ) -> Result<FactorInfo, Error> {
@@ -422,7 +426,7 @@ pub async fn enrol(
     } else if !offer.instructions.is_empty() {
         format!("{}\n", printable(&offer.instructions))
     } else {
-        offer_text(&offer, Show::from_args(args))
+        offer_text(&offer, show)
     };
     out.write_all(shown.as_bytes())?;
     out.flush()?;
@@ -629,7 +633,8 @@ mod tests {
         let a = args(&["totp", "--label", "phone", "--digits", "6", "--no-qr"]);
         let mut given = GivenCode(Some("123456".into()));
         let mut out = Vec::new();
-        enrol(&mfad, &a, None, false, &mut given, &mut out)
+        let show = Show::from_args(&a, true);
+        enrol(&mfad, &a, None, false, show, &mut given, &mut out)
             .await
             .expect("enrolled");
         let text = String::from_utf8(out).expect("utf8");
@@ -645,12 +650,53 @@ mod tests {
         assert_eq!(begun[0].2.digits, 6);
     }
 
+    /// Not a terminal: the QR code is there, drawn without one escape.
+    #[tokio::test(flavor = "current_thread")]
+    async fn enrol_to_a_pipe_prints_no_escapes() {
+        let mfad = FakeMfad::new("123456");
+        let a = args(&["totp", "--label", "phone\x1b[31m"]);
+        let mut given = GivenCode(Some("123456".into()));
+        let mut out = Vec::new();
+        enrol(
+            &mfad,
+            &a,
+            None,
+            false,
+            Show::from_args(&a, false),
+            &mut given,
+            &mut out,
+        )
+        .await
+        .expect("enrolled");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("Scan this QR code"), "{text}");
+        assert!(text.contains('\u{2588}'), "a QR code: {text}");
+        assert!(!text.contains('\x1b'), "{text:?}");
+        // The same on a terminal is coloured: the test above sees escapes.
+        let mut given = GivenCode(Some("123456".into()));
+        let mut out = Vec::new();
+        enrol(
+            &mfad,
+            &a,
+            None,
+            false,
+            Show::from_args(&a, true),
+            &mut given,
+            &mut out,
+        )
+        .await
+        .expect("enrolled");
+        assert!(String::from_utf8(out).expect("utf8").contains('\x1b'));
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn enrol_json_is_two_lines() {
         let mfad = FakeMfad::new("123456");
         let mut given = GivenCode(Some("123456".into()));
         let mut out = Vec::new();
-        enrol(&mfad, &args(&["hotp"]), None, true, &mut given, &mut out)
+        let a = args(&["hotp"]);
+        let show = Show::from_args(&a, true);
+        enrol(&mfad, &a, None, true, show, &mut given, &mut out)
             .await
             .expect("enrolled");
         let text = String::from_utf8(out).expect("utf8");
@@ -701,7 +747,7 @@ mod tests {
         );
         assert!(only.contains("JBSW Y3DP EHPK 3PXP") && !only.contains("otpauth://"));
         let a = args(&["totp", "--show-secret-only"]);
-        let show = Show::from_args(&a);
+        let show = Show::from_args(&a, true);
         assert!(show.qr.is_none() && !show.uri);
     }
 

@@ -62,12 +62,22 @@ async fn run(cli: Cli) -> Result<(), Error> {
             };
             let client = Client::connect(address).await?;
             let mut out = std::io::stdout();
+            let show = enrol::Show::from_args(&args, output::stdout_colour());
             if let Some(user) = &args.user {
-                enrol::set_up_for(&client, user, &args, secret, json, &mut out).await?;
+                enrol::set_up_for(&client, user, &args, secret, json, show, &mut out).await?;
                 return Ok(());
             }
             let mut source = enrol::code_source(args.code.clone());
-            enrol::enrol(&client, &args, secret, json, source.as_mut(), &mut out).await?;
+            enrol::enrol(
+                &client,
+                &args,
+                secret,
+                json,
+                show,
+                source.as_mut(),
+                &mut out,
+            )
+            .await?;
         }
         Command::Confirm { id, code } => {
             if let Some(c) = &code {
@@ -239,7 +249,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let mut source = enrol::code_source(code);
             let client = Client::connect(address).await?;
             let show = enrol::Show {
-                qr: (!no_qr).then(mfa_qr::Palette::from_env),
+                qr: (!no_qr).then(|| output::qr_palette(output::stdout_colour())),
                 uri: true,
             };
             enrol::accept_invitation(&client, json, show, source.as_mut(), &mut std::io::stdout())

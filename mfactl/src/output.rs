@@ -10,8 +10,10 @@ use crate::kinds::UserSort;
 use crate::table::{Align, Table};
 use jiff::tz::TimeZone;
 use mfa_dbus::{EnrolmentOffer, FactorInfo, UserSummary};
+use mfa_qr::Palette;
 use serde::Serialize;
-use std::io::{self, Write};
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct FactorJson<'a> {
@@ -235,6 +237,32 @@ pub fn users_table(users: &[UserSummary], tz: &TimeZone) -> String {
     t.render()
 }
 
+/// Whether what mfactl writes to stdout may carry colour escapes. Only the
+/// QR code is coloured; tables and messages never are.
+pub fn stdout_colour() -> bool {
+    colour(io::stdout().is_terminal(), &|name| std::env::var_os(name))
+}
+
+/// Colour on a terminal, or anywhere when `CLICOLOR_FORCE` asks (not `0`);
+/// never when `NO_COLOR` is set (not empty) or `TERM` is `dumb`. Anything
+/// else (a pipe, a file, a mail) gets plain text.
+pub fn colour(terminal: bool, env: &dyn Fn(&str) -> Option<OsString>) -> bool {
+    let no_color = env("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let dumb = env("TERM").is_some_and(|t| t == "dumb");
+    let forced = env("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
+    !no_color && !dumb && (terminal || forced)
+}
+
+/// The QR code's drawing: ANSI colours, or plain half blocks without a
+/// single escape.
+pub fn qr_palette(colour: bool) -> Palette {
+    if colour {
+        Palette::Ansi
+    } else {
+        Palette::Plain
+    }
+}
+
 /// Write to stdout and flush, so that a closed pipe or a full disk is an
 /// error rather than a panic in `println!`.
 pub fn emit(text: &str) -> io::Result<()> {
@@ -269,6 +297,62 @@ mod tests {
             pending: 0,
             last_used,
             locked: false,
+        }
+    }
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_and_when_not_refused() {
+        assert!(colour(true, &env(&[])));
+        assert!(colour(true, &env(&[("TERM", "xterm-256color")])));
+        assert!(!colour(false, &env(&[])), "a pipe or a file: plain");
+        assert!(!colour(false, &env(&[("TERM", "xterm-256color")])));
+        assert!(!colour(true, &env(&[("NO_COLOR", "1")])));
+        assert!(colour(true, &env(&[("NO_COLOR", "")])), "empty is unset");
+        assert!(!colour(true, &env(&[("TERM", "dumb")])));
+        assert!(colour(false, &env(&[("CLICOLOR_FORCE", "1")])));
+        assert!(!colour(false, &env(&[("CLICOLOR_FORCE", "0")])));
+        assert!(!colour(false, &env(&[("CLICOLOR_FORCE", "")])));
+        assert!(
+            !colour(false, &env(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")])),
+            "NO_COLOR wins"
+        );
+    }
+
+    #[test]
+    fn a_plain_qr_code_has_no_escapes() {
+        let text = mfa_qr::render(
+            "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP",
+            qr_palette(false),
+        )
+        .expect("renders");
+        assert!(text.contains('\u{2588}'), "{text}");
+        assert!(!text.contains('\x1b'), "{text}");
+        let coloured = mfa_qr::render("otpauth://totp/x", qr_palette(true)).expect("renders");
+        assert!(
+            coloured.contains('\x1b'),
+            "the terminal's drawing is coloured"
+        );
+    }
+
+    #[test]
+    fn tables_have_no_escapes() {
+        let mut f = factor("f1\x1b[31m", true, 1_700_000_060);
+        f.label = "\x1b]0;title\x07".into();
+        let mut u = user("bob\x1b[2J", &["totp"], 1_700_000_000);
+        u.methods = vec!["to\x1btp".into()];
+        let tz = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").expect("TZ");
+        for text in [factors_table(&[f], &tz), users_table(&[u], &tz)] {
+            assert!(!text.contains('\x1b'), "{text:?}");
+            assert!(text.contains("2023-11-14 23:1"), "local time: {text}");
+            assert!(text.contains(" CET"), "the zone is shown: {text}");
         }
     }
 

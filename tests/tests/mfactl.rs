@@ -368,7 +368,9 @@ fn printed_uri(output: &str) -> String {
         .to_string()
 }
 
-fn enrol_and_read_qr(no_color: bool) {
+/// Enrol with a QR code, stdout a pipe, with `env` set; `coloured` when
+/// the drawing is expected in ANSI colours.
+fn enrol_and_read_qr(env: &[(&str, &str)], coloured: bool) {
     let world = World::start();
     let alice = users::named("alice");
     let totp = Totp::default_params();
@@ -386,19 +388,23 @@ fn enrol_and_read_qr(no_color: bool) {
             &totp.code(0),
         ],
     );
-    if no_color {
-        cmd.env("NO_COLOR", "1");
-    }
+    cmd.envs(env.iter().copied());
     let out = run("mfactl enrol (QR)", &mut cmd, "", mfa_tests::QUICK);
     out.assert_success("mfactl enrol with a QR code");
+    assert_eq!(
+        out.stdout.contains('\u{1b}'),
+        coloured,
+        "escape codes only when colour is asked for ({env:?}):\n{}",
+        out.stdout
+    );
     let uri = printed_uri(&out.stdout);
     let cells = qr_cells(&out.stdout);
     let scratch = tempfile::tempdir().expect("tempdir");
     // With colours the glyphs are the dark modules; without, the terminal's
     // text colour draws the light ones.
-    let decoded = zbar_decode(&cells, !no_color, scratch.path()).unwrap_or_else(|| {
+    let decoded = zbar_decode(&cells, coloured, scratch.path()).unwrap_or_else(|| {
         panic!(
-            "zbarimg could not read the QR code (no_color={no_color}):\n{}",
+            "zbarimg could not read the QR code ({env:?}):\n{}",
             out.stdout
         )
     });
@@ -444,14 +450,22 @@ fn a_secret_of_the_wrong_length_is_a_usage_error() {
     assert_eq!(listed.stdout.trim(), "[]", "nothing was enrolled");
 }
 
+/// Coloured as on a terminal: CLICOLOR_FORCE, since stdout is a pipe here.
 #[test]
 fn the_qr_code_holds_the_printed_uri() {
-    enrol_and_read_qr(false);
+    enrol_and_read_qr(&[("CLICOLOR_FORCE", "1")], true);
 }
 
 #[test]
 fn the_qr_code_without_colours_holds_the_printed_uri() {
-    enrol_and_read_qr(true);
+    enrol_and_read_qr(&[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")], false);
+}
+
+/// Not a terminal (a pipe, a file, a mail): no escape codes at all, and
+/// the plain drawing still reads.
+#[test]
+fn the_qr_code_to_a_pipe_is_plain_and_holds_the_printed_uri() {
+    enrol_and_read_qr(&[], false);
 }
 
 /// SPEC 11: the code for counter 0, as oathtool computes it, shown at a
