@@ -62,10 +62,10 @@ pub fn rfc3339(secs: u64) -> String {
     }
 }
 
-/// Now, in seconds since the epoch; the one read of the clock in mfactl.
+/// Now; the one read of the clock in mfactl.
+// The clock owner: an age given on the command line counts back from it.
+#[allow(clippy::disallowed_methods)]
 fn now() -> Timestamp {
-    // The clock owner: an age given on the command line counts back from it.
-    #[allow(clippy::disallowed_methods)]
     Timestamp::now()
 }
 

@@ -9,6 +9,7 @@
 //! - `bus`: the D-Bus interfaces and caller identification
 //! - `audit`: every decision with its reason, never a code or a secret
 //! - `notify`: telling admins when someone's second factor goes away
+//! - `clock` and `random`: the only readers of the time and of the random source
 
 pub mod audit;
 pub mod bus;
@@ -21,5 +22,6 @@ pub mod login;
 pub mod mechanism;
 pub mod notify;
 pub mod policy;
+pub mod random;
 pub mod service;
 pub mod store;

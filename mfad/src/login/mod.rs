@@ -262,7 +262,7 @@ pub struct Full(pub String);
 /// 128 random bits, hex.
 fn new_handle() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)?;
+    crate::random::fill(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -202,7 +202,7 @@ pub fn encode_base32(secret: &[u8]) -> String {
 /// A fresh random secret of the length RFC 4226/6238 recommend.
 pub fn generate_secret(algorithm: Algorithm) -> std::io::Result<Vec<u8>> {
     let mut secret = vec![0u8; algorithm.key_len()];
-    getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
+    crate::random::fill(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(secret)
 }
 

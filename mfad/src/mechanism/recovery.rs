@@ -119,7 +119,7 @@ pub fn generate() -> Result<Vec<String>, String> {
     let mut codes = Vec::with_capacity(BATCH);
     for _ in 0..BATCH {
         let mut bytes = [0u8; LEN];
-        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+        crate::random::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
         let chars: String = bytes
             .iter()
             .map(|b| ALPHABET[usize::from(b % 32)] as char)
@@ -180,7 +180,7 @@ pub fn normalise(answer: &str) -> Option<String> {
 /// A salted slow hash of a normalised code, as a PHC string.
 pub fn hash(code: &str) -> Result<String, String> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| format!("no randomness: {e}"))?;
+    crate::random::fill(&mut salt).map_err(|e| format!("no randomness: {e}"))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
     argon2()?
         .hash_password(code.as_bytes(), &salt)

@@ -653,7 +653,7 @@ fn info(f: &FactorRecord) -> FactorInfo {
 /// (of a factor or a device) that is only ever used with its owner's name.
 pub(crate) fn new_id() -> Result<String, DaemonError> {
     let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes)
+    crate::random::fill(&mut bytes)
         .map_err(|e| DaemonError::Internal(format!("no randomness: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -94,7 +94,7 @@ impl Sealer {
     /// Seal `secret` for the factor `id` of `user`.
     pub fn seal(&self, secret: &[u8], id: &str, user: &str) -> Result<Vec<u8>, String> {
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|e| format!("no randomness for a nonce: {e}"))?;
+        crate::random::fill(&mut nonce).map_err(|e| format!("no randomness for a nonce: {e}"))?;
         let aad = binding(id, user);
         let sealed = self
             .cipher
@@ -145,7 +145,7 @@ fn binding(id: &str, user: &str) -> Vec<u8> {
 
 fn create_key(path: &Path) -> Result<Vec<u8>, String> {
     let mut key = vec![0u8; KEY_LEN];
-    getrandom::fill(&mut key).map_err(|e| format!("no randomness for a key: {e}"))?;
+    crate::random::fill(&mut key).map_err(|e| format!("no randomness for a key: {e}"))?;
     super::write_durably(path, &key)
         .map_err(|e| format!("cannot create key file {}: {e}", path.display()))?;
     Ok(key)

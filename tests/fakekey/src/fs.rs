@@ -50,6 +50,8 @@ pub struct FakeFs {
 }
 
 impl FakeFs {
+    // The device node's timestamps are the real time, as a real one's are.
+    #[allow(clippy::disallowed_methods)]
     pub fn new(
         shared: Arc<Shared>,
         input: mpsc::Sender<Input>,

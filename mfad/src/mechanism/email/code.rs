@@ -12,7 +12,7 @@ pub fn new_code(length: u32) -> Result<String, String> {
     let mut code = String::with_capacity(length as usize);
     let mut bytes = [0u8; 32];
     while code.len() < length as usize {
-        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a code: {e}"))?;
+        crate::random::fill(&mut bytes).map_err(|e| format!("no randomness for a code: {e}"))?;
         for b in bytes.iter().filter(|b| **b < 250) {
             if code.len() == length as usize {
                 break;

@@ -182,7 +182,8 @@ impl Fido2 {
 
 fn random_challenge() -> Result<[u8; 32], String> {
     let mut challenge = [0u8; 32];
-    getrandom::fill(&mut challenge).map_err(|e| format!("no randomness for a challenge: {e}"))?;
+    crate::random::fill(&mut challenge)
+        .map_err(|e| format!("no randomness for a challenge: {e}"))?;
     Ok(challenge)
 }
 
