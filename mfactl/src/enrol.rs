@@ -655,38 +655,24 @@ mod tests {
     async fn enrol_to_a_pipe_prints_no_escapes() {
         let mfad = FakeMfad::new("123456");
         let a = args(&["totp", "--label", "phone\x1b[31m"]);
-        let mut given = GivenCode(Some("123456".into()));
-        let mut out = Vec::new();
-        enrol(
-            &mfad,
-            &a,
-            None,
-            false,
-            Show::from_args(&a, false),
-            &mut given,
-            &mut out,
-        )
-        .await
-        .expect("enrolled");
-        let text = String::from_utf8(out).expect("utf8");
+        let printed = |terminal: bool| {
+            let (mfad, a) = (&mfad, &a);
+            async move {
+                let mut given = GivenCode(Some("123456".into()));
+                let mut out = Vec::new();
+                let show = Show::from_args(a, terminal);
+                enrol(mfad, a, None, false, show, &mut given, &mut out)
+                    .await
+                    .expect("enrolled");
+                String::from_utf8(out).expect("utf8")
+            }
+        };
+        let text = printed(false).await;
         assert!(text.contains("Scan this QR code"), "{text}");
         assert!(text.contains('\u{2588}'), "a QR code: {text}");
         assert!(!text.contains('\x1b'), "{text:?}");
         // The same on a terminal is coloured: the test above sees escapes.
-        let mut given = GivenCode(Some("123456".into()));
-        let mut out = Vec::new();
-        enrol(
-            &mfad,
-            &a,
-            None,
-            false,
-            Show::from_args(&a, true),
-            &mut given,
-            &mut out,
-        )
-        .await
-        .expect("enrolled");
-        assert!(String::from_utf8(out).expect("utf8").contains('\x1b'));
+        assert!(printed(true).await.contains('\x1b'));
     }
 
     #[tokio::test(flavor = "current_thread")]
