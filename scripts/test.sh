@@ -6,7 +6,8 @@
 # Installs missing prerequisites (Debian packages, rustfmt, clippy), then:
 # formatting, clippy with warnings as errors, one `cargo build --workspace`
 # (the end-to-end tests run the binaries it builds: mfad, mfactl,
-# libpam_mfa.so), a short fuzzing run (scripts/fuzz.sh), and all tests —
+# libpam_mfa.so), a short fuzzing run (scripts/fuzz.sh), the packages
+# (tests/packages/test.sh), and all tests —
 # unit tests, mfad on a private dbus-daemon, and real libpam logins through
 # pam_mfa.so. The last line is the test runner's summary. Needs root: the
 # end-to-end tests run clients as other uids and drive logins, which the
@@ -31,6 +32,11 @@ cargo build --workspace
 # runs: bash scripts/fuzz.sh 600.
 echo "==> fuzz"
 bash scripts/fuzz.sh 15
+
+# The .debs and .rpms from scripts/package.sh: lint, contents, and the
+# .debs installed, used, upgraded and removed in a clean Debian 12 root.
+echo "==> packages"
+bash tests/packages/test.sh
 
 echo "==> tests"
 if cargo nextest --version >/dev/null 2>&1; then

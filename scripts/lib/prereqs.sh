@@ -28,6 +28,10 @@ MFA_PACKAGES=(
     openssl                       # a test CA and certificates for TLS to it
     python3-aiosmtpd              # a real SMTP server (STARTTLS, TLS, AUTH) for e-mail codes
     chrony                        # a real NTP server on loopback serving a shifted time ([time])
+    lintian                       # the .debs are checked as Debian checks its own
+    rpm                           # rpm -qp and rpm --root install the .rpms into a scratch root
+    rpmlint                       # the .rpms are checked against packaging/rpm/rpmlintrc
+    debootstrap                   # a clean Debian 12 root the .debs are installed into
 )
 
 die() {
