@@ -3,10 +3,13 @@
 //! resyncs, device revocations, levels — gets a burst, then one clear
 //! `LimitReached` error saying when to try again; pending enrolments and
 //! factors per user are capped; the store, the audit history and the log
-//! stay small whatever the flood. Calls through the real bus as the users
-//! themselves (mfa-probe under setpriv).
+//! stay small whatever the flood. So do the logins a user starts for
+//! their own account (a screen locker's Login1.Start, Factors1.BeginStepUp),
+//! while root's PAM clients are never held up by them. Calls through the
+//! real bus as the users themselves (mfa-probe under setpriv).
 
 use mfa_tests::daemon::DaemonConfig;
+use mfa_tests::pam::PAM_SUCCESS;
 use mfa_tests::probe;
 use mfa_tests::users::{self, TestUser};
 use mfa_tests::World;
@@ -97,6 +100,76 @@ fn every_change_a_user_may_make_is_limited() {
     // Reading is never limited.
     for _ in 0..15 {
         probe::call(world.address(), &alice, &["list"]).ok();
+    }
+}
+
+#[test]
+fn every_login_a_user_starts_for_itself_is_limited_and_roots_are_not() {
+    let world = World::start();
+    // Each user has a factor, so each Start or BeginStepUp opens a login
+    // that the flood cancels at once: a Start/Cancel loop.
+    for (user, what, service) in [
+        (users::numbered(6), "unlock", "unlock"),
+        (users::numbered(7), "step-up", "step-up"),
+    ] {
+        let token = world.enrol_hotp(&user, 6);
+        let result = probe::call(
+            world.address(),
+            &user,
+            &["flood", what, "200", "--user", &user.name],
+        )
+        .ok();
+        // The default [limits]: a burst of 10 logins of one's own; each
+        // user has a bucket of their own.
+        assert_eq!(result["ok"], 10, "{what}: {result}");
+        let refused = &result["errors"][LIMIT];
+        assert_eq!(refused["count"], 190, "{what}: {result}");
+        let message = refused["message"].as_str().expect("message");
+        assert!(
+            message.contains("too many unlocks and step-up proofs")
+                && message.contains("try again in"),
+            "{message}"
+        );
+        assert_eq!(
+            result["errors"].as_object().map(|e| e.len()),
+            Some(1),
+            "only one kind of error: {result}"
+        );
+        // The history holds the logins that were started, their ends and
+        // one line for the refusals, not 200 of each.
+        let rows: Vec<Value> = audit_rows(&world, &user)
+            .into_iter()
+            .filter(|r| r["service"] == service)
+            .collect();
+        let count = |outcome: &str| rows.iter().filter(|r| r["outcome"] == outcome).count();
+        assert_eq!(
+            (count("start"), count("cancel"), count("rate-limited")),
+            (10, 10, 1),
+            "{what}: {rows:#?}"
+        );
+        assert_eq!(rows.len(), 21, "{what}: {rows:#?}");
+        let log = world.daemon.log();
+        let lines = log
+            .lines()
+            .filter(|l| {
+                l.contains(&format!("user={} ", user.name))
+                    && l.contains(&format!("service={service}"))
+            })
+            .count();
+        assert_eq!(lines, 21, "{what}: {lines} log lines:\n{log}");
+        // The user's flood does not hold up root's PAM clients: a real
+        // login for them (as sshd makes it) still asks and lets them in.
+        world
+            .login(&user, &[&token.hotp_code(token.next_counter())])
+            .assert_rc(PAM_SUCCESS);
+        // While their own are still refused.
+        let again = probe::call(
+            world.address(),
+            &user,
+            &["flood", what, "1", "--user", &user.name],
+        )
+        .ok();
+        assert_eq!(again["errors"][LIMIT]["count"], 1, "{what}: {again}");
     }
 }
 

@@ -151,6 +151,11 @@ pub struct LimitsConfig {
     pub changes_burst: u32,
     /// …and then per hour, spread evenly.
     pub changes_per_hour: u32,
+    /// Logins a user starts for their own account, not through a root PAM
+    /// client (a screen locker's unlock, a step-up proof), in a burst…
+    pub own_logins_burst: u32,
+    /// …and then per hour, spread evenly.
+    pub own_logins_per_hour: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -268,6 +273,8 @@ impl Default for Config {
                 max_factors: 20,
                 changes_burst: 10,
                 changes_per_hour: 60,
+                own_logins_burst: 10,
+                own_logins_per_hour: 60,
             },
         }
     }

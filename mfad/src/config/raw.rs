@@ -79,6 +79,8 @@ struct RawLimits {
     max_factors: Option<Spanned<i64>>,
     changes_burst: Option<Spanned<i64>>,
     changes_per_hour: Option<Spanned<i64>>,
+    own_logins_burst: Option<Spanned<i64>>,
+    own_logins_per_hour: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -712,6 +714,18 @@ pub(super) fn parse(text: &str) -> Result<Config, RawError> {
             raw.limits.changes_per_hour,
             1..=3600,
             defaults.limits.changes_per_hour,
+        )?,
+        own_logins_burst: int_in(
+            "limits.own_logins_burst",
+            raw.limits.own_logins_burst,
+            1..=1000,
+            defaults.limits.own_logins_burst,
+        )?,
+        own_logins_per_hour: int_in(
+            "limits.own_logins_per_hour",
+            raw.limits.own_logins_per_hour,
+            1..=3600,
+            defaults.limits.own_logins_per_hour,
         )?,
     };
 

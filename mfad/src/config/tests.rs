@@ -241,3 +241,25 @@ fn the_worked_example_in_the_readme_parses() {
     assert_eq!(c.policy.groups[0].require, Requirement::Force);
     assert_eq!(c.policy.remember_days, 7);
 }
+
+#[test]
+fn limits_of_own_logins_are_read_and_range_checked() {
+    let config = parse("version = 1\n[limits]\nown_logins_burst = 4\nown_logins_per_hour = 30\n")
+        .expect("valid");
+    assert_eq!(
+        (
+            config.limits.own_logins_burst,
+            config.limits.own_logins_per_hour
+        ),
+        (4, 30)
+    );
+    assert_eq!(
+        config.limits.changes_burst,
+        Config::default().limits.changes_burst
+    );
+    let err = parse("version = 1\n[limits]\nown_logins_burst = 0\n").expect_err("burst 0");
+    assert_eq!(err.key.as_deref(), Some("limits.own_logins_burst"));
+    assert_eq!(err.line, Some(3));
+    let err = parse("version = 1\n[limits]\nown_logins_per_hour = 3601\n").expect_err("too many");
+    assert_eq!(err.key.as_deref(), Some("limits.own_logins_per_hour"));
+}

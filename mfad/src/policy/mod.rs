@@ -214,10 +214,19 @@ impl Default for Policy {
         Policy {
             enabled: false,
             methods: FactorKind::ALL.to_vec(),
-            privileged_services: ["sudo", "sudo-i", "su", "su-l", "pkexec", "polkit-1"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            privileged_services: [
+                "sudo",
+                "sudo-i",
+                "su",
+                "su-l",
+                "pkexec",
+                "polkit-1",
+                "systemd-run0",
+                "doas",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
             enrol_at_login: true,
             lookup_timeout: 3,
             default_rule: Rule::default_rule(),

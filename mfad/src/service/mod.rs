@@ -69,6 +69,8 @@ pub struct Service {
     lookups_waiting: Arc<AtomicUsize>,
     /// Changes users make to their own accounts.
     changes: RateLimiter,
+    /// Logins users start for their own accounts (unlocks, step-ups).
+    own_logins: RateLimiter,
     /// Connections that proved a factor for a change (`step_up`).
     step_ups: conversation::StepUps,
 }
@@ -108,6 +110,10 @@ impl Service {
         };
         let hostname = crate::store::hostname();
         let changes = RateLimiter::new(config.limits.changes_burst, config.limits.changes_per_hour);
+        let own_logins = RateLimiter::new(
+            config.limits.own_logins_burst,
+            config.limits.own_logins_per_hour,
+        );
         Service {
             logins: Mutex::new(Logins::new(config.login.timeout)),
             mechanisms: Mechanisms::from_config(&config, &hostname, &store),
@@ -123,6 +129,7 @@ impl Service {
             directory: Arc::new(Nss),
             lookups_waiting: Arc::new(AtomicUsize::new(0)),
             changes,
+            own_logins,
             step_ups: conversation::StepUps::default(),
         }
     }

@@ -742,3 +742,61 @@ fn a_closed_connection_takes_its_logins_with_it() {
         .expect("the other connection's login is untouched");
     assert_eq!(answered.step, Step::allow());
 }
+
+#[test]
+fn logins_a_user_starts_for_itself_are_limited_and_roots_are_not() {
+    let f = fixture(|c| {
+        c.limits.own_logins_burst = 3;
+        c.limits.own_logins_per_hour = 60;
+    });
+    enrol_totp(&f, "alice");
+    let unlock = || LoginRequest {
+        service: "swaylock".into(),
+        ..request("alice")
+    };
+    // Unlocks and step-ups share one bucket, each cancelled at once.
+    for i in 0..3 {
+        let (handle, _) = match i {
+            1 => f.service.begin_step_up(OWNER, None, 2001, "alice"),
+            _ => f.service.start_unlock(OWNER, None, 2001, unlock()),
+        }
+        .expect("within the burst");
+        assert!(!handle.is_empty());
+        f.service.cancel(OWNER, &handle);
+    }
+    let refused = [
+        f.service.start_unlock(OWNER, None, 2001, unlock()),
+        f.service.begin_step_up(OWNER, None, 2001, "alice"),
+    ];
+    for refused in refused {
+        match refused {
+            Err(DaemonError::LimitReached(why)) => {
+                assert!(why.contains("try again in 60 s"), "{why}")
+            }
+            other => panic!("not limited: {other:?}"),
+        }
+    }
+    // Root's PAM clients (sshd) are not held up by it, nor another user.
+    let (handle, _) = f
+        .service
+        .start_login(OWNER, request("alice"))
+        .expect("root's login");
+    assert!(!handle.is_empty());
+    enrol_totp(&f, "bob");
+    let bob = LoginRequest {
+        user: "bob".into(),
+        ..unlock()
+    };
+    f.service
+        .start_unlock(OWNER, None, 2002, bob)
+        .expect("another user's unlock");
+    // A minute later alice has one more.
+    f.clock.set(NOW + 60);
+    f.service
+        .start_unlock(":1.43", None, 2001, unlock())
+        .expect("refilled");
+    assert!(f
+        .service
+        .start_unlock(":1.43", None, 2001, unlock())
+        .is_err());
+}

@@ -65,8 +65,13 @@ enum Call {
     /// error name, and the first message of each.
     Flood {
         /// begin | recovery-codes | resync | revoke-devices | level | prefer
+        /// | unlock (Login1.Start for `--user`, then Cancel) | step-up
+        /// (Factors1.BeginStepUp, then Login1.Cancel)
         what: String,
         count: u32,
+        /// The account an unlock is for.
+        #[arg(long, default_value = "")]
+        user: String,
     },
 }
 
@@ -149,7 +154,10 @@ async fn call(conn: &zbus::Connection, call: Call) -> Result<Value, MfaError> {
             let step = login.answer(&handle, &answer, 0).await?;
             json!({ "kind": step.kind as u32, "reason": step.reason as u32, "text": step.text })
         }
-        Call::Flood { what, count } => flood(&factors().await?, &what, count).await?,
+        Call::Flood { what, count, user } => {
+            let login = LoginProxy::new(conn).await.map_err(MfaError::ZBus)?;
+            flood(&factors().await?, &login, &what, &user, count).await?
+        }
         Call::OwnName => {
             conn.request_name(mfa_dbus::BUS_NAME)
                 .await
@@ -160,7 +168,18 @@ async fn call(conn: &zbus::Connection, call: Call) -> Result<Value, MfaError> {
     Ok(value)
 }
 
-async fn flood(factors: &FactorsProxy<'_>, what: &str, count: u32) -> Result<Value, MfaError> {
+async fn flood(
+    factors: &FactorsProxy<'_>,
+    login: &LoginProxy<'_>,
+    what: &str,
+    user: &str,
+    count: u32,
+) -> Result<Value, MfaError> {
+    let unlock = LoginRequest {
+        user: user.to_string(),
+        service: "mfa-probe".into(),
+        ..Default::default()
+    };
     let mut ok = 0u32;
     let mut errors: serde_json::Map<String, Value> = serde_json::Map::new();
     for i in 0..count {
@@ -177,6 +196,14 @@ async fn flood(factors: &FactorsProxy<'_>, what: &str, count: u32) -> Result<Val
             "revoke-devices" => factors.revoke_devices("").await.map(drop),
             "level" => factors.set_level("always").await.map(drop),
             "prefer" => factors.set_preferred("0000000000000000").await.map(drop),
+            "unlock" => match login.start(&unlock).await {
+                Ok((handle, _)) => cancel(login, &handle).await,
+                Err(e) => Err(e),
+            },
+            "step-up" => match factors.begin_step_up().await {
+                Ok((handle, _)) => cancel(login, &handle).await,
+                Err(e) => Err(e),
+            },
             other => {
                 return Err(MfaError::InvalidArgument(format!(
                     "mfa-probe: no flood of {other:?}"
@@ -195,6 +222,14 @@ async fn flood(factors: &FactorsProxy<'_>, what: &str, count: u32) -> Result<Val
         }
     }
     Ok(json!({ "ok": ok, "errors": errors }))
+}
+
+/// Cancel a login a flood started (none when mfad decided at once).
+async fn cancel(login: &LoginProxy<'_>, handle: &str) -> Result<(), MfaError> {
+    match handle.is_empty() {
+        true => Ok(()),
+        false => login.cancel(handle).await,
+    }
 }
 
 fn to_json<T: serde::Serialize>(value: T) -> Value {

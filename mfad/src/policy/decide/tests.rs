@@ -377,21 +377,32 @@ fn bypass_needs_the_switch_a_literal_address_in_a_live_rule_and_a_level_below_al
 fn bypass_reaches_privileged_services_only_when_its_scope_says_so() {
     let p = bypass_policy(None);
     let state = enrolled(&["a"]);
-    let d = decide_with(&p, subject("alice", "sudo", "127.0.0.2"), &state);
-    assert!(matches!(d.outcome, Outcome::Ask { .. }), "{d:?}");
-    assert!(
-        d.explanation
-            .iter()
-            .any(|l| l.contains("applies to logins only")),
-        "{:?}",
-        d.explanation
+    // The default privileged services: sudo's, su's, pkexec's, run0's, doas's.
+    for service in ["sudo", "su-l", "pkexec", "systemd-run0", "doas"] {
+        let d = decide_with(&p, subject("alice", service, "127.0.0.2"), &state);
+        assert!(matches!(d.outcome, Outcome::Ask { .. }), "{service}: {d:?}");
+        assert!(
+            d.explanation
+                .iter()
+                .any(|l| l.contains("applies to logins only")),
+            "{service}: {:?}",
+            d.explanation
+        );
+    }
+    // Any service not listed is a login, and is bypassed.
+    assert_eq!(
+        outcome(&p, subject("alice", "sshd", "127.0.0.2"), &state),
+        Outcome::Skip(Skip::Bypass("office".into()))
     );
     let mut all = bypass_policy(None);
     all.bypass[0].scope = BypassScope::All;
-    assert_eq!(
-        outcome(&all, subject("alice", "sudo", "127.0.0.2"), &state),
-        Outcome::Skip(Skip::Bypass("office".into()))
-    );
+    for service in ["sudo", "systemd-run0", "doas"] {
+        assert_eq!(
+            outcome(&all, subject("alice", service, "127.0.0.2"), &state),
+            Outcome::Skip(Skip::Bypass("office".into())),
+            "{service}"
+        );
+    }
 }
 
 #[test]

@@ -92,7 +92,7 @@ impl Service {
     /// remote user, tty and SSH info it sends are dropped (the claimed
     /// service goes to the audit), and the policy treats it as an unlock —
     /// no bypass, no trusted device, no enrolment. Failures count toward
-    /// the same lockout.
+    /// the same lockout; unlocks are counted against `[limits]`.
     pub fn start_unlock(
         &self,
         owner: &str,
@@ -110,6 +110,7 @@ impl Service {
             auth_info: String::new(),
             ..request
         };
+        self.limit_own_login(caller_uid, &request, "unlock")?;
         self.audit.login(
             &request,
             "start",
@@ -124,6 +125,43 @@ impl Service {
             ..self.login_context(&request, pid)
         };
         self.start_in(owner, context, Some(caller_uid))
+    }
+
+    /// Count one login `caller_uid` starts for their own account (`class`:
+    /// a screen locker's unlock, a step-up) against `[limits]`; refused past
+    /// it, before anything is written. Each one writes a few rows of audit
+    /// history and log (start, its answers, its end), so the bucket bounds
+    /// what one user's loop of Start and Cancel can grow. Root's PAM clients
+    /// (sshd, sudo, login) never come here: their logins are never held up
+    /// by what a user's own processes did. The first refusal of a run is
+    /// logged and audited, the rest are not.
+    fn limit_own_login(
+        &self,
+        caller_uid: u32,
+        request: &LoginRequest,
+        class: &str,
+    ) -> Result<(), DaemonError> {
+        if caller_uid == 0 {
+            return Ok(());
+        }
+        let Err(limited) = self.own_logins.spend(caller_uid, self.clock.now()) else {
+            return Ok(());
+        };
+        let retry_after = limited.retry_after.to_string();
+        if limited.first {
+            self.audit.login(
+                request,
+                "rate-limited",
+                &[
+                    ("class", class),
+                    ("caller_uid", &caller_uid.to_string()),
+                    ("retry_after", &retry_after),
+                ],
+            );
+        }
+        Err(DaemonError::LimitReached(format!(
+            "too many unlocks and step-up proofs of this account in a short time; try again in {retry_after} s"
+        )))
     }
 
     /// Begin the login of `context` for the connection `owner` (an unlock

@@ -101,7 +101,8 @@ impl Service {
     /// the connection of `uid` (the process `pid`): the preferred factor
     /// first, as at a login, with recovery codes as the fallback; answered
     /// through Login1.Answer. No bypass, no trusted device, no enrolment;
-    /// wrong answers count toward the lockout.
+    /// wrong answers count toward the lockout. Counted against `[limits]`
+    /// with the user's unlocks.
     pub fn begin_step_up(
         &self,
         owner: &str,
@@ -114,6 +115,7 @@ impl Service {
             service: STEP_UP_SERVICE.into(),
             ..LoginRequest::default()
         };
+        self.limit_own_login(uid, &request, "step-up")?;
         let context = LoginContext {
             unlock: true,
             ..self.login_context(&request, pid)
