@@ -326,6 +326,10 @@ fn a_host_migrates_its_store_to_postgresql_and_nothing_is_lost_or_usable_twice()
     host.enrol_hotp(&bob, 6);
     let codes = host.recovery_codes(&bob);
     host.login(&bob, &[&codes[0]]).assert_rc(PAM_SUCCESS);
+    // An admin invited dave to set up a factor he has not taken yet.
+    let dave = users::named("dave");
+    host.mfactl(&root, &["enrol", "hotp", "--user", "dave", "--invite"])
+        .assert_success("invite dave");
 
     // The admin names the database in mfad.toml; mfad runs on as it was.
     let database = pg.database();
@@ -336,7 +340,7 @@ fn a_host_migrates_its_store_to_postgresql_and_nothing_is_lost_or_usable_twice()
     let dry = host.mfactl(&root, &["store", "migrate", "--dry-run"]);
     dry.assert_success("dry run");
     assert!(
-        dry.stdout.contains(&format!("Would copy to postgresql localhost:{}/{database}: 2 factors, 10 recovery codes, 1 lockouts, 1 users' settings", pg.port())),
+        dry.stdout.contains(&format!("Would copy to postgresql localhost:{}/{database}: 3 factors, 10 recovery codes, 1 lockouts, 1 users' settings, 0 trusted devices, 1 invitations.", pg.port())),
         "{}",
         dry.describe()
     );
@@ -364,8 +368,9 @@ fn a_host_migrates_its_store_to_postgresql_and_nothing_is_lost_or_usable_twice()
         "{}",
         moved.describe()
     );
-    assert_eq!(count(pg, &database, "factors"), 2);
+    assert_eq!(count(pg, &database, "factors"), 3);
     assert_eq!(count(pg, &database, "recovery_codes WHERE used"), 1);
+    assert_eq!(count(pg, &database, "invitations"), 1);
     assert_eq!(failures(pg, &database, "alice"), 1);
     // The SQLite copy serves nothing more: what it would accept now could
     // not be recorded where the store is.
@@ -395,6 +400,27 @@ fn a_host_migrates_its_store_to_postgresql_and_nothing_is_lost_or_usable_twice()
         .trim(),
         token.id
     );
+    // dave's invitation came along: he is shown the factor to set up.
+    let invited = host.mfactl(&dave, &["--json", "invitation"]);
+    assert_eq!(
+        invited.code(),
+        Some(4),
+        "not confirmed: {}",
+        invited.describe()
+    );
+    let offer: serde_json::Value = invited
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_default();
+    assert!(
+        offer["offer"]["secret"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{}",
+        invited.describe()
+    );
 
     // A host with a store of its own (its own key) cannot copy into the
     // database the fleet uses now.
@@ -412,7 +438,7 @@ fn a_host_migrates_its_store_to_postgresql_and_nothing_is_lost_or_usable_twice()
         "{}",
         refused.describe()
     );
-    assert_eq!(count(pg, &database, "factors"), 2);
+    assert_eq!(count(pg, &database, "factors"), 3);
     // Its own store was left as it was, and serves on.
     let carol = other.mfactl(&root, &["--json", "user", "carol"]);
     carol.assert_success("carol's factors on the other host");

@@ -52,7 +52,7 @@ pub enum StoreError {
     },
     /// A migration's target already holds data: copying into it would mix
     /// two stores.
-    #[error("the target store is not empty: it already holds factors, recovery codes, settings or trusted devices")]
+    #[error("the target store is not empty: it already holds factors, recovery codes, settings, trusted devices or invitations")]
     NotEmpty,
     /// `mfactl store migrate` copied this store to another one, which mfad
     /// uses once restarted.
@@ -187,6 +187,18 @@ pub struct Snapshot {
     pub settings: Vec<(String, Option<String>, Option<String>)>,
     /// (user, device).
     pub devices: Vec<(String, DeviceRow)>,
+    /// Admins' invitations to set up a pending factor.
+    pub invitations: Vec<InvitationRow>,
+}
+
+/// One invitation, as kept: `user` is invited to set up their pending
+/// factor `factor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationRow {
+    pub user: String,
+    pub factor: String,
+    pub by_uid: u32,
+    pub created: u64,
 }
 
 /// One recovery code, as kept (a slow hash).
@@ -202,12 +214,13 @@ impl Snapshot {
     /// How much it holds, in words.
     pub fn describe(&self) -> String {
         format!(
-            "{} factors, {} recovery codes, {} lockout rows, {} users' settings, {} trusted devices",
+            "{} factors, {} recovery codes, {} lockout rows, {} users' settings, {} trusted devices, {} invitations",
             self.factors.len(),
             self.recovery_codes.len(),
             self.lockouts.len(),
             self.settings.len(),
-            self.devices.len()
+            self.devices.len(),
+            self.invitations.len()
         )
     }
 }
