@@ -27,9 +27,18 @@ struct Fleet {
 /// Two hosts on `pg` with `base` for their config; one wrong code ends a
 /// login (max_tries 1), so every login here is one answer.
 fn fleet_on(pg: &Postgres, base: DaemonConfig) -> Fleet {
+    fleet_with_timeout(pg, base, 3)
+}
+
+/// [`fleet_on`], `[store] timeout` = `timeout` seconds.
+fn fleet_with_timeout(pg: &Postgres, base: DaemonConfig, timeout: u64) -> Fleet {
     let database = pg.database();
+    let store = pg
+        .store_table(&database)
+        .replace("timeout = 3\n", &format!("timeout = {timeout}\n"));
+    assert!(store.contains(&format!("timeout = {timeout}\n")), "{store}");
     let config = |seed_key, host: &str| DaemonConfig {
-        policy_tables: format!("{}{}", pg.store_table(&database), base.policy_tables),
+        policy_tables: format!("{store}{}", base.policy_tables),
         max_tries: 1,
         seed_key,
         hostname: Some(host.into()),
@@ -488,6 +497,98 @@ fn kill_9_of_one_host_mid_transaction_loses_nothing_on_the_other() {
         .login(&alice, &[&token.hotp_code(next)])
         .assert_rc(PAM_AUTHINFO_UNAVAIL);
     fleet.a.daemon.restart();
+    fleet
+        .a
+        .login(&alice, &[&token.hotp_code(next)])
+        .assert_rc(PAM_MAXTRIES);
+    fleet
+        .a
+        .login(&alice, &[&token.hotp_code(next + 1)])
+        .assert_rc(PAM_SUCCESS);
+}
+
+/// One count from `pg_stat_activity`: mfad's sessions in `database` that
+/// match `condition`.
+fn mfad_sessions(pg: &Postgres, database: &str, condition: &str) -> u32 {
+    pg.psql(
+        database,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mfad'
+             AND datname = current_database() AND {condition}"
+        ),
+    )
+    .trim()
+    .parse()
+    .unwrap_or_else(|e| panic!("pg_stat_activity: {e}"))
+}
+
+/// Poll until `done`, failing after `limit`.
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A host that stops mid-transaction with its socket left open (SIGSTOP
+/// here; power lost, a partition) holds the user's row lock. The database
+/// ends a transaction left idle for half of `[store] timeout`, so the
+/// other hosts are not made to refuse that user until the server notices
+/// by itself: B takes the code A had accepted but never committed.
+#[test]
+fn a_host_frozen_mid_transaction_does_not_lock_the_user_out_elsewhere() {
+    const TIMEOUT: u64 = 6;
+    let pg = Postgres::shared();
+    let fleet = fleet_with_timeout(pg, DaemonConfig::default(), TIMEOUT);
+    let alice = users::named("alice");
+    let token = fleet.a.enrol_hotp(&alice, 6);
+    let next = token.next_counter();
+    // A's check takes alice's lockout row, accepts the code, and waits for
+    // the factor row a psql session shares ...
+    let holder = pg.session(
+        &fleet.database,
+        &format!(
+            "BEGIN; SELECT id FROM factors WHERE id = '{}' FOR SHARE;",
+            token.id
+        ),
+    );
+    let frozen = fleet
+        .a
+        .prepare(&alice, &[&token.hotp_code(next)])
+        .spawn(&fleet.a.pam);
+    wait_until(
+        "A's check waits for the factor row",
+        Duration::from_secs(5),
+        || mfad_sessions(pg, &fleet.database, "wait_event_type = 'Lock'") == 1,
+    );
+    // ... and is stopped there: once the row is free, its database session
+    // moves the counter and idles in the transaction, alice's lock held,
+    // the commit never sent.
+    fleet.a.daemon.freeze();
+    holder.end();
+    wait_until(
+        "A's session idles in its transaction",
+        Duration::from_secs(2),
+        || mfad_sessions(pg, &fleet.database, "state = 'idle in transaction'") == 1,
+    );
+    let started = Instant::now();
+    let b = fleet.b.login(&alice, &[&token.hotp_code(next)]);
+    let took = started.elapsed();
+    fleet.a.daemon.thaw();
+    b.assert_rc(PAM_SUCCESS);
+    // B waited for the server to end A's transaction (half the timeout
+    // after A went idle, a moment before B started), and no longer.
+    assert!(
+        took >= Duration::from_secs(TIMEOUT / 2 - 1) && took < Duration::from_secs(TIMEOUT),
+        "B's login took {took:?}"
+    );
+    assert_eq!(
+        mfad_sessions(pg, &fleet.database, "state = 'idle in transaction'"),
+        0
+    );
+    // A's login came to nothing, and the code is used up fleet-wide.
+    assert_ne!(frozen.finish().rc, PAM_SUCCESS, "A never committed");
     fleet
         .a
         .login(&alice, &[&token.hotp_code(next)])

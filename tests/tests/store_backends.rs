@@ -639,3 +639,22 @@ fn an_invitation_lasts_while_its_factor_is_pending() {
         );
     }
 }
+
+/// On a local socket (no TLS), the same session limits are accepted: the
+/// server ignores the TCP ones there, and the store works as over TCP.
+#[test]
+fn a_store_on_the_local_socket_opens_with_the_session_limits() {
+    let pg = Postgres::shared();
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = PgConfig {
+        host: pg.socket_dir().display().to_string(),
+        tls: PgTls::LocalSocket,
+        ..pg_config(&fresh_database())
+    };
+    let store = PgStore::open(&config, &dir.path().join("state"))
+        .unwrap_or_else(|e| panic!("postgresql store on the socket: {e}"));
+    store
+        .insert_confirmed(&[factor("ivan", "i1")])
+        .expect("insert");
+    assert!(store.has_confirmed_factor("ivan").expect("read"));
+}

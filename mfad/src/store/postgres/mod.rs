@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, Row, Statement};
 
@@ -100,8 +101,9 @@ impl PgStore {
             .user(&config.user)
             .application_name("mfad")
             .connect_timeout(config.timeout)
-            .keepalives(true)
+            .options(session_options(config.timeout))
             .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+        keepalives(&mut pg, config.timeout);
         if let Some(file) = &config.password_file {
             pg.password(read_password(file).map_err(unusable)?);
         }
@@ -372,9 +374,7 @@ impl Db {
             Ok(Err(Failure::Store(e))) => Err(e),
             Ok(Err(Failure::Pg(e))) => Err(StoreError::Backend {
                 context,
-                // A closed connection, an I/O error: the database is not
-                // there. An error it sent: it refused.
-                unavailable: e.as_db_error().is_none(),
+                unavailable: unreachable(e.code().map(SqlState::code)),
                 message: format!("{}: {}", self.describe, crate::error::with_causes(&e)),
             }),
             Err(_) => Err(StoreError::Backend {
@@ -442,6 +442,74 @@ impl Db {
             Ok(n)
         })
     }
+}
+
+/// Whether a failure with this SQLSTATE (`None`: the server sent none)
+/// means the database could not be reached in time — a login refused
+/// `store-unavailable`, mfad connecting again at the next call — rather
+/// than a database that answered and refused (`store-error`).
+fn unreachable(sqlstate: Option<&str>) -> bool {
+    match sqlstate {
+        // A closed connection, an I/O or TLS error, no answer.
+        None => true,
+        // connection_exception and the rest of its class.
+        Some(code) if code.starts_with("08") => true,
+        Some(code) => matches!(
+            code,
+            // admin_shutdown, crash_shutdown, cannot_connect_now (starting
+            // up, shutting down, in recovery), idle_session_timeout
+            "57P01" | "57P02" | "57P03" | "57P05"
+            // too_many_connections
+            | "53300"
+            // The session's own limits (`session_options`): a statement
+            // or a lock wait that took too long, a transaction left idle.
+            | "57014" | "55P03" | "25P03"
+        ),
+    }
+}
+
+/// What the server enforces on each of mfad's sessions, from `[store]
+/// timeout` (`t`), so that a host that vanishes mid-transaction with its
+/// socket left open (power lost, a partition, mfad stopped) cannot hold a
+/// user's row lock — and so refuse that user on every host — until the
+/// server notices by itself, hours later:
+/// - a transaction left idle for half of `t` ends, its locks released: mfad
+///   never waits between the statements of one, and a login waiting behind
+///   it on another host still gets in within its own deadline;
+/// - no statement runs, and no lock is waited for, longer than `t`: the
+///   caller gave up by then;
+/// - the server's TCP keepalives and `tcp_user_timeout` find a vanished
+///   host within a few times `t` (PostgreSQL 12 or later).
+fn session_options(t: std::time::Duration) -> String {
+    let ms = t.as_millis().max(1);
+    let secs = t.as_secs().max(1);
+    [
+        format!("idle_in_transaction_session_timeout={}", (ms / 2).max(1)),
+        format!("statement_timeout={ms}"),
+        format!("lock_timeout={ms}"),
+        format!("tcp_keepalives_idle={secs}"),
+        format!("tcp_keepalives_interval={}", (secs / 3).max(1)),
+        format!("tcp_keepalives_count={KEEPALIVE_PROBES}"),
+        format!("tcp_user_timeout={ms}"),
+    ]
+    .iter()
+    .map(|setting| format!("-c {setting}"))
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// Probes unanswered before a peer counts as gone, on either side.
+const KEEPALIVE_PROBES: u32 = 3;
+
+/// The same on mfad's side of each connection: a server that vanished is
+/// noticed on an idle pooled connection too, not only by the next call's
+/// deadline.
+fn keepalives(pg: &mut tokio_postgres::Config, t: std::time::Duration) {
+    pg.keepalives(true)
+        .keepalives_idle(t)
+        .keepalives_interval((t / 3).max(std::time::Duration::from_secs(1)))
+        .keepalives_retries(KEEPALIVE_PROBES)
+        .tcp_user_timeout(t);
 }
 
 /// A statement prepared once per connection.
@@ -1338,5 +1406,56 @@ impl SettingStore for PgStore {
             )?,
         };
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_or_overloaded_server_is_store_unavailable_a_refusal_is_not() {
+        for code in [
+            None,
+            Some("08000"),
+            Some("08006"),
+            Some("08P01"),
+            Some("57P01"),
+            Some("57P02"),
+            Some("57P03"),
+            Some("53300"),
+            Some("57014"),
+            Some("55P03"),
+            Some("25P03"),
+        ] {
+            assert!(unreachable(code), "{code:?}");
+        }
+        for code in [
+            // unique_violation, undefined_table, insufficient_privilege,
+            // invalid_password, disk_full, serialization_failure,
+            // read_only_sql_transaction, data_corrupted
+            "23505", "42P01", "42501", "28P01", "53100", "40001", "25006", "XX001",
+        ] {
+            assert!(!unreachable(Some(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn each_session_ends_an_idle_transaction_within_half_the_deadline() {
+        let options = session_options(std::time::Duration::from_secs(3));
+        for setting in [
+            "-c idle_in_transaction_session_timeout=1500",
+            "-c statement_timeout=3000",
+            "-c lock_timeout=3000",
+            "-c tcp_keepalives_idle=3",
+            "-c tcp_keepalives_interval=1",
+            "-c tcp_keepalives_count=3",
+            "-c tcp_user_timeout=3000",
+        ] {
+            assert!(
+                options.split(" -c ").count() == 7 && options.contains(setting),
+                "{setting} in {options}"
+            );
+        }
     }
 }

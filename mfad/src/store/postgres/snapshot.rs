@@ -13,6 +13,15 @@ const COPY_DEADLINE: Duration = Duration::from_secs(600);
 /// alone (made by a failed login) do not make a database "in use".
 const HOLDING: &str = "factors, recovery_codes, user_settings, trusted_devices, invitations";
 
+/// The session's `statement_timeout` is a login's deadline; a copy's
+/// statements may take as long as the copy.
+fn long_statements() -> String {
+    format!(
+        "SET LOCAL statement_timeout = {}",
+        COPY_DEADLINE.as_millis()
+    )
+}
+
 pub(super) fn export(store: &PgStore) -> Result<Snapshot, StoreError> {
     store.db.block_within("export", COPY_DEADLINE, async {
         let mut conn = store.db.checkout().await?;
@@ -23,6 +32,7 @@ pub(super) fn export(store: &PgStore) -> Result<Snapshot, StoreError> {
             .read_only(true)
             .start()
             .await?;
+        tx.batch_execute(&long_statements()).await?;
         let factors = tx
             .query(
                 &format!("SELECT {FACTOR_COLUMNS} FROM factors ORDER BY user_name, created, seq"),
@@ -122,6 +132,7 @@ pub(super) fn import(store: &PgStore, snapshot: &Snapshot) -> Result<(), StoreEr
         let mut conn = store.db.checkout().await?;
         let Conn { client, prepared } = &mut conn;
         let tx = client.transaction().await?;
+        tx.batch_execute(&long_statements()).await?;
         // No other host writes these tables until the copy is in (or not).
         tx.batch_execute(&format!(
             "LOCK TABLE {HOLDING}, lockout IN SHARE ROW EXCLUSIVE MODE"
