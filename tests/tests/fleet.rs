@@ -598,3 +598,47 @@ fn a_host_frozen_mid_transaction_does_not_lock_the_user_out_elsewhere() {
         .login(&alice, &[&token.hotp_code(next + 1)])
         .assert_rc(PAM_SUCCESS);
 }
+
+/// mfad started while its database is down serves at once and refuses
+/// logins (store-unavailable) while it waits; once the database is up it
+/// opens the store by itself: logins work, the same mfad process.
+#[test]
+fn mfad_started_while_the_database_is_down_waits_for_it_and_serves() {
+    let pg = Postgres::start();
+    let database = pg.database();
+    let mut host = World::with_config(&DaemonConfig {
+        policy_tables: pg.store_table(&database),
+        max_tries: 1,
+        ..DaemonConfig::default()
+    });
+    let alice = users::named("alice");
+    let token = host.enrol_hotp(&alice, 6);
+    let next = token.next_counter();
+    host.daemon.stop();
+    pg.crash();
+
+    host.daemon.restart();
+    let pid = host.daemon.pid();
+    assert!(
+        host.daemon.log().contains("waiting for the database"),
+        "{}",
+        host.daemon.log()
+    );
+    let down = host.login(&alice, &[&token.hotp_code(next)]);
+    down.assert_rc(PAM_AUTH_ERR);
+    assert!(
+        host.daemon.log().contains("reason=store-unavailable"),
+        "{}",
+        host.daemon.log()
+    );
+
+    pg.restart();
+    // Tries are at most OPEN_RETRY_MAX apart, each within [store] timeout.
+    let limit = mfad::store::postgres::OPEN_RETRY_MAX + Duration::from_secs(10);
+    wait_until("mfad opens the store", limit, || {
+        host.daemon.log().contains("is open, after waiting")
+    });
+    host.login(&alice, &[&token.hotp_code(next)])
+        .assert_rc(PAM_SUCCESS);
+    assert_eq!(host.daemon.pid(), pid, "the same mfad, never restarted");
+}

@@ -27,6 +27,23 @@ pub fn open(config: &StoreConfig, state_dir: &Path) -> Result<Arc<dyn Store>, St
     })
 }
 
+/// Told how opening a store goes, where mfad logs.
+pub type OpenLog = Box<dyn Fn(crate::audit::Severity, &str) + Send>;
+
+/// mfad's start: as [`open`], but a fleet database that cannot be reached
+/// yet is waited for, not a failure ([`PgStore::open_or_wait`]); `log` is
+/// told about the wait.
+pub fn open_or_wait(
+    config: &StoreConfig,
+    state_dir: &Path,
+    log: OpenLog,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match config {
+        StoreConfig::Sqlite => Arc::new(SqliteStore::open(state_dir)?),
+        StoreConfig::Postgres(pg) => PgStore::open_or_wait(pg, state_dir, log)?,
+    })
+}
+
 use crate::mechanism::{Advance, FactorKind, Verdict};
 use crate::policy::{Level, UserState};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -327,7 +344,8 @@ pub trait FactorStore: Send + Sync {
     fn users(&self, now: u64) -> Result<Vec<UserRow>, StoreError>;
     /// A key for keyed hashes of what must not be kept in the clear, not
     /// even sealed (e-mail codes): the same on every host of this store.
-    fn hash_key(&self) -> [u8; 32];
+    /// Unavailable while a fleet database is not open yet.
+    fn hash_key(&self) -> Result<[u8; 32], StoreError>;
     /// Everything it holds, read in one transaction.
     fn export(&self) -> Result<Snapshot, StoreError>;
     /// Put `snapshot` into this store, which must be empty: all in one
