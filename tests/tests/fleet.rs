@@ -292,7 +292,12 @@ fn a_database_that_is_down_or_frozen_refuses_in_time_and_mfad_recovers() {
         .login(&dave, &[&token.hotp_code(counter)])
         .assert_rc(PAM_SUCCESS);
     // What was decided while the database was away reaches its history
-    // once it is back.
+    // once it is back. Each host writes its rows off the login path, and
+    // `mfactl audit` waits only for its own host's: ask A first.
+    fleet
+        .a
+        .mfactl(&users::root(), &["audit", "--user", "dave"])
+        .assert_success("audit on A");
     let audit = fleet
         .b
         .mfactl(&users::root(), &["--json", "audit", "--user", "dave"]);
