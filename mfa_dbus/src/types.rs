@@ -343,6 +343,8 @@ pub struct StoreMigration {
     /// Users with a security level or a preferred factor.
     pub settings: u32,
     pub trusted_devices: u32,
+    /// Admins' invitations to set up a pending factor.
+    pub invitations: u32,
     /// What to do next.
     pub notes: Vec<String>,
 }

@@ -10,13 +10,14 @@ pub fn migration_text(m: &StoreMigration, dry_run: bool, json: bool) -> String {
     }
     let verb = if dry_run { "Would copy" } else { "Copied" };
     let mut out = format!(
-        "{verb} to {}: {} factors, {} recovery codes, {} lockouts, {} users' settings, {} trusted devices.\n",
+        "{verb} to {}: {} factors, {} recovery codes, {} lockouts, {} users' settings, {} trusted devices, {} invitations.\n",
         printable(&m.target),
         m.factors,
         m.recovery_codes,
         m.lockouts,
         m.settings,
-        m.trusted_devices
+        m.trusted_devices,
+        m.invitations
     );
     for note in &m.notes {
         out.push_str(&format!("Note: {}\n", printable(note)));

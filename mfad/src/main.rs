@@ -76,7 +76,15 @@ fn main() -> ExitCode {
     // SAFETY: umask only changes this process's file creation mask.
     unsafe { libc::umask(0o077) };
     let audit = Audit::new(config.daemon.log);
-    let store: Arc<dyn Store> = match mfad::store::open(&config.store, &config.daemon.state_dir) {
+    // A fleet database that is not up yet is waited for while mfad serves
+    // (and refuses logins, store-unavailable): booting before it, or with
+    // it, is no failure.
+    let store_log = {
+        let log = Audit::new(config.daemon.log);
+        Box::new(move |severity: Severity, line: &str| log.message(severity, line))
+    };
+    let opened = mfad::store::open_or_wait(&config.store, &config.daemon.state_dir, store_log);
+    let store: Arc<dyn Store> = match opened {
         Ok(s) => s,
         Err(e) => {
             audit.message(Severity::Error, &format!("cannot open the store: {e}"));

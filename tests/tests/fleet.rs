@@ -27,9 +27,18 @@ struct Fleet {
 /// Two hosts on `pg` with `base` for their config; one wrong code ends a
 /// login (max_tries 1), so every login here is one answer.
 fn fleet_on(pg: &Postgres, base: DaemonConfig) -> Fleet {
+    fleet_with_timeout(pg, base, 3)
+}
+
+/// [`fleet_on`], `[store] timeout` = `timeout` seconds.
+fn fleet_with_timeout(pg: &Postgres, base: DaemonConfig, timeout: u64) -> Fleet {
     let database = pg.database();
+    let store = pg
+        .store_table(&database)
+        .replace("timeout = 3\n", &format!("timeout = {timeout}\n"));
+    assert!(store.contains(&format!("timeout = {timeout}\n")), "{store}");
     let config = |seed_key, host: &str| DaemonConfig {
-        policy_tables: format!("{}{}", pg.store_table(&database), base.policy_tables),
+        policy_tables: format!("{store}{}", base.policy_tables),
         max_tries: 1,
         seed_key,
         hostname: Some(host.into()),
@@ -283,7 +292,12 @@ fn a_database_that_is_down_or_frozen_refuses_in_time_and_mfad_recovers() {
         .login(&dave, &[&token.hotp_code(counter)])
         .assert_rc(PAM_SUCCESS);
     // What was decided while the database was away reaches its history
-    // once it is back.
+    // once it is back. Each host writes its rows off the login path, and
+    // `mfactl audit` waits only for its own host's: ask A first.
+    fleet
+        .a
+        .mfactl(&users::root(), &["audit", "--user", "dave"])
+        .assert_success("audit on A");
     let audit = fleet
         .b
         .mfactl(&users::root(), &["--json", "audit", "--user", "dave"]);
@@ -326,6 +340,10 @@ fn a_host_migrates_its_store_to_postgresql_and_nothing_is_lost_or_usable_twice()
     host.enrol_hotp(&bob, 6);
     let codes = host.recovery_codes(&bob);
     host.login(&bob, &[&codes[0]]).assert_rc(PAM_SUCCESS);
+    // An admin invited dave to set up a factor he has not taken yet.
+    let dave = users::named("dave");
+    host.mfactl(&root, &["enrol", "hotp", "--user", "dave", "--invite"])
+        .assert_success("invite dave");
 
     // The admin names the database in mfad.toml; mfad runs on as it was.
     let database = pg.database();
@@ -336,7 +354,7 @@ fn a_host_migrates_its_store_to_postgresql_and_nothing_is_lost_or_usable_twice()
     let dry = host.mfactl(&root, &["store", "migrate", "--dry-run"]);
     dry.assert_success("dry run");
     assert!(
-        dry.stdout.contains(&format!("Would copy to postgresql localhost:{}/{database}: 2 factors, 10 recovery codes, 1 lockouts, 1 users' settings", pg.port())),
+        dry.stdout.contains(&format!("Would copy to postgresql localhost:{}/{database}: 3 factors, 10 recovery codes, 1 lockouts, 1 users' settings, 0 trusted devices, 1 invitations.", pg.port())),
         "{}",
         dry.describe()
     );
@@ -364,8 +382,9 @@ fn a_host_migrates_its_store_to_postgresql_and_nothing_is_lost_or_usable_twice()
         "{}",
         moved.describe()
     );
-    assert_eq!(count(pg, &database, "factors"), 2);
+    assert_eq!(count(pg, &database, "factors"), 3);
     assert_eq!(count(pg, &database, "recovery_codes WHERE used"), 1);
+    assert_eq!(count(pg, &database, "invitations"), 1);
     assert_eq!(failures(pg, &database, "alice"), 1);
     // The SQLite copy serves nothing more: what it would accept now could
     // not be recorded where the store is.
@@ -395,6 +414,27 @@ fn a_host_migrates_its_store_to_postgresql_and_nothing_is_lost_or_usable_twice()
         .trim(),
         token.id
     );
+    // dave's invitation came along: he is shown the factor to set up.
+    let invited = host.mfactl(&dave, &["--json", "invitation"]);
+    assert_eq!(
+        invited.code(),
+        Some(4),
+        "not confirmed: {}",
+        invited.describe()
+    );
+    let offer: serde_json::Value = invited
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_default();
+    assert!(
+        offer["offer"]["secret"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{}",
+        invited.describe()
+    );
 
     // A host with a store of its own (its own key) cannot copy into the
     // database the fleet uses now.
@@ -412,7 +452,7 @@ fn a_host_migrates_its_store_to_postgresql_and_nothing_is_lost_or_usable_twice()
         "{}",
         refused.describe()
     );
-    assert_eq!(count(pg, &database, "factors"), 2);
+    assert_eq!(count(pg, &database, "factors"), 3);
     // Its own store was left as it was, and serves on.
     let carol = other.mfactl(&root, &["--json", "user", "carol"]);
     carol.assert_success("carol's factors on the other host");
@@ -470,4 +510,140 @@ fn kill_9_of_one_host_mid_transaction_loses_nothing_on_the_other() {
         .a
         .login(&alice, &[&token.hotp_code(next + 1)])
         .assert_rc(PAM_SUCCESS);
+}
+
+/// One count from `pg_stat_activity`: mfad's sessions in `database` that
+/// match `condition`.
+fn mfad_sessions(pg: &Postgres, database: &str, condition: &str) -> u32 {
+    pg.psql(
+        database,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mfad'
+             AND datname = current_database() AND {condition}"
+        ),
+    )
+    .trim()
+    .parse()
+    .unwrap_or_else(|e| panic!("pg_stat_activity: {e}"))
+}
+
+/// Poll until `done`, failing after `limit`.
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A host that stops mid-transaction with its socket left open (SIGSTOP
+/// here; power lost, a partition) holds the user's row lock. The database
+/// ends a transaction left idle for half of `[store] timeout`, so the
+/// other hosts are not made to refuse that user until the server notices
+/// by itself: B takes the code A had accepted but never committed.
+#[test]
+fn a_host_frozen_mid_transaction_does_not_lock_the_user_out_elsewhere() {
+    const TIMEOUT: u64 = 6;
+    let pg = Postgres::shared();
+    let fleet = fleet_with_timeout(pg, DaemonConfig::default(), TIMEOUT);
+    let alice = users::named("alice");
+    let token = fleet.a.enrol_hotp(&alice, 6);
+    let next = token.next_counter();
+    // A's check takes alice's lockout row, accepts the code, and waits for
+    // the factor row a psql session shares ...
+    let holder = pg.session(
+        &fleet.database,
+        &format!(
+            "BEGIN; SELECT id FROM factors WHERE id = '{}' FOR SHARE;",
+            token.id
+        ),
+    );
+    let frozen = fleet
+        .a
+        .prepare(&alice, &[&token.hotp_code(next)])
+        .spawn(&fleet.a.pam);
+    wait_until(
+        "A's check waits for the factor row",
+        Duration::from_secs(5),
+        || mfad_sessions(pg, &fleet.database, "wait_event_type = 'Lock'") == 1,
+    );
+    // ... and is stopped there: once the row is free, its database session
+    // moves the counter and idles in the transaction, alice's lock held,
+    // the commit never sent.
+    fleet.a.daemon.freeze();
+    holder.end();
+    wait_until(
+        "A's session idles in its transaction",
+        Duration::from_secs(2),
+        || mfad_sessions(pg, &fleet.database, "state = 'idle in transaction'") == 1,
+    );
+    let started = Instant::now();
+    let b = fleet.b.login(&alice, &[&token.hotp_code(next)]);
+    let took = started.elapsed();
+    fleet.a.daemon.thaw();
+    b.assert_rc(PAM_SUCCESS);
+    // B waited for the server to end A's transaction (half the timeout
+    // after A went idle, a moment before B started), and no longer.
+    assert!(
+        took >= Duration::from_secs(TIMEOUT / 2 - 1) && took < Duration::from_secs(TIMEOUT),
+        "B's login took {took:?}"
+    );
+    assert_eq!(
+        mfad_sessions(pg, &fleet.database, "state = 'idle in transaction'"),
+        0
+    );
+    // A's login came to nothing, and the code is used up fleet-wide.
+    assert_ne!(frozen.finish().rc, PAM_SUCCESS, "A never committed");
+    fleet
+        .a
+        .login(&alice, &[&token.hotp_code(next)])
+        .assert_rc(PAM_MAXTRIES);
+    fleet
+        .a
+        .login(&alice, &[&token.hotp_code(next + 1)])
+        .assert_rc(PAM_SUCCESS);
+}
+
+/// mfad started while its database is down serves at once and refuses
+/// logins (store-unavailable) while it waits; once the database is up it
+/// opens the store by itself: logins work, the same mfad process.
+#[test]
+fn mfad_started_while_the_database_is_down_waits_for_it_and_serves() {
+    let pg = Postgres::start();
+    let database = pg.database();
+    let mut host = World::with_config(&DaemonConfig {
+        policy_tables: pg.store_table(&database),
+        max_tries: 1,
+        ..DaemonConfig::default()
+    });
+    let alice = users::named("alice");
+    let token = host.enrol_hotp(&alice, 6);
+    let next = token.next_counter();
+    host.daemon.stop();
+    pg.crash();
+
+    host.daemon.restart();
+    let pid = host.daemon.pid();
+    assert!(
+        host.daemon.log().contains("waiting for the database"),
+        "{}",
+        host.daemon.log()
+    );
+    let down = host.login(&alice, &[&token.hotp_code(next)]);
+    down.assert_rc(PAM_AUTH_ERR);
+    assert!(
+        host.daemon.log().contains("reason=store-unavailable"),
+        "{}",
+        host.daemon.log()
+    );
+
+    pg.restart();
+    // Tries are at most OPEN_RETRY_MAX apart, each within [store] timeout.
+    let limit = mfad::store::postgres::OPEN_RETRY_MAX + Duration::from_secs(10);
+    wait_until("mfad opens the store", limit, || {
+        host.daemon.log().contains("is open, after waiting")
+    });
+    host.login(&alice, &[&token.hotp_code(next)])
+        .assert_rc(PAM_SUCCESS);
+    assert_eq!(host.daemon.pid(), pid, "the same mfad, never restarted");
 }

@@ -451,7 +451,8 @@ fn tls_to_the_database_is_verified() {
 }
 
 /// A store with one of everything: factors (one pending), recovery codes
-/// (one used), failures counted, settings, a trusted device.
+/// (one used), failures counted, settings, a trusted device, an
+/// invitation to set up the pending factor.
 fn fill(store: &dyn Store) {
     let mut used = factor("gina", "g1");
     used.counter = 7;
@@ -487,6 +488,9 @@ fn fill(store: &dyn Store) {
     store
         .trust_device("gina", "address:192.0.2.7", "d1", NOW, NOW + 100)
         .expect("trust");
+    store
+        .put_invitation("gina", "g2", 2100, NOW)
+        .expect("invite");
 }
 
 #[test]
@@ -496,7 +500,7 @@ fn a_store_copies_whole_into_an_empty_one_of_either_backend_and_never_into_a_ful
         let snapshot = source.export().expect("export");
         assert_eq!(
             snapshot.describe(),
-            "3 factors, 2 recovery codes, 1 lockout rows, 2 users' settings, 1 trusted devices",
+            "3 factors, 2 recovery codes, 1 lockout rows, 2 users' settings, 1 trusted devices, 1 invitations",
             "{source_name}"
         );
         for (target_name, target, _target_dir) in backends() {
@@ -514,6 +518,13 @@ fn a_store_copies_whole_into_an_empty_one_of_either_backend_and_never_into_a_ful
             assert_eq!(
                 target.unused_recovery_codes("gina").expect("codes").len(),
                 1
+            );
+            let invited = target.invitation("gina", NOW).expect("invitation");
+            assert!(
+                invited
+                    .as_ref()
+                    .is_some_and(|i| i.factor == "g2" && i.by_uid == 2100),
+                "{what}: {invited:?}"
             );
             // A second copy into it is refused and changes nothing.
             let before = target.export().expect("export");
@@ -545,6 +556,7 @@ fn a_moved_sqlite_store_serves_nothing_more_and_is_refused_at_the_next_start() {
         .move_to("postgresql there", &mut |s| target.import(s))
         .expect("move");
     assert_eq!(moved.factors.len(), 3);
+    assert_eq!(moved.invitations.len(), 1);
     assert_eq!(target.export().expect("export"), moved);
     let after = source.has_confirmed_factor("gina");
     assert!(
@@ -626,4 +638,23 @@ fn an_invitation_lasts_while_its_factor_is_pending() {
             "{name}: a reset ends it"
         );
     }
+}
+
+/// On a local socket (no TLS), the same session limits are accepted: the
+/// server ignores the TCP ones there, and the store works as over TCP.
+#[test]
+fn a_store_on_the_local_socket_opens_with_the_session_limits() {
+    let pg = Postgres::shared();
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = PgConfig {
+        host: pg.socket_dir().display().to_string(),
+        tls: PgTls::LocalSocket,
+        ..pg_config(&fresh_database())
+    };
+    let store = PgStore::open(&config, &dir.path().join("state"))
+        .unwrap_or_else(|e| panic!("postgresql store on the socket: {e}"));
+    store
+        .insert_confirmed(&[factor("ivan", "i1")])
+        .expect("insert");
+    assert!(store.has_confirmed_factor("ivan").expect("read"));
 }

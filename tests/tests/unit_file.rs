@@ -115,3 +115,40 @@ fn the_login_socket_unit_is_roots_alone_at_the_default_path() {
         .collect();
     assert!(complaints.is_empty(), "{}", out.describe());
 }
+
+/// systemd restarts mfad 2 s after a failure, however often it fails: the
+/// default start limit (5 starts in 10 s) would leave a host without mfad,
+/// refusing every login, after a few fast failures. The keys sit in the
+/// sections systemd reads them from (it ignores them elsewhere, and says
+/// so: `verify` must say nothing).
+#[test]
+fn the_unit_restarts_mfad_without_ever_giving_up() {
+    let unit = mfa_tests::workspace_root().join("packaging/systemd/mfad.service");
+    let text = std::fs::read_to_string(&unit).expect("unit");
+    let mut section = "";
+    let mut keys = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+        } else if let Some((key, value)) = line.split_once('=') {
+            keys.push((section, key, value));
+        }
+    }
+    for wanted in [
+        ("[Unit]", "StartLimitIntervalSec", "0"),
+        ("[Service]", "Restart", "on-failure"),
+        ("[Service]", "RestartSec", "2s"),
+    ] {
+        assert!(keys.contains(&wanted), "{wanted:?} in {}", unit.display());
+    }
+    let mut cmd = Command::new("systemd-analyze");
+    cmd.args(["verify", "--man=no"]).arg(&unit);
+    let out = run("systemd-analyze verify", &mut cmd, "", mfa_tests::QUICK);
+    let complaints: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.contains("not found"))
+        .filter(|l| !l.contains("/usr/sbin/mfad is not executable"))
+        .collect();
+    assert!(complaints.is_empty(), "{}", out.describe());
+}

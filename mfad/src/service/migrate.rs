@@ -55,6 +55,7 @@ impl Service {
             lockouts: count(snapshot.lockouts.len()),
             settings: count(snapshot.settings.len()),
             trusted_devices: count(snapshot.devices.len()),
+            invitations: count(snapshot.invitations.len()),
             notes,
         };
         if dry_run {

@@ -27,6 +27,23 @@ pub fn open(config: &StoreConfig, state_dir: &Path) -> Result<Arc<dyn Store>, St
     })
 }
 
+/// Told how opening a store goes, where mfad logs.
+pub type OpenLog = Box<dyn Fn(crate::audit::Severity, &str) + Send>;
+
+/// mfad's start: as [`open`], but a fleet database that cannot be reached
+/// yet is waited for, not a failure ([`PgStore::open_or_wait`]); `log` is
+/// told about the wait.
+pub fn open_or_wait(
+    config: &StoreConfig,
+    state_dir: &Path,
+    log: OpenLog,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match config {
+        StoreConfig::Sqlite => Arc::new(SqliteStore::open(state_dir)?),
+        StoreConfig::Postgres(pg) => PgStore::open_or_wait(pg, state_dir, log)?,
+    })
+}
+
 use crate::mechanism::{Advance, FactorKind, Verdict};
 use crate::policy::{Level, UserState};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -52,7 +69,7 @@ pub enum StoreError {
     },
     /// A migration's target already holds data: copying into it would mix
     /// two stores.
-    #[error("the target store is not empty: it already holds factors, recovery codes, settings or trusted devices")]
+    #[error("the target store is not empty: it already holds factors, recovery codes, settings, trusted devices or invitations")]
     NotEmpty,
     /// `mfactl store migrate` copied this store to another one, which mfad
     /// uses once restarted.
@@ -187,6 +204,18 @@ pub struct Snapshot {
     pub settings: Vec<(String, Option<String>, Option<String>)>,
     /// (user, device).
     pub devices: Vec<(String, DeviceRow)>,
+    /// Admins' invitations to set up a pending factor.
+    pub invitations: Vec<InvitationRow>,
+}
+
+/// One invitation, as kept: `user` is invited to set up their pending
+/// factor `factor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationRow {
+    pub user: String,
+    pub factor: String,
+    pub by_uid: u32,
+    pub created: u64,
 }
 
 /// One recovery code, as kept (a slow hash).
@@ -202,12 +231,13 @@ impl Snapshot {
     /// How much it holds, in words.
     pub fn describe(&self) -> String {
         format!(
-            "{} factors, {} recovery codes, {} lockout rows, {} users' settings, {} trusted devices",
+            "{} factors, {} recovery codes, {} lockout rows, {} users' settings, {} trusted devices, {} invitations",
             self.factors.len(),
             self.recovery_codes.len(),
             self.lockouts.len(),
             self.settings.len(),
-            self.devices.len()
+            self.devices.len(),
+            self.invitations.len()
         )
     }
 }
@@ -314,7 +344,8 @@ pub trait FactorStore: Send + Sync {
     fn users(&self, now: u64) -> Result<Vec<UserRow>, StoreError>;
     /// A key for keyed hashes of what must not be kept in the clear, not
     /// even sealed (e-mail codes): the same on every host of this store.
-    fn hash_key(&self) -> [u8; 32];
+    /// Unavailable while a fleet database is not open yet.
+    fn hash_key(&self) -> Result<[u8; 32], StoreError>;
     /// Everything it holds, read in one transaction.
     fn export(&self) -> Result<Snapshot, StoreError>;
     /// Put `snapshot` into this store, which must be empty: all in one

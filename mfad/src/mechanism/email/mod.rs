@@ -121,9 +121,9 @@ enum Hold {
 pub struct Email {
     config: EmailConfig,
     relay: Relay,
+    /// Also where the key for keyed hashes of codes comes from (read when
+    /// needed: a fleet database mfad waits for has none yet).
     store: Arc<dyn Store>,
-    /// The store's key for keyed hashes.
-    key: [u8; 32],
     host: String,
 }
 
@@ -147,7 +147,6 @@ impl Email {
         config.enabled.then(|| Email {
             relay: Relay::from_config(config),
             config: config.clone(),
-            key: store.hash_key(),
             store,
             host: host.to_string(),
         })
@@ -187,7 +186,11 @@ impl Email {
     }
 
     fn hash(&self, user: &str, code: &str) -> Result<[u8; 32], String> {
-        code::keyed_hash(&self.key, user, code).ok_or_else(|| "cannot hash the code".into())
+        let key = self
+            .store
+            .hash_key()
+            .map_err(|e| format!("cannot hash the code: {e}"))?;
+        code::keyed_hash(&key, user, code).ok_or_else(|| "cannot hash the code".into())
     }
 
     /// The prompt for a code that was sent; `note` first.
@@ -425,7 +428,11 @@ impl Mechanism for Email {
         else {
             return Verdict::Reject;
         };
-        if now >= sent.expires || !code::matches(&self.key, &factor.user, &code, &sent.hash) {
+        // Asked inside the store's check: the store is open, its key known.
+        let Ok(key) = self.store.hash_key() else {
+            return Verdict::Reject;
+        };
+        if now >= sent.expires || !code::matches(&key, &factor.user, &code, &sent.hash) {
             return Verdict::Reject;
         }
         Verdict::Accept(Advance {

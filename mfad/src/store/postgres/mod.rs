@@ -27,22 +27,33 @@ use super::{
     counter_to_sql, prepare_state_dir, Advanced, CodeCheck, Confirmation, DeviceRow, FactorLimits,
     FactorStore, Inserted, Lockout, RecoveryUse, SettingStore, StoreError, UserRow,
 };
+use crate::audit::Severity;
 use crate::config::{PgConfig, PgTls};
 use crate::mechanism::{Advance, FactorKind, Verdict};
 use crate::policy::{FactorState, Level, UserState};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, Row, Statement};
 
 /// Connections kept open between calls.
 const POOL: usize = 4;
 
+/// The longest pause between two tries to open a database that mfad waits
+/// for at its start.
+pub const OPEN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct PgStore {
     db: Arc<Db>,
-    sealer: Sealer,
+    /// Set once the schema is in place and the key checked against the
+    /// database's ([`PgStore::finish_opening`]).
+    sealer: OnceLock<Sealer>,
+    /// `state_dir/secret.key`.
+    key_path: PathBuf,
 }
 
 /// The database: connections, and calls within the deadline.
@@ -54,6 +65,11 @@ struct Db {
     deadline: std::time::Duration,
     /// Shown in errors: where the database is.
     describe: String,
+    /// Whether the store is open (schema and key checked): until then
+    /// every call but the opening ones is refused as unavailable.
+    open: AtomicBool,
+    /// Why it is not open yet, for those refusals.
+    waiting: Mutex<String>,
 }
 
 /// A connection and the statements prepared on it.
@@ -87,6 +103,85 @@ impl PgStore {
     /// (safe when many hosts start at once), and check that it is sealed
     /// with this host's key (`state_dir/secret.key`).
     pub fn open(config: &PgConfig, state_dir: &Path) -> Result<PgStore, StoreError> {
+        let store = PgStore::prepare(config, state_dir)?;
+        store.finish_opening()?;
+        Ok(store)
+    }
+
+    /// mfad's start: as [`PgStore::open`], but a database that cannot be
+    /// reached yet (down, starting up, too busy) is no failure. mfad serves
+    /// at once, every call is refused as unavailable (a login: denied,
+    /// `store-unavailable`), and a thread tries again, 1 s after the first
+    /// try and then at most [`OPEN_RETRY_MAX`] apart, until the store opens.
+    /// `log` is told that mfad waits, any new reason, and when it is open.
+    /// What is wrong here rather than there (a key file, a password file)
+    /// fails at once, and so does a database sealed with another key.
+    pub fn open_or_wait(
+        config: &PgConfig,
+        state_dir: &Path,
+        log: super::OpenLog,
+    ) -> Result<Arc<PgStore>, StoreError> {
+        let store = Arc::new(PgStore::prepare(config, state_dir)?);
+        let first = match store.finish_opening() {
+            Ok(()) => return Ok(store),
+            Err(e) if e.is_unavailable() => e,
+            Err(e) => return Err(e),
+        };
+        let describe = store.db.describe.clone();
+        log(
+            Severity::Warning,
+            &format!(
+                "waiting for the database {describe}: {first}; logins are refused \
+                 (store-unavailable) until it answers"
+            ),
+        );
+        let opener = Arc::clone(&store);
+        std::thread::Builder::new()
+            .name("mfad-pg-open".into())
+            .spawn(move || {
+                let waited = std::time::Instant::now();
+                let mut reason = first.to_string();
+                let mut pause = std::time::Duration::from_secs(1);
+                loop {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(OPEN_RETRY_MAX);
+                    match opener.finish_opening() {
+                        Ok(()) => {
+                            log(
+                                Severity::Notice,
+                                &format!(
+                                    "the store {describe} is open, after waiting {} s",
+                                    waited.elapsed().as_secs()
+                                ),
+                            );
+                            return;
+                        }
+                        Err(e) if e.to_string() == reason => {}
+                        Err(e) => {
+                            reason = e.to_string();
+                            let severity = if e.is_unavailable() {
+                                Severity::Warning
+                            } else {
+                                Severity::Error
+                            };
+                            log(
+                                severity,
+                                &format!("still waiting for the database {describe}: {reason}"),
+                            );
+                        }
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Unusable {
+                path: PathBuf::from(&store.db.describe),
+                message: format!("cannot start a thread to wait for the database: {e}"),
+            })?;
+        Ok(store)
+    }
+
+    /// Everything that needs no database: the state directory, the
+    /// password and CA files, the runtime. Not open yet.
+    fn prepare(config: &PgConfig, state_dir: &Path) -> Result<PgStore, StoreError> {
         prepare_state_dir(state_dir)?;
         let describe = config.describe();
         let unusable = |message: String| StoreError::Unusable {
@@ -100,8 +195,9 @@ impl PgStore {
             .user(&config.user)
             .application_name("mfad")
             .connect_timeout(config.timeout)
-            .keepalives(true)
+            .options(session_options(config.timeout))
             .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+        keepalives(&mut pg, config.timeout);
         if let Some(file) = &config.password_file {
             pg.password(read_password(file).map_err(unusable)?);
         }
@@ -121,34 +217,73 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| unusable(format!("no runtime for the database: {e}")))?;
-        let db = Db {
-            runtime,
-            config: pg,
-            tls,
-            idle: Mutex::new(Vec::new()),
-            deadline: config.timeout,
-            describe: describe.clone(),
-        };
-        let fingerprint = db.migrate().map_err(|e| unusable(e.to_string()))?;
-        // The key file may be made only for a database no host sealed yet.
-        let key_path = state_dir.join(KEY_FILE);
-        let sealer = Sealer::load(&key_path, fingerprint.is_none()).map_err(unusable)?;
-        match fingerprint {
-            Some(f) if f != sealer.fingerprint() => {
-                return Err(unusable(format!(
-                    "the database is sealed with another key than {}: copy secret.key from a host of the fleet (every host needs the same key)",
-                    key_path.display()
-                )))
-            }
-            Some(_) => {}
-            None => db
-                .claim(sealer.fingerprint())
-                .map_err(|e| unusable(e.to_string()))?,
-        }
         Ok(PgStore {
-            db: Arc::new(db),
-            sealer,
+            db: Arc::new(Db {
+                runtime,
+                config: pg,
+                tls,
+                idle: Mutex::new(Vec::new()),
+                deadline: config.timeout,
+                describe: describe.clone(),
+                open: AtomicBool::new(false),
+                waiting: Mutex::new("not connected yet".into()),
+            }),
+            sealer: OnceLock::new(),
+            key_path: state_dir.join(KEY_FILE),
         })
+    }
+
+    /// Create or migrate the schema, check the key (the first host records
+    /// its own), and from then on serve. A database that cannot be reached
+    /// is an unavailable error, as for any call.
+    fn finish_opening(&self) -> Result<(), StoreError> {
+        if self.db.open.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let unusable = |message: String| StoreError::Unusable {
+            path: PathBuf::from(&self.db.describe),
+            message,
+        };
+        let keep_unavailable = |e: StoreError| {
+            if e.is_unavailable() {
+                e
+            } else {
+                unusable(e.to_string())
+            }
+        };
+        let result = (|| {
+            let fingerprint = self.db.migrate().map_err(keep_unavailable)?;
+            // The key file may be made only for a database no host sealed yet.
+            let sealer = Sealer::load(&self.key_path, fingerprint.is_none()).map_err(unusable)?;
+            match fingerprint {
+                Some(f) if f != sealer.fingerprint() => {
+                    return Err(unusable(format!(
+                        "the database is sealed with another key than {}: copy secret.key from a host of the fleet (every host needs the same key)",
+                        self.key_path.display()
+                    )))
+                }
+                Some(_) => {}
+                None => self
+                    .db
+                    .claim(sealer.fingerprint())
+                    .map_err(keep_unavailable)?,
+            }
+            // Set once: an open store returned above.
+            let _ = self.sealer.set(sealer);
+            self.db.open.store(true, Ordering::Release);
+            Ok(())
+        })();
+        if let Err(e) = &result {
+            *self.db.waiting.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
+        }
+        result
+    }
+
+    /// The key, once the store is open.
+    fn sealer(&self) -> Result<&Sealer, StoreError> {
+        self.sealer
+            .get()
+            .ok_or_else(|| self.db.not_open("use the key"))
     }
 
     fn seal(
@@ -157,7 +292,7 @@ impl PgStore {
         id: &str,
         user: &str,
     ) -> Result<Vec<u8>, StoreError> {
-        self.sealer
+        self.sealer()?
             .seal(&record::encode(factor_data), id, user)
             .map_err(StoreError::Seal)
     }
@@ -169,7 +304,7 @@ impl PgStore {
         let kind = FactorKind::from_name(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("factor {id}: unknown kind {kind:?}")))?;
         let plain = self
-            .sealer
+            .sealer()?
             .open(row.get::<_, &[u8]>("data"), &id, &user)
             .map_err(StoreError::Corrupt)?;
         let data = record::decode(kind, &plain)
@@ -254,7 +389,7 @@ impl Db {
     /// Bring the schema to [`schema::VERSION`] under the advisory lock;
     /// the key fingerprint the database holds, if any.
     fn migrate(&self) -> Result<Option<String>, StoreError> {
-        self.block("create the schema", async {
+        self.run_within("create the schema", self.deadline, async {
             let mut conn = self.checkout().await?;
             let tx = conn.client.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&schema::LOCK])
@@ -305,7 +440,7 @@ impl Db {
 
     /// Record that this key seals the database (the first host to start).
     fn claim(&self, fingerprint: &str) -> Result<(), StoreError> {
-        self.block("record the key", async {
+        self.run_within("record the key", self.deadline, async {
             let mut conn = self.checkout().await?;
             let tx = conn.client.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&schema::LOCK])
@@ -358,8 +493,35 @@ impl Db {
         self.block_within(context, self.deadline, work)
     }
 
-    /// Run `work` on this store's runtime within `deadline`.
+    /// Run `work` on this store's runtime within `deadline`, once the store
+    /// is open.
     fn block_within<T>(
+        &self,
+        context: &'static str,
+        deadline: std::time::Duration,
+        work: impl Future<Output = Pg<T>>,
+    ) -> Result<T, StoreError> {
+        if !self.open.load(Ordering::Acquire) {
+            return Err(self.not_open(context));
+        }
+        self.run_within(context, deadline, work)
+    }
+
+    /// The refusal of a call before the store is open.
+    fn not_open(&self, context: &'static str) -> StoreError {
+        StoreError::Backend {
+            context,
+            message: format!(
+                "{}: not open yet, mfad is waiting for the database ({})",
+                self.describe,
+                self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+            ),
+            unavailable: true,
+        }
+    }
+
+    /// Run `work` on this store's runtime within `deadline`, open or not.
+    fn run_within<T>(
         &self,
         context: &'static str,
         deadline: std::time::Duration,
@@ -372,9 +534,7 @@ impl Db {
             Ok(Err(Failure::Store(e))) => Err(e),
             Ok(Err(Failure::Pg(e))) => Err(StoreError::Backend {
                 context,
-                // A closed connection, an I/O error: the database is not
-                // there. An error it sent: it refused.
-                unavailable: e.as_db_error().is_none(),
+                unavailable: unreachable(e.code().map(SqlState::code)),
                 message: format!("{}: {}", self.describe, crate::error::with_causes(&e)),
             }),
             Err(_) => Err(StoreError::Backend {
@@ -442,6 +602,74 @@ impl Db {
             Ok(n)
         })
     }
+}
+
+/// Whether a failure with this SQLSTATE (`None`: the server sent none)
+/// means the database could not be reached in time — a login refused
+/// `store-unavailable`, mfad connecting again at the next call — rather
+/// than a database that answered and refused (`store-error`).
+fn unreachable(sqlstate: Option<&str>) -> bool {
+    match sqlstate {
+        // A closed connection, an I/O or TLS error, no answer.
+        None => true,
+        // connection_exception and the rest of its class.
+        Some(code) if code.starts_with("08") => true,
+        Some(code) => matches!(
+            code,
+            // admin_shutdown, crash_shutdown, cannot_connect_now (starting
+            // up, shutting down, in recovery), idle_session_timeout
+            "57P01" | "57P02" | "57P03" | "57P05"
+            // too_many_connections
+            | "53300"
+            // The session's own limits (`session_options`): a statement
+            // or a lock wait that took too long, a transaction left idle.
+            | "57014" | "55P03" | "25P03"
+        ),
+    }
+}
+
+/// What the server enforces on each of mfad's sessions, from `[store]
+/// timeout` (`t`), so that a host that vanishes mid-transaction with its
+/// socket left open (power lost, a partition, mfad stopped) cannot hold a
+/// user's row lock — and so refuse that user on every host — until the
+/// server notices by itself, hours later:
+/// - a transaction left idle for half of `t` ends, its locks released: mfad
+///   never waits between the statements of one, and a login waiting behind
+///   it on another host still gets in within its own deadline;
+/// - no statement runs, and no lock is waited for, longer than `t`: the
+///   caller gave up by then;
+/// - the server's TCP keepalives and `tcp_user_timeout` find a vanished
+///   host within a few times `t` (PostgreSQL 12 or later).
+fn session_options(t: std::time::Duration) -> String {
+    let ms = t.as_millis().max(1);
+    let secs = t.as_secs().max(1);
+    [
+        format!("idle_in_transaction_session_timeout={}", (ms / 2).max(1)),
+        format!("statement_timeout={ms}"),
+        format!("lock_timeout={ms}"),
+        format!("tcp_keepalives_idle={secs}"),
+        format!("tcp_keepalives_interval={}", (secs / 3).max(1)),
+        format!("tcp_keepalives_count={KEEPALIVE_PROBES}"),
+        format!("tcp_user_timeout={ms}"),
+    ]
+    .iter()
+    .map(|setting| format!("-c {setting}"))
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// Probes unanswered before a peer counts as gone, on either side.
+const KEEPALIVE_PROBES: u32 = 3;
+
+/// The same on mfad's side of each connection: a server that vanished is
+/// noticed on an idle pooled connection too, not only by the next call's
+/// deadline.
+fn keepalives(pg: &mut tokio_postgres::Config, t: std::time::Duration) {
+    pg.keepalives(true)
+        .keepalives_idle(t)
+        .keepalives_interval((t / 3).max(std::time::Duration::from_secs(1)))
+        .keepalives_retries(KEEPALIVE_PROBES)
+        .tcp_user_timeout(t);
 }
 
 /// A statement prepared once per connection.
@@ -1091,8 +1319,8 @@ impl FactorStore for PgStore {
         })
     }
 
-    fn hash_key(&self) -> [u8; 32] {
-        self.sealer.hash_key()
+    fn hash_key(&self) -> Result<[u8; 32], StoreError> {
+        self.sealer().map(Sealer::hash_key)
     }
 
     fn export(&self) -> Result<super::Snapshot, StoreError> {
@@ -1338,5 +1566,56 @@ impl SettingStore for PgStore {
             )?,
         };
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_or_overloaded_server_is_store_unavailable_a_refusal_is_not() {
+        for code in [
+            None,
+            Some("08000"),
+            Some("08006"),
+            Some("08P01"),
+            Some("57P01"),
+            Some("57P02"),
+            Some("57P03"),
+            Some("53300"),
+            Some("57014"),
+            Some("55P03"),
+            Some("25P03"),
+        ] {
+            assert!(unreachable(code), "{code:?}");
+        }
+        for code in [
+            // unique_violation, undefined_table, insufficient_privilege,
+            // invalid_password, disk_full, serialization_failure,
+            // read_only_sql_transaction, data_corrupted
+            "23505", "42P01", "42501", "28P01", "53100", "40001", "25006", "XX001",
+        ] {
+            assert!(!unreachable(Some(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn each_session_ends_an_idle_transaction_within_half_the_deadline() {
+        let options = session_options(std::time::Duration::from_secs(3));
+        for setting in [
+            "-c idle_in_transaction_session_timeout=1500",
+            "-c statement_timeout=3000",
+            "-c lock_timeout=3000",
+            "-c tcp_keepalives_idle=3",
+            "-c tcp_keepalives_interval=1",
+            "-c tcp_keepalives_count=3",
+            "-c tcp_user_timeout=3000",
+        ] {
+            assert!(
+                options.split(" -c ").count() == 7 && options.contains(setting),
+                "{setting} in {options}"
+            );
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! migrate`). Secrets are sealed again with this store's key.
 
 use super::{counter_to_sql, Conn, PgStore, FACTOR_COLUMNS};
-use crate::store::{DeviceRow, RecoveryRow, Snapshot, StoreError};
+use crate::store::{DeviceRow, InvitationRow, RecoveryRow, Snapshot, StoreError};
 use std::time::Duration;
 
 /// A copy is one transaction however big the store is: longer than the
@@ -11,7 +11,16 @@ const COPY_DEADLINE: Duration = Duration::from_secs(600);
 
 /// The tables a copy reads and fills; `lockout` too, though rows of it
 /// alone (made by a failed login) do not make a database "in use".
-const HOLDING: &str = "factors, recovery_codes, user_settings, trusted_devices";
+const HOLDING: &str = "factors, recovery_codes, user_settings, trusted_devices, invitations";
+
+/// The session's `statement_timeout` is a login's deadline; a copy's
+/// statements may take as long as the copy.
+fn long_statements() -> String {
+    format!(
+        "SET LOCAL statement_timeout = {}",
+        COPY_DEADLINE.as_millis()
+    )
+}
 
 pub(super) fn export(store: &PgStore) -> Result<Snapshot, StoreError> {
     store.db.block_within("export", COPY_DEADLINE, async {
@@ -23,6 +32,7 @@ pub(super) fn export(store: &PgStore) -> Result<Snapshot, StoreError> {
             .read_only(true)
             .start()
             .await?;
+        tx.batch_execute(&long_statements()).await?;
         let factors = tx
             .query(
                 &format!("SELECT {FACTOR_COLUMNS} FROM factors ORDER BY user_name, created, seq"),
@@ -90,6 +100,20 @@ pub(super) fn export(store: &PgStore) -> Result<Snapshot, StoreError> {
                 )
             })
             .collect();
+        let invitations = tx
+            .query(
+                "SELECT user_name, factor, by_uid, created FROM invitations ORDER BY user_name",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| InvitationRow {
+                user: r.get(0),
+                factor: r.get(1),
+                by_uid: u32::try_from(r.get::<_, i64>(2)).unwrap_or(u32::MAX),
+                created: nonneg(r.get(3)),
+            })
+            .collect();
         tx.commit().await?;
         store.db.checkin(conn);
         Ok(Snapshot {
@@ -98,6 +122,7 @@ pub(super) fn export(store: &PgStore) -> Result<Snapshot, StoreError> {
             lockouts,
             settings,
             devices,
+            invitations,
         })
     })
 }
@@ -107,6 +132,7 @@ pub(super) fn import(store: &PgStore, snapshot: &Snapshot) -> Result<(), StoreEr
         let mut conn = store.db.checkout().await?;
         let Conn { client, prepared } = &mut conn;
         let tx = client.transaction().await?;
+        tx.batch_execute(&long_statements()).await?;
         // No other host writes these tables until the copy is in (or not).
         tx.batch_execute(&format!(
             "LOCK TABLE {HOLDING}, lockout IN SHARE ROW EXCLUSIVE MODE"
@@ -115,7 +141,8 @@ pub(super) fn import(store: &PgStore, snapshot: &Snapshot) -> Result<(), StoreEr
         let held: i64 = tx
             .query_one(
                 "SELECT (SELECT count(*) FROM factors) + (SELECT count(*) FROM recovery_codes)
-                      + (SELECT count(*) FROM user_settings) + (SELECT count(*) FROM trusted_devices)",
+                      + (SELECT count(*) FROM user_settings) + (SELECT count(*) FROM trusted_devices)
+                      + (SELECT count(*) FROM invitations)",
                 &[],
             )
             .await?
@@ -160,6 +187,18 @@ pub(super) fn import(store: &PgStore, snapshot: &Snapshot) -> Result<(), StoreEr
                     &counter_to_sql(d.created),
                     &counter_to_sql(d.expires),
                     &counter_to_sql(d.last_used),
+                ],
+            )
+            .await?;
+        }
+        for i in &snapshot.invitations {
+            tx.execute(
+                "INSERT INTO invitations (user_name, factor, by_uid, created) VALUES ($1, $2, $3, $4)",
+                &[
+                    &i.user,
+                    &i.factor,
+                    &i64::from(i.by_uid),
+                    &counter_to_sql(i.created),
                 ],
             )
             .await?;

@@ -672,8 +672,8 @@ impl FactorStore for SqliteStore {
         Ok(users)
     }
 
-    fn hash_key(&self) -> [u8; 32] {
-        self.sealer.hash_key()
+    fn hash_key(&self) -> Result<[u8; 32], StoreError> {
+        Ok(self.sealer.hash_key())
     }
 
     fn export(&self) -> Result<super::Snapshot, StoreError> {

@@ -4,7 +4,7 @@
 
 use super::{counter_to_sql, query_factors, sql, SqliteStore, MOVED_FILE};
 use crate::store::seal::Sealer;
-use crate::store::{write_durably, DeviceRow, RecoveryRow, Snapshot, StoreError};
+use crate::store::{write_durably, DeviceRow, InvitationRow, RecoveryRow, Snapshot, StoreError};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::path::Path;
 
@@ -77,12 +77,28 @@ pub(super) fn export(conn: &mut Connection, sealer: &Sealer) -> Result<Snapshot,
             .collect::<Result<Vec<_>, _>>()
         })
         .map_err(sql("export trusted devices"))?;
+    let invitations = tx
+        .prepare("SELECT user, factor, by_uid, created FROM invitations ORDER BY user")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| {
+                let by_uid: i64 = r.get(2)?;
+                Ok(InvitationRow {
+                    user: r.get(0)?,
+                    factor: r.get(1)?,
+                    by_uid: u32::try_from(by_uid).unwrap_or(u32::MAX),
+                    created: nonneg(r.get(3)?),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(sql("export invitations"))?;
     Ok(Snapshot {
         factors,
         recovery_codes,
         lockouts,
         settings,
         devices,
+        invitations,
     })
 }
 
@@ -122,7 +138,8 @@ pub(super) fn import(store: &SqliteStore, snapshot: &Snapshot) -> Result<(), Sto
     let held: i64 = tx
         .query_row(
             "SELECT (SELECT COUNT(*) FROM factors) + (SELECT COUNT(*) FROM recovery_codes)
-                  + (SELECT COUNT(*) FROM user_settings) + (SELECT COUNT(*) FROM trusted_devices)",
+                  + (SELECT COUNT(*) FROM user_settings) + (SELECT COUNT(*) FROM trusted_devices)
+                  + (SELECT COUNT(*) FROM invitations)",
             [],
             |r| r.get(0),
         )
@@ -174,6 +191,13 @@ pub(super) fn import(store: &SqliteStore, snapshot: &Snapshot) -> Result<(), Sto
             ],
         )
         .map_err(sql("import trusted devices"))?;
+    }
+    for i in &snapshot.invitations {
+        tx.execute(
+            "INSERT INTO invitations (user, factor, by_uid, created) VALUES (?1, ?2, ?3, ?4)",
+            params![i.user, i.factor, i.by_uid, counter_to_sql(i.created)],
+        )
+        .map_err(sql("import invitations"))?;
     }
     tx.commit().map_err(sql("commit import"))
 }
