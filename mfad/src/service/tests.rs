@@ -800,3 +800,69 @@ fn logins_a_user_starts_for_itself_are_limited_and_roots_are_not() {
         .start_unlock(":1.43", None, 2001, unlock())
         .is_err());
 }
+
+/// A directory whose group `slow-team` never answers (until the test ends).
+struct SlowGroup(std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
+
+impl crate::policy::Directory for SlowGroup {
+    fn user(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::policy::UserEntry>, crate::policy::LookupError> {
+        Ok(Some(crate::policy::UserEntry {
+            name: name.into(),
+            gid: 1000,
+            gids: vec![1000],
+        }))
+    }
+    fn group(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::policy::GroupEntry>, crate::policy::LookupError> {
+        if name == "slow-team" {
+            if let Ok(waiting) = self.0.lock() {
+                let _ = waiting.recv();
+            }
+        }
+        Ok(Some(crate::policy::GroupEntry {
+            name: name.into(),
+            gid: 2000,
+            members: vec![],
+        }))
+    }
+}
+
+#[test]
+fn a_lookup_that_never_answers_is_named_in_the_explanation() {
+    let (_release, hang) = std::sync::mpsc::channel();
+    let f = fixture(|c| {
+        c.policy.default_rule.require = Requirement::No;
+        c.policy.lookup_timeout = 1;
+        for (line, group) in [(10, "fast-team"), (20, "slow-team")] {
+            c.policy.groups.push(crate::policy::Rule {
+                origin: crate::policy::RuleOrigin::Group {
+                    group: group.into(),
+                    line,
+                },
+                require: Requirement::Force,
+                ..crate::policy::Rule::default_rule()
+            });
+        }
+    });
+    let service = f
+        .service
+        .with_directory(Arc::new(SlowGroup(std::sync::Mutex::new(hang))));
+    let explained = service.explain(&request("alice")).expect("explain");
+    assert_eq!(
+        (explained.outcome.as_str(), explained.reason.as_str()),
+        ("refuse", "group-lookup-failed")
+    );
+    assert!(
+        explained
+            .lines
+            .iter()
+            .any(|l| l.contains("group \"slow-team\"") && l.contains("no answer within 1 s")),
+        "{:#?}",
+        explained.lines
+    );
+}

@@ -4,12 +4,14 @@
 
 use crate::login;
 use crate::mechanism::LoginContext;
-use crate::policy::{decide, Decision, LookupError, Memberships, Policy, Subject};
+use crate::policy::{
+    decide, Decision, Directory, GroupEntry, LookupError, Memberships, Policy, Subject, UserEntry,
+};
 use crate::service::Service;
 use crate::store::StoreError;
 use mfa_dbus::LoginRequest;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Directory lookups that may hang at once before new ones fail outright.
@@ -71,15 +73,16 @@ impl Service {
             );
         }
         let (tx, rx) = std::sync::mpsc::channel();
-        let (directory, for_thread, name) = (
-            Arc::clone(&self.directory),
-            Arc::clone(policy),
-            user.to_string(),
-        );
+        let directory = Watched {
+            inner: Arc::clone(&self.directory),
+            current: Arc::new(Mutex::new(format!("user {user:?}"))),
+        };
+        let current = Arc::clone(&directory.current);
+        let (for_thread, name) = (Arc::clone(policy), user.to_string());
         let spawned = std::thread::Builder::new()
             .name("mfad-lookup".into())
             .spawn(move || {
-                let found = Memberships::look_up(directory.as_ref(), &for_thread, &name);
+                let found = Memberships::look_up(&directory, &for_thread, &name);
                 waiting.fetch_sub(1, Ordering::SeqCst);
                 let _ = tx.send(found);
             });
@@ -92,10 +95,14 @@ impl Service {
         }
         let limit = Duration::from_secs(policy.lookup_timeout);
         rx.recv_timeout(limit).unwrap_or_else(|_| {
+            let waited_for = current
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_else(|_| format!("user {user:?}"));
             Memberships::failed(
                 policy,
                 LookupError::new(
-                    format!("the groups of user {user:?}"),
+                    waited_for,
                     format!(
                         "no answer within {} s ([policy] lookup_timeout)",
                         policy.lookup_timeout
@@ -121,5 +128,33 @@ impl Service {
             retry: false,
             unlock: false,
         }
+    }
+}
+
+/// A directory that records the lookup under way, so that one that never
+/// answers can be named: the user (and, through `getgrouplist`, the groups
+/// they are in) or one group a rule names.
+struct Watched {
+    inner: Arc<dyn Directory>,
+    current: Arc<Mutex<String>>,
+}
+
+impl Watched {
+    fn now_looking_up(&self, what: String) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = what;
+        }
+    }
+}
+
+impl Directory for Watched {
+    fn user(&self, name: &str) -> Result<Option<UserEntry>, LookupError> {
+        self.now_looking_up(format!("user {name:?} and the groups they are in"));
+        self.inner.user(name)
+    }
+
+    fn group(&self, name: &str) -> Result<Option<GroupEntry>, LookupError> {
+        self.now_looking_up(format!("group {name:?}"));
+        self.inner.group(name)
     }
 }
