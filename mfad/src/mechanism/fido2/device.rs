@@ -48,6 +48,9 @@ pub enum KeyError {
     Absent,
     /// Another login is using the key.
     Busy,
+    /// The key holds none of the credentials asked for (it answered at
+    /// once, without a touch).
+    NoCredential,
     /// The key refused: the reason in words (no touch, wrong PIN, …).
     Refused(String),
     /// The key could not be reached, or broke off (unplugged).
@@ -59,6 +62,9 @@ impl std::fmt::Display for KeyError {
         match self {
             KeyError::Absent => f.write_str("no security key is plugged in"),
             KeyError::Busy => f.write_str("the security key is in use by another login"),
+            KeyError::NoCredential => {
+                f.write_str("the security key refused: it holds no credential of this account")
+            }
             KeyError::Refused(why) => write!(f, "the security key refused: {why}"),
             KeyError::Io(why) => write!(f, "the security key could not be reached: {why}"),
         }
@@ -196,8 +202,14 @@ impl Keys for HidKeys {
                 .into_iter()
                 .next()
                 .ok_or_else(|| KeyError::Refused("the key signed nothing".into()))?;
+            // A key may leave out the credential when only one was
+            // allowed (CTAP 2.1 §6.2): it is that one.
+            let credential_id = match (first.credential_id.is_empty(), request.credentials) {
+                (true, [only]) => only.clone(),
+                _ => first.credential_id,
+            };
             Ok(Signed {
-                credential_id: first.credential_id,
+                credential_id,
                 auth_data: first.auth_data,
                 signature: first.signature,
             })
@@ -234,10 +246,12 @@ fn open(path: &Path) -> Result<ctap_hid_fido2::FidoKeyHid, KeyError> {
 /// with the CTAP status byte in it ("0x27 CTAP2_ERR_OPERATION_DENIED").
 fn refused(error: impl std::fmt::Display) -> KeyError {
     let text = error.to_string();
+    if text.contains("0x2E") {
+        return KeyError::NoCredential;
+    }
     let known = [
         ("0x27", "no touch (the operation was denied)"),
         ("0x2F", "no touch in time"),
-        ("0x2E", "it holds no credential of this account"),
         ("0x31", "wrong PIN"),
         (
             "0x32",

@@ -39,11 +39,26 @@ impl Service {
                         .factor(&request.user, &factor.id)?
                         .ok_or_else(|| format!("factor {} is gone", factor.id).into())
                 };
+                // The login's other usable factors of the same kind (one
+                // removed meanwhile is left out).
+                let mut others = || {
+                    let mut found = Vec::new();
+                    for other in asking
+                        .factors
+                        .iter()
+                        .filter(|f| f.kind == factor.kind && f.id != factor.id)
+                    {
+                        if let Some(record) = self.store.factor(&request.user, &other.id)? {
+                            found.push(record);
+                        }
+                    }
+                    Ok(found)
+                };
                 let context = LoginContext {
                     retry,
                     ..context.clone()
                 };
-                mechanism.challenge(&mut load, &context)
+                mechanism.challenge(&mut load, &mut others, &context)
             });
         let challenge = match begun {
             Ok(challenge) => challenge,
@@ -150,18 +165,29 @@ impl Service {
             return gone;
         }
         let user = session.request.user.clone();
-        let Some(factor) = asking.factors.get(selected).cloned() else {
+        let Some(asked) = asking.factors.get(selected).cloned() else {
             return Answered::failed(self.internal(&session.request, "no factor to check"));
         };
-        let checked = match self.mechanism(factor.kind) {
-            Ok(mechanism) => {
-                self.store
-                    .check_factor(&user, &factor.id, now, self.lockout(), &mut |f| {
-                        mechanism.verify(f, challenge.as_ref(), &response, now)
-                    })
-            }
+        let mechanism = match self.mechanism(asked.kind) {
+            Ok(mechanism) => mechanism,
             Err(e) => return Answered::failed(self.internal(&session.request, &e)),
         };
+        // A challenge several factors could answer: check the one that did
+        // (only ever one of this login's, of this kind).
+        let factor_id = mechanism
+            .answered_by(challenge.as_ref(), &response)
+            .and_then(|id| {
+                asking
+                    .factors
+                    .iter()
+                    .find(|f| f.id == id && f.kind == asked.kind)
+            })
+            .map_or_else(|| asked.id.clone(), |f| f.id.clone());
+        let checked = self
+            .store
+            .check_factor(&user, &factor_id, now, self.lockout(), &mut |f| {
+                mechanism.verify(f, challenge.as_ref(), &response, now)
+            });
         match checked {
             Ok(CodeCheck::Accepted(f)) => {
                 let fields = [("method", f.kind.name()), ("factor", f.id.as_str())];
@@ -192,7 +218,7 @@ impl Service {
                         "deny",
                         &[
                             ("reason", why),
-                            ("factor", &factor.id),
+                            ("factor", &factor_id),
                             ("failures", &failures),
                         ],
                     );
