@@ -9,7 +9,7 @@
 use mfa_tests::daemon::DaemonConfig;
 use mfa_tests::fakekey::{FakeKey, KeyRing};
 use mfa_tests::otp::Totp;
-use mfa_tests::pam::{Login, PamResult, PAM_AUTH_ERR, PAM_SUCCESS};
+use mfa_tests::pam::{Login, PamResult, PAM_AUTH_ERR, PAM_MAXTRIES, PAM_SUCCESS};
 use mfa_tests::process::run;
 use mfa_tests::users::{self, command_as, TestUser};
 use mfa_tests::World;
@@ -539,4 +539,78 @@ fn a_user_with_two_keys_logs_in_with_whichever_is_plugged_in() {
     first_key.control("unplug");
     login(&world, &alice, &[]).assert_rc(PAM_SUCCESS);
     assert_eq!(allowed_factor(&world), second);
+}
+
+/// How many of the daemon's audit lines give `reason`.
+fn audited(world: &World, reason: &str) -> usize {
+    world
+        .daemon
+        .log()
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("reason={reason} ")) || l.ends_with(&format!("reason={reason}"))
+        })
+        .count()
+}
+
+#[test]
+fn a_replayed_assertion_is_refused_and_audited() {
+    let key = FakeKey::start();
+    let world = world_with_key(&key);
+    let alice = users::named("alice");
+    let id = enrol(&world, &alice, &[], "");
+    login(&world, &alice, &[]).assert_rc(PAM_SUCCESS);
+    let (moved_to, touches) = (counter(&world, &id), key.status("up_requests"));
+    // The key answers with the assertion it made for the last login: the
+    // old challenge, the old counter, no touch.
+    key.control("assertion replay");
+    // Refused at every try (each one a new challenge, the same old answer).
+    let replayed = login(&world, &alice, &[]);
+    replayed.assert_rc(PAM_MAXTRIES);
+    assert_eq!(counter(&world, &id), moved_to, "the factor did not move");
+    assert_eq!(key.status("up_requests"), touches, "nobody touched the key");
+    assert!(failures(&world, &alice) >= 1, "counted as a failure");
+    assert!(
+        audited(&world, "bad-signature") >= 1,
+        "{}",
+        world.daemon.log()
+    );
+    assert_eq!(audited(&world, "wrong-relying-party"), 0);
+    // The same key, behaving again, logs in.
+    key.control("assertion normal");
+    login(&world, &alice, &[]).assert_rc(PAM_SUCCESS);
+    assert!(counter(&world, &id) > moved_to);
+}
+
+#[test]
+fn an_assertion_for_another_relying_party_is_refused_and_audited() {
+    let key = FakeKey::start();
+    let world = world_with_key(&key);
+    let alice = users::named("alice");
+    let id = enrol(&world, &alice, &[], "");
+    let before = counter(&world, &id);
+    // A validly signed assertion, touch and counter included, for
+    // "evil.example" rather than this host's RP ID.
+    key.control("assertion other-rp");
+    let touches: u32 = key.status("up_requests").parse().expect("count");
+    let other = login(&world, &alice, &[]);
+    other.assert_rc(PAM_MAXTRIES);
+    assert!(
+        key.status("up_requests").parse::<u32>().expect("count") > touches,
+        "the key was touched: only the relying party is wrong"
+    );
+    assert_eq!(counter(&world, &id), before, "the factor did not move");
+    assert!(failures(&world, &alice) >= 1, "counted as a failure");
+    assert!(
+        audited(&world, "wrong-relying-party") >= 1,
+        "{}",
+        world.daemon.log()
+    );
+    assert_eq!(
+        audited(&world, "bad-signature"),
+        0,
+        "its signature is valid"
+    );
+    key.control("assertion normal");
+    login(&world, &alice, &[]).assert_rc(PAM_SUCCESS);
 }

@@ -146,6 +146,11 @@ pub enum Verdict {
     Accept(Advance),
     /// Wrong, malformed or replayed: counted as a failure.
     Reject,
+    /// Wrong, in a way worth naming in the audit (a key's assertion for
+    /// another relying party, or whose signature does not verify: forged
+    /// or replayed): counted as a failure like [`Verdict::Reject`], and
+    /// audited with this reason.
+    Wrong(&'static str),
     /// Refused and worth an admin's attention (a security key whose
     /// signature counter did not increase: possibly cloned). Counted as a
     /// failure and audited with this reason.

@@ -447,7 +447,7 @@ impl Mechanism for Fido2 {
                 data: None,
             }),
             Err(verify::Refusal::CounterNotIncreased) => Verdict::Suspicious(CLONED),
-            Err(verify::Refusal::Wrong(_)) => Verdict::Reject,
+            Err(verify::Refusal::Wrong(why)) => Verdict::Wrong(verify::audit_reason(why)),
         }
     }
 }

@@ -15,6 +15,9 @@ use mfa_dbus::{DenyReason, LoginRequest, Step};
 use std::any::Any;
 use std::sync::Arc;
 
+/// The audit reason of a wrong answer that has no reason of its own.
+const WRONG_CODE: &str = "wrong-code";
+
 impl Service {
     /// Begin the challenge of `asking.factors[selected]`: the phase that
     /// waits for its response and the step that asks for it. When the
@@ -210,6 +213,7 @@ impl Service {
                 failures,
                 locked_until,
                 suspicious,
+                wrong,
             }) => {
                 if let Some(why) = suspicious {
                     let failures = failures.to_string();
@@ -228,7 +232,14 @@ impl Service {
                     ));
                 }
                 session.phase = Phase::Choose { asking };
-                self.rejected(handle, session, selected, failures, locked_until, now)
+                let reason = wrong.unwrap_or(WRONG_CODE);
+                self.rejected(
+                    handle,
+                    session,
+                    selected,
+                    (failures, locked_until, reason),
+                    now,
+                )
             }
             Err(e) => Answered::failed(self.store_failed(&session.request, &e)),
         }
@@ -241,8 +252,7 @@ impl Service {
         handle: &str,
         mut session: Session,
         selected: usize,
-        failures: u32,
-        locked_until: u64,
+        (failures, locked_until, reason): (u32, u64, &str),
         now: u64,
     ) -> Answered {
         let failures = failures.to_string();
@@ -268,7 +278,7 @@ impl Service {
             &session.request,
             "retry",
             &[
-                ("reason", "wrong-code"),
+                ("reason", reason),
                 ("tries_left", &left),
                 ("failures", &failures),
             ],
@@ -321,7 +331,13 @@ impl Service {
                 locked_until,
             }) => {
                 session.phase = Phase::Choose { asking };
-                self.rejected(handle, session, selected, failures, locked_until, now)
+                self.rejected(
+                    handle,
+                    session,
+                    selected,
+                    (failures, locked_until, WRONG_CODE),
+                    now,
+                )
             }
             Err(e) => Answered::failed(self.store_failed(&session.request, &e)),
         }
