@@ -161,18 +161,25 @@ pub struct KeyRing {
 impl KeyRing {
     /// `count` keys with no PIN, touched at once, all plugged in.
     pub fn start(count: usize) -> KeyRing {
+        KeyRing::start_with(&vec![&[][..]; count])
+    }
+
+    /// One key per entry of `flags`, started with those flags.
+    pub fn start_with(flags: &[&[&str]]) -> KeyRing {
         let dir = crate::shared_tempdir("mfa-keyring-");
         let (sysfs, dev) = (dir.path().join("sys"), dir.path().join("dev"));
         std::fs::create_dir_all(&dev).expect("the ring's dev directory");
-        let keys = (0..count)
-            .map(|i| {
+        let keys = flags
+            .iter()
+            .enumerate()
+            .map(|(i, flags)| {
                 let mut key = FakeKey {
                     dir: crate::shared_tempdir("mfa-fakekey-"),
                     node: format!("hidraw{i}"),
                     sysfs: sysfs.clone(),
                     running: None,
                 };
-                key.launch(&[]);
+                key.launch(flags);
                 std::os::unix::fs::symlink(key.dev().join(&key.node), dev.join(&key.node))
                     .expect("link the key's node");
                 key

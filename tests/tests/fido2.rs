@@ -614,3 +614,34 @@ fn an_assertion_for_another_relying_party_is_refused_and_audited() {
     key.control("assertion normal");
     login(&world, &alice, &[]).assert_rc(PAM_SUCCESS);
 }
+
+#[test]
+fn a_pin_goes_only_to_the_key_that_holds_the_credential() {
+    // hidraw0: someone else's key, with its own PIN; hidraw1: alice's.
+    let ring = KeyRing::start_with(&[&["--pin", "pin-other"], &["--pin", "pin-alice"]]);
+    let (other_key, alices_key) = (&ring.keys[0], &ring.keys[1]);
+    let world = World::with_config(&DaemonConfig {
+        policy_tables: ring.mfad_table(RP),
+        ..DaemonConfig::default()
+    });
+    let alice = users::named("alice");
+    other_key.control("unplug");
+    enrol(
+        &world,
+        &alice,
+        &["--pin-stdin", "--verification"],
+        "pin-alice\n",
+    );
+    other_key.control("plug");
+    let retries = other_key.status("pin_retries");
+    let result = login(&world, &alice, &["pin-alice"]);
+    result.assert_rc(PAM_SUCCESS);
+    assert_eq!(result.prompts(), vec![PIN_PROMPT], "{result:#?}");
+    assert_eq!(
+        other_key.status("pin_retries"),
+        retries,
+        "alice's PIN was never tried on the other key"
+    );
+    assert_eq!(other_key.status("up_requests"), "0", "nor was it touched");
+    assert_eq!(alices_key.status("pin_retries"), "8");
+}

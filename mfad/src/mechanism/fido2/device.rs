@@ -77,6 +77,10 @@ pub trait Keys: Send + Sync {
     fn plugged(&self) -> Vec<PathBuf>;
     fn make_credential(&self, key: &Path, request: &Request<'_>) -> Result<Made, KeyError>;
     fn get_assertion(&self, key: &Path, request: &Request<'_>) -> Result<Signed, KeyError>;
+    /// Whether `key` holds one of `request`'s credentials: a silent
+    /// assertion (no touch, no PIN; the key's counter moves, nothing else),
+    /// before a PIN is sent to it.
+    fn holds(&self, key: &Path, request: &Request<'_>) -> Result<bool, KeyError>;
 }
 
 /// Keys found in sysfs and driven through ctap-hid-fido2.
@@ -213,6 +217,35 @@ impl Keys for HidKeys {
                 auth_data: first.auth_data,
                 signature: first.signature,
             })
+        })
+    }
+
+    fn holds(&self, key: &Path, request: &Request<'_>) -> Result<bool, KeyError> {
+        self.probe(key, request)
+    }
+}
+
+impl HidKeys {
+    fn probe(&self, key: &Path, request: &Request<'_>) -> Result<bool, KeyError> {
+        self.exclusively(key, || {
+            let device = open(key)?;
+            let mut args = ctap_hid_fido2::fidokey::GetAssertionArgsBuilder::new(
+                request.rp_id,
+                request.challenge,
+            )
+            .without_pin_and_uv()
+            .without_up();
+            for id in request.credentials {
+                args = args.add_credential_id(id);
+            }
+            match device
+                .get_assertion_with_args(&args.build())
+                .map_err(refused)
+            {
+                Ok(_) => Ok(true),
+                Err(KeyError::NoCredential) => Ok(false),
+                Err(e) => Err(e),
+            }
         })
     }
 }

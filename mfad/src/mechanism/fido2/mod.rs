@@ -161,7 +161,9 @@ impl Fido2 {
     /// Ask the plugged keys, one after the other, for an assertion over
     /// `challenge` by one of `asked`'s credentials, off the runtime; a key
     /// that holds none of them is passed over (it answers at once, with no
-    /// touch), the first that signs answers.
+    /// touch), the first that signs answers. With a PIN and several keys
+    /// plugged in, the PIN goes only to keys a silent check found holding
+    /// one: another key's PIN retries are never spent on it.
     fn assert(
         &self,
         asked: &Asked,
@@ -189,7 +191,20 @@ impl Fido2 {
                 eddsa: false,
             };
             let mut passed = KeyError::NoCredential;
-            for key in &plugged {
+            let mut candidates = Vec::new();
+            if request.pin.is_some() && plugged.len() > 1 && !ids.is_empty() {
+                for key in &plugged {
+                    match keys.holds(key, &request) {
+                        Ok(true) => candidates.push(key.clone()),
+                        Ok(false) => {}
+                        Err(KeyError::Busy) => passed = KeyError::Busy,
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+            } else {
+                candidates = plugged;
+            }
+            for key in &candidates {
                 match keys.get_assertion(key, &request) {
                     Ok(signed) => return Ok(Response::Evidence(Box::new(signed))),
                     Err(KeyError::NoCredential) => {}
@@ -465,6 +480,9 @@ mod tests {
             Err(KeyError::Absent)
         }
         fn get_assertion(&self, _: &std::path::Path, _: &Request<'_>) -> Result<Signed, KeyError> {
+            Err(KeyError::Absent)
+        }
+        fn holds(&self, _: &std::path::Path, _: &Request<'_>) -> Result<bool, KeyError> {
             Err(KeyError::Absent)
         }
     }
