@@ -14,6 +14,10 @@ use tempfile::TempDir;
 
 pub struct FakeKey {
     dir: TempDir,
+    /// The node's name (`hidraw0`).
+    node: String,
+    /// Where its sysfs entry is kept (its own tree, or a [`KeyRing`]'s).
+    sysfs: PathBuf,
     running: Option<Running>,
 }
 
@@ -26,7 +30,13 @@ impl FakeKey {
     /// A key started with these extra flags (`--pin 1234`, …).
     pub fn start_with(flags: &[&str]) -> FakeKey {
         let dir = crate::shared_tempdir("mfa-fakekey-");
-        let mut key = FakeKey { dir, running: None };
+        let sysfs = dir.path().join("sys");
+        let mut key = FakeKey {
+            dir,
+            node: "hidraw0".into(),
+            sysfs,
+            running: None,
+        };
         key.launch(flags);
         key
     }
@@ -35,6 +45,8 @@ impl FakeKey {
         let mut cmd = Command::new(crate::bins::fakekey());
         cmd.arg("--mount")
             .arg(self.dev())
+            .arg("--node")
+            .arg(&self.node)
             .arg("--sysfs")
             .arg(self.sysfs())
             .arg("--state")
@@ -58,7 +70,7 @@ impl FakeKey {
 
     /// The fake sysfs root (mfad's `[fido2] sysfs`).
     pub fn sysfs(&self) -> PathBuf {
-        self.dir.path().join("sys")
+        self.sysfs.clone()
     }
 
     /// The key's credentials and counters; a copy is a cloned key.
@@ -106,7 +118,7 @@ impl FakeKey {
     pub fn make_credential(&self, rp_id: &str, eddsa: bool) -> (Vec<u8>, Vec<u8>) {
         let mut cfg = ctap_hid_fido2::LibCfg::init();
         cfg.enable_keep_alive_msg = false;
-        let node = self.dev().join("hidraw0");
+        let node = self.dev().join(&self.node);
         let key = ctap_hid_fido2::FidoKeyHidFactory::create_by_params(
             &[ctap_hid_fido2::HidParam::Path(node.display().to_string())],
             &cfg,
@@ -132,6 +144,56 @@ impl FakeKey {
             "[fido2]\nenabled = true\nrp_id = \"{rp_id}\"\nsysfs = \"{}\"\ndev = \"{}\"\n",
             self.sysfs().display(),
             self.dev().display()
+        )
+    }
+}
+
+/// Several keys plugged into one machine: each fake key in its own FUSE
+/// mount under its own node name (`hidraw0`, `hidraw1`, …), their sysfs
+/// entries in one shared tree, and a plain directory of links to their
+/// nodes as mfad's `dev` (one FUSE mount cannot hold two keys' nodes).
+pub struct KeyRing {
+    /// Dropped (stopped) before the shared tree goes.
+    pub keys: Vec<FakeKey>,
+    dir: TempDir,
+}
+
+impl KeyRing {
+    /// `count` keys with no PIN, touched at once, all plugged in.
+    pub fn start(count: usize) -> KeyRing {
+        KeyRing::start_with(&vec![&[][..]; count])
+    }
+
+    /// One key per entry of `flags`, started with those flags.
+    pub fn start_with(flags: &[&[&str]]) -> KeyRing {
+        let dir = crate::shared_tempdir("mfa-keyring-");
+        let (sysfs, dev) = (dir.path().join("sys"), dir.path().join("dev"));
+        std::fs::create_dir_all(&dev).expect("the ring's dev directory");
+        let keys = flags
+            .iter()
+            .enumerate()
+            .map(|(i, flags)| {
+                let mut key = FakeKey {
+                    dir: crate::shared_tempdir("mfa-fakekey-"),
+                    node: format!("hidraw{i}"),
+                    sysfs: sysfs.clone(),
+                    running: None,
+                };
+                key.launch(flags);
+                std::os::unix::fs::symlink(key.dev().join(&key.node), dev.join(&key.node))
+                    .expect("link the key's node");
+                key
+            })
+            .collect();
+        KeyRing { keys, dir }
+    }
+
+    /// The `[fido2]` table of an mfad.toml that sees every key of the ring.
+    pub fn mfad_table(&self, rp_id: &str) -> String {
+        format!(
+            "[fido2]\nenabled = true\nrp_id = \"{rp_id}\"\nsysfs = \"{}\"\ndev = \"{}\"\n",
+            self.dir.path().join("sys").display(),
+            self.dir.path().join("dev").display()
         )
     }
 }

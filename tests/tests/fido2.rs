@@ -7,9 +7,9 @@
 //! hidraw, USB, udev, a physical touch).
 
 use mfa_tests::daemon::DaemonConfig;
-use mfa_tests::fakekey::FakeKey;
+use mfa_tests::fakekey::{FakeKey, KeyRing};
 use mfa_tests::otp::Totp;
-use mfa_tests::pam::{Login, PamResult, PAM_AUTH_ERR, PAM_SUCCESS};
+use mfa_tests::pam::{Login, PamResult, PAM_AUTH_ERR, PAM_MAXTRIES, PAM_SUCCESS};
 use mfa_tests::process::run;
 use mfa_tests::users::{self, command_as, TestUser};
 use mfa_tests::World;
@@ -41,7 +41,12 @@ fn mfactl(
 
 /// Enrol `user`'s key with `mfactl enrol fido2`; its factor id.
 fn enrol(world: &World, user: &TestUser, extra: &[&str], input: &str) -> String {
-    let mut args = vec!["--json", "enrol", "fido2", "--label", "yubi"];
+    enrol_as(world, user, "yubi", extra, input)
+}
+
+/// [`enrol`] with the label `label`.
+fn enrol_as(world: &World, user: &TestUser, label: &str, extra: &[&str], input: &str) -> String {
+    let mut args = vec!["--json", "enrol", "fido2", "--label", label];
     args.extend_from_slice(extra);
     let out = mfactl(world, user, &args, input);
     out.assert_success("mfactl enrol fido2");
@@ -320,6 +325,27 @@ fn a_key_is_never_offered_to_a_remote_login() {
             .contains("fido2 factors are not offered: an SSH login"),
         "{e}"
     );
+    assert!(
+        world
+            .daemon
+            .log()
+            .contains("not_local=\"the login comes from 192.0.2.7\""),
+        "the audit says why the key was not offered: {}",
+        world.daemon.log()
+    );
+    // At the machine, explain says why the key is offered (and that the
+    // process tree, which it has not got, is assumed).
+    let here = world.explain(&alice.name, "login", "", None);
+    assert_eq!(here["outcome"], "ask", "{here}");
+    assert!(
+        here["lines"]
+            .to_string()
+            .contains("fido2 factors are offered: the login runs at this machine")
+            && here["lines"]
+                .to_string()
+                .contains("assumed: policy explain"),
+        "{here}"
+    );
     // sudo in an SSH session: a PAM client with sshd among its ancestors.
     world
         .pam
@@ -388,4 +414,234 @@ fn a_touch_of_the_key_is_the_proof_a_change_needs() {
         "the enrolment and the proof each took a touch"
     );
     assert!(counter(&world, &id) > before, "the proof moved the counter");
+}
+
+/// The factor id the daemon's last `login allow` line names.
+fn allowed_factor(world: &World) -> String {
+    let log = world.daemon.log();
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("login allow") && l.contains("method=fido2"))
+        .unwrap_or_else(|| panic!("no fido2 allow line: {log}"));
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("factor="))
+        .unwrap_or_else(|| panic!("no factor in {line}"))
+        .to_string()
+}
+
+#[test]
+fn a_user_with_two_keys_logs_in_with_whichever_is_plugged_in() {
+    let ring = KeyRing::start(2);
+    let (first_key, second_key) = (&ring.keys[0], &ring.keys[1]);
+    let world = World::with_config(&DaemonConfig {
+        policy_tables: ring.mfad_table(RP),
+        ..DaemonConfig::default()
+    });
+    let (alice, root) = (users::named("alice"), users::root());
+    second_key.control("unplug");
+    let first = enrol_as(&world, &alice, "main", &[], "");
+    first_key.control("unplug");
+    second_key.control("plug");
+    let second = enrol_as(&world, &alice, "spare", &[], "");
+    assert_ne!(first, second);
+    assert_eq!(first_key.status("credentials"), "1");
+    assert_eq!(second_key.status("credentials"), "1");
+
+    // Only the spare is plugged in (the main key, enrolled first, is the
+    // one asked): the spare answers, and its factor moves.
+    let (before, main_before) = (counter(&world, &second), counter(&world, &first));
+    let spare = login(&world, &alice, &[]);
+    spare.assert_rc(PAM_SUCCESS);
+    assert!(spare.prompts().is_empty(), "{spare:#?}");
+    assert_eq!(allowed_factor(&world), second);
+    assert!(
+        counter(&world, &second) > before,
+        "the spare's counter moved"
+    );
+    assert_eq!(
+        counter(&world, &first),
+        main_before,
+        "the main key's did not"
+    );
+
+    // Only the main key.
+    second_key.control("unplug");
+    first_key.control("plug");
+    login(&world, &alice, &[]).assert_rc(PAM_SUCCESS);
+    assert_eq!(allowed_factor(&world), first);
+
+    // Both: one touch, on the first key that holds a credential.
+    second_key.control("plug");
+    let (up_first, up_second) = (
+        first_key.status("up_requests"),
+        second_key.status("up_requests"),
+    );
+    login(&world, &alice, &[]).assert_rc(PAM_SUCCESS);
+    let touches = |key: &FakeKey, was: &str| {
+        key.status("up_requests").parse::<u32>().expect("count")
+            - was.parse::<u32>().expect("count")
+    };
+    assert_eq!(
+        touches(first_key, &up_first) + touches(second_key, &up_second),
+        1,
+        "one touch for one login"
+    );
+
+    // An admin sees both keys.
+    let listed = mfactl(&world, &root, &["--json", "user", &alice.name], "");
+    listed.assert_success("mfactl user alice");
+    let factors: Vec<Value> = serde_json::from_str(&listed.stdout).expect("json");
+    let keys: Vec<(&str, &str)> = factors
+        .iter()
+        .filter(|f| f["kind"] == "fido2")
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap_or(""),
+                f["label"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![(first.as_str(), "main"), (second.as_str(), "spare")],
+        "{}",
+        listed.describe()
+    );
+
+    // The main key removed: it no longer logs in (and is not touched), the
+    // spare still does.
+    mfactl(&world, &alice, &["remove", &first, "--yes"], "").assert_success("remove");
+    let listed = mfactl(&world, &alice, &["--json", "list"], "");
+    assert!(
+        !listed.stdout.contains(&first) && listed.stdout.contains(&second),
+        "{}",
+        listed.describe()
+    );
+    second_key.control("unplug");
+    let up = first_key.status("up_requests");
+    let removed = login(&world, &alice, &[]);
+    removed.assert_rc(PAM_AUTH_ERR);
+    assert_eq!(
+        first_key.status("up_requests"),
+        up,
+        "the removed key was not asked for a touch"
+    );
+    assert!(
+        world
+            .daemon
+            .log()
+            .contains("holds no credential of this account"),
+        "{}",
+        world.daemon.log()
+    );
+    second_key.control("plug");
+    first_key.control("unplug");
+    login(&world, &alice, &[]).assert_rc(PAM_SUCCESS);
+    assert_eq!(allowed_factor(&world), second);
+}
+
+/// How many of the daemon's audit lines give `reason`.
+fn audited(world: &World, reason: &str) -> usize {
+    world
+        .daemon
+        .log()
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("reason={reason} ")) || l.ends_with(&format!("reason={reason}"))
+        })
+        .count()
+}
+
+#[test]
+fn a_replayed_assertion_is_refused_and_audited() {
+    let key = FakeKey::start();
+    let world = world_with_key(&key);
+    let alice = users::named("alice");
+    let id = enrol(&world, &alice, &[], "");
+    login(&world, &alice, &[]).assert_rc(PAM_SUCCESS);
+    let (moved_to, touches) = (counter(&world, &id), key.status("up_requests"));
+    // The key answers with the assertion it made for the last login: the
+    // old challenge, the old counter, no touch.
+    key.control("assertion replay");
+    // Refused at every try (each one a new challenge, the same old answer).
+    let replayed = login(&world, &alice, &[]);
+    replayed.assert_rc(PAM_MAXTRIES);
+    assert_eq!(counter(&world, &id), moved_to, "the factor did not move");
+    assert_eq!(key.status("up_requests"), touches, "nobody touched the key");
+    assert!(failures(&world, &alice) >= 1, "counted as a failure");
+    assert!(
+        audited(&world, "bad-signature") >= 1,
+        "{}",
+        world.daemon.log()
+    );
+    assert_eq!(audited(&world, "wrong-relying-party"), 0);
+    // The same key, behaving again, logs in.
+    key.control("assertion normal");
+    login(&world, &alice, &[]).assert_rc(PAM_SUCCESS);
+    assert!(counter(&world, &id) > moved_to);
+}
+
+#[test]
+fn an_assertion_for_another_relying_party_is_refused_and_audited() {
+    let key = FakeKey::start();
+    let world = world_with_key(&key);
+    let alice = users::named("alice");
+    let id = enrol(&world, &alice, &[], "");
+    let before = counter(&world, &id);
+    // A validly signed assertion, touch and counter included, for
+    // "evil.example" rather than this host's RP ID.
+    key.control("assertion other-rp");
+    let touches: u32 = key.status("up_requests").parse().expect("count");
+    let other = login(&world, &alice, &[]);
+    other.assert_rc(PAM_MAXTRIES);
+    assert!(
+        key.status("up_requests").parse::<u32>().expect("count") > touches,
+        "the key was touched: only the relying party is wrong"
+    );
+    assert_eq!(counter(&world, &id), before, "the factor did not move");
+    assert!(failures(&world, &alice) >= 1, "counted as a failure");
+    assert!(
+        audited(&world, "wrong-relying-party") >= 1,
+        "{}",
+        world.daemon.log()
+    );
+    assert_eq!(
+        audited(&world, "bad-signature"),
+        0,
+        "its signature is valid"
+    );
+    key.control("assertion normal");
+    login(&world, &alice, &[]).assert_rc(PAM_SUCCESS);
+}
+
+#[test]
+fn a_pin_goes_only_to_the_key_that_holds_the_credential() {
+    // hidraw0: someone else's key, with its own PIN; hidraw1: alice's.
+    let ring = KeyRing::start_with(&[&["--pin", "pin-other"], &["--pin", "pin-alice"]]);
+    let (other_key, alices_key) = (&ring.keys[0], &ring.keys[1]);
+    let world = World::with_config(&DaemonConfig {
+        policy_tables: ring.mfad_table(RP),
+        ..DaemonConfig::default()
+    });
+    let alice = users::named("alice");
+    other_key.control("unplug");
+    enrol(
+        &world,
+        &alice,
+        &["--pin-stdin", "--verification"],
+        "pin-alice\n",
+    );
+    other_key.control("plug");
+    let retries = other_key.status("pin_retries");
+    let result = login(&world, &alice, &["pin-alice"]);
+    result.assert_rc(PAM_SUCCESS);
+    assert_eq!(result.prompts(), vec![PIN_PROMPT], "{result:#?}");
+    assert_eq!(
+        other_key.status("pin_retries"),
+        retries,
+        "alice's PIN was never tried on the other key"
+    );
+    assert_eq!(other_key.status("up_requests"), "0", "nor was it touched");
+    assert_eq!(alices_key.status("pin_retries"), "8");
 }

@@ -4,7 +4,7 @@
 mod origin;
 mod request;
 
-pub use origin::remote_reason;
+pub use origin::{remote_reason, LOCAL, NO_PROCESS};
 pub use request::{validate_request, validate_user};
 
 use crate::mechanism::{FactorKind, FallbackUse, ResponseWork, Work};
@@ -100,6 +100,7 @@ impl Session {
             now,
             retry: false,
             unlock: self.unlock_uid.is_some(),
+            hypothetical: false,
         }
     }
 }

@@ -6,10 +6,20 @@
 //! a login with a remote address (`PAM_RHOST` other than `localhost`), and
 //! a PAM client that runs under a remote-login server — `sudo` in an SSH
 //! session has sshd among its ancestors. The process tree is read from
-//! `/proc`; a client whose ancestry cannot be read is taken as remote.
+//! `/proc`. Fail closed: a login whose client process is not known (no
+//! pid from the kernel or the bus, or `policy explain`, which describes a
+//! login and has no process) or whose ancestry cannot be read is taken as
+//! not local, and says so.
 
 use mfa_dbus::LoginRequest;
 use std::path::Path;
+
+/// Why a login with no known client process is not local.
+pub const NO_PROCESS: &str =
+    "the login's client process is not known, so it cannot be told that the login runs at this machine";
+
+/// Why a login that is local counts as local (for `policy explain`).
+pub const LOCAL: &str = "the login runs at this machine: no remote host, not sshd, and no remote-login server (sshd, mosh-server, telnetd) among the PAM client's processes";
 
 /// Process names of servers that let users in from elsewhere.
 const REMOTE_SERVERS: &[&str] = &[
@@ -20,8 +30,9 @@ const REMOTE_SERVERS: &[&str] = &[
     "telnetd",
 ];
 
-/// Why `request`, from the PAM client process `pid` (if known), counts as
-/// remote; `None` when it is at this machine.
+/// Why `request`, from the PAM client process `pid`, counts as not local;
+/// `None` only when it is known to be at this machine (a known pid whose
+/// whole ancestry was read and holds no remote-login server).
 pub fn remote_reason(request: &LoginRequest, pid: Option<u32>) -> Option<String> {
     if request.service == "sshd" {
         return Some("an SSH login: the user is wherever their SSH client runs".into());
@@ -30,7 +41,9 @@ pub fn remote_reason(request: &LoginRequest, pid: Option<u32>) -> Option<String>
         "" | "localhost" => {}
         rhost => return Some(format!("the login comes from {rhost}")),
     }
-    let pid = pid?;
+    let Some(pid) = pid else {
+        return Some(NO_PROCESS.into());
+    };
     match remote_ancestor(Path::new("/proc"), pid) {
         Ok(None) => None,
         Ok(Some((name, at))) => Some(format!(
@@ -87,11 +100,47 @@ mod tests {
     }
 
     #[test]
-    fn sshd_and_remote_addresses_are_remote_localhost_is_not() {
+    fn sshd_and_remote_addresses_are_remote() {
         assert!(remote_reason(&request("sshd", ""), None).is_some());
         assert!(remote_reason(&request("login", "192.0.2.1"), None).is_some());
-        assert_eq!(remote_reason(&request("login", "localhost"), None), None);
-        assert_eq!(remote_reason(&request("sudo", ""), None), None);
+    }
+
+    #[test]
+    fn a_login_whose_process_is_unknown_or_unreadable_is_not_local() {
+        // No pid: never local, whatever the service and host say.
+        assert_eq!(
+            remote_reason(&request("login", "localhost"), None).as_deref(),
+            Some(NO_PROCESS)
+        );
+        assert_eq!(
+            remote_reason(&request("sudo", ""), None).as_deref(),
+            Some(NO_PROCESS)
+        );
+        // A pid that names no process (none is ever this high: pid_max is
+        // at most 2^22).
+        let gone = remote_reason(&request("sudo", ""), Some(u32::MAX - 1)).expect("not local");
+        assert!(gone.contains("cannot be told"), "{gone}");
+        // This test's own process: readable, no sshd above it here... unless
+        // the suite runs under sshd, which is then what it says.
+        match remote_reason(&request("sudo", ""), Some(std::process::id())) {
+            None => {}
+            Some(why) => assert!(why.contains("runs under"), "{why}"),
+        }
+    }
+
+    #[test]
+    fn an_unreadable_stat_in_the_tree_is_not_local() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path().join("300");
+        std::fs::create_dir_all(&d).expect("dir");
+        std::fs::write(d.join("stat"), "300 (sudo) S 200 0 0").expect("stat");
+        // 200 is missing: the chain breaks before reaching init.
+        let broken = remote_ancestor(dir.path(), 300).expect_err("not local");
+        assert!(broken.contains("process 200"), "{broken}");
+        std::fs::create_dir_all(dir.path().join("200")).expect("dir");
+        std::fs::write(dir.path().join("200/stat"), "garbage").expect("stat");
+        let garbled = remote_ancestor(dir.path(), 300).expect_err("not local");
+        assert!(garbled.contains("unreadable stat"), "{garbled}");
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl Mechanism for Hotp {
     fn challenge(
         &self,
         _load: &mut dyn FnMut() -> Result<FactorRecord, ChallengeError>,
+        _others: &mut dyn FnMut() -> Result<Vec<FactorRecord>, ChallengeError>,
         _login: &LoginContext,
     ) -> Result<Challenge, ChallengeError> {
         Ok(Challenge::code_prompt(otpauth::PROMPT))

@@ -146,6 +146,11 @@ pub enum Verdict {
     Accept(Advance),
     /// Wrong, malformed or replayed: counted as a failure.
     Reject,
+    /// Wrong, in a way worth naming in the audit (a key's assertion for
+    /// another relying party, or whose signature does not verify: forged
+    /// or replayed): counted as a failure like [`Verdict::Reject`], and
+    /// audited with this reason.
+    Wrong(&'static str),
     /// Refused and worth an admin's attention (a security key whose
     /// signature counter did not increase: possibly cloned). Counted as a
     /// failure and audited with this reason.
@@ -229,6 +234,11 @@ pub struct LoginContext {
     pub retry: bool,
     /// A screen locker's unlock (a caller that is not root).
     pub unlock: bool,
+    /// `policy explain`'s login, which has no process to look at: `remote`
+    /// then says only what the request shows (service, remote host), and
+    /// what a process tree would tell is assumed (a real login whose
+    /// process is not known is never local).
+    pub hypothetical: bool,
 }
 
 /// A new factor, not yet confirmed, and what its owner is shown.
@@ -274,6 +284,12 @@ pub trait Mechanism: Send + Sync {
         Ok(())
     }
 
+    /// Why factors of this kind are offered in `login`, when that is worth
+    /// saying (`policy explain`: a key, because the login runs here).
+    fn offered_because(&self, _login: &LoginContext) -> Option<String> {
+        None
+    }
+
     /// Whether [`Mechanism::available`] needs to know where the login runs
     /// (its process tree is read only then).
     fn local_only(&self) -> bool {
@@ -290,13 +306,25 @@ pub trait Mechanism: Send + Sync {
         false
     }
 
-    /// Begin asking for the factor `load` reads from the store (only called
-    /// by mechanisms that need more than a prompt).
+    /// Begin asking for the factor `load` reads from the store. `others`
+    /// reads the login's other factors of this kind, for a mechanism whose
+    /// one challenge any of them may answer (a key's assertion request lists
+    /// every credential of the user: whichever key is plugged in signs); it
+    /// then says which one did through [`Mechanism::answered_by`].
     fn challenge(
         &self,
         load: &mut dyn FnMut() -> Result<FactorRecord, ChallengeError>,
+        others: &mut dyn FnMut() -> Result<Vec<FactorRecord>, ChallengeError>,
         login: &LoginContext,
     ) -> Result<Challenge, ChallengeError>;
+
+    /// The id of the factor `response` answers, when a challenge covered
+    /// several (see `others` in [`Mechanism::challenge`]); `None`: the one
+    /// asked. Only a factor of the challenge is ever named, and the
+    /// response is still checked against it as the store holds it.
+    fn answered_by(&self, _challenge: &(dyn Any + Send), _response: &Response) -> Option<String> {
+        None
+    }
 
     /// What the answer `text` to a prompt of this challenge leads to; by
     /// default, a response to check.
@@ -467,25 +495,46 @@ impl Mechanisms {
         self.all.iter().any(|m| m.local_only())
     }
 
-    /// For `login`: the kinds that cannot be used and why, and the kinds a
-    /// user can set up during it.
-    pub fn for_login(&self, login: &LoginContext) -> (Vec<(FactorKind, String)>, Vec<FactorKind>) {
+    /// For `login`: the kinds that cannot be used and why, the kinds a
+    /// user can set up during it, and why some kinds are offered.
+    pub fn for_login(&self, login: &LoginContext) -> ForLogin {
         let mut unavailable = Vec::new();
         let mut enrolable = Vec::new();
+        let mut offered = Vec::new();
         for kind in FactorKind::ALL {
             match self.get(kind) {
                 None => unavailable.push((kind, format!("{kind} is not enabled in this mfad"))),
                 Some(m) => {
                     if let Err(why) = m.available(login) {
                         unavailable.push((kind, why));
-                    } else if m.enrols_at_login() {
+                        continue;
+                    }
+                    if let Some(why) = m.offered_because(login) {
+                        offered.push((kind, why));
+                    }
+                    if m.enrols_at_login() {
                         enrolable.push(kind);
                     }
                 }
             }
         }
-        (unavailable, enrolable)
+        ForLogin {
+            unavailable,
+            enrolable,
+            offered,
+        }
     }
+}
+
+/// What [`Mechanisms::for_login`] found.
+#[derive(Debug, Default)]
+pub struct ForLogin {
+    /// Kinds that cannot be used, and why.
+    pub unavailable: Vec<(FactorKind, String)>,
+    /// Kinds a user can set up during the login.
+    pub enrolable: Vec<FactorKind>,
+    /// Kinds offered, with a reason worth saying.
+    pub offered: Vec<(FactorKind, String)>,
 }
 
 /// The code a user typed, if it has the shape of a `digits`-long code.

@@ -118,6 +118,7 @@ fn locked_out(
             rhost: "",
             auth_info: "",
             unavailable: &[],
+            offered: &[],
             enrolable: &FactorKind::ALL,
             unlock: false,
         };

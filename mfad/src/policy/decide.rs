@@ -19,6 +19,9 @@ pub struct Subject<'a> {
     /// Kinds of factor that cannot be used in this login, and why (a
     /// security key over SSH).
     pub unavailable: &'a [(FactorKind, String)],
+    /// Kinds of factor offered, with why, where that is worth saying (a
+    /// security key: the login runs at this machine).
+    pub offered: &'a [(FactorKind, String)],
     /// Kinds of factor a user can set up during a login, in no order.
     pub enrolable: &'a [FactorKind],
     /// A screen locker's unlock, from a caller that is not root: only the
@@ -220,6 +223,11 @@ pub fn decide(
         if usable.iter().any(|f| f.kind == *kind) {
             why.push(format!("{kind} factors are not offered: {reason}"));
             usable.retain(|f| f.kind != *kind);
+        }
+    }
+    for (kind, reason) in subject.offered {
+        if usable.iter().any(|f| f.kind == *kind) {
+            why.push(format!("{kind} factors are offered: {reason}"));
         }
     }
     let had_usable = !usable.is_empty();

@@ -155,6 +155,12 @@ impl Service {
         crate::login::validate_request(request)?;
         let mut context = self.login_context(request, None);
         context.unlock = request.service == crate::login::UNLOCK_SERVICE;
+        // No process here: what its tree would tell is assumed, and said
+        // (a real login whose process is not known is never local).
+        if context.remote.as_deref() == Some(crate::login::NO_PROCESS) {
+            context.remote = None;
+            context.hypothetical = true;
+        }
         let decision = self.decide_at(&context)?;
         let (outcome, reason) = match &decision.outcome {
             Outcome::Skip(skip) => ("skip", skip.reason()),

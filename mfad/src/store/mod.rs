@@ -136,11 +136,14 @@ pub enum CodeCheck {
     Accepted(FactorRecord),
     /// The factor did not accept the response; `failures` in a row now,
     /// and locked until `locked_until` (0 = not locked) if this failure
-    /// locked the user. `suspicious`: why the mechanism wants it audited.
+    /// locked the user. `suspicious`: why the mechanism wants it audited
+    /// (the login ends); `wrong`: the audit reason of a wrong response that
+    /// has one ([`Verdict::Wrong`]).
     Rejected {
         failures: u32,
         locked_until: u64,
         suspicious: Option<&'static str>,
+        wrong: Option<&'static str>,
     },
     /// The user is locked out until `until`; the code was not checked.
     Locked { until: u64 },

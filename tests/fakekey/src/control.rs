@@ -11,7 +11,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 use crate::fs::Identity;
-use crate::key::{CounterMode, Input, Presence, Shared};
+use crate::key::{AssertionMode, CounterMode, Input, Presence, Shared};
 use crate::sysfs::Sysfs;
 
 /// Longest command line accepted.
@@ -89,6 +89,10 @@ impl Controller {
                 }
                 Ok(None)
             }
+            ["assertion", mode] => {
+                self.shared.knobs().assertion = AssertionMode::parse(mode)?;
+                Ok(None)
+            }
             ["unplug"] => {
                 if self.shared.device.is_plugged() {
                     self.shared.device.unplug();
@@ -145,9 +149,9 @@ impl Controller {
     }
 
     fn status(&self) -> String {
-        let (presence, counter) = {
+        let (presence, counter, assertion) = {
             let k = self.shared.knobs();
-            (k.presence, k.counter)
+            (k.presence, k.counter, k.assertion)
         };
         let (pin, retries, credentials) = {
             let store = self.shared.store();
@@ -158,7 +162,7 @@ impl Controller {
             (pin, retries, store.credentials.len())
         };
         format!(
-            "plugged={} presence={presence} counter={counter} pin={pin} pin_retries={retries} \
+            "plugged={} presence={presence} counter={counter} assertion={assertion} pin={pin} pin_retries={retries} \
              pin_auth_blocked={} credentials={credentials} up_requests={} keepalives={} \
              open={} readers={}",
             yes_no(self.shared.device.is_plugged()),

@@ -165,6 +165,46 @@ impl fmt::Display for CounterMode {
     }
 }
 
+/// What the key does to its assertions (a misbehaving or hostile key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssertionMode {
+    /// As soft-fido2 makes them.
+    Normal,
+    /// getAssertion answers with the last assertion it made, byte for byte
+    /// (old challenge, old counter, no touch), once there is one.
+    Replay,
+    /// Assertions are made for another relying party: the RP ID hash in
+    /// the authenticator data is [`OTHER_RP_ID`]'s, and the signature is
+    /// made over that authenticator data (valid, for the wrong RP).
+    OtherRp,
+}
+
+/// The relying party `assertion other-rp` signs for.
+pub const OTHER_RP_ID: &str = "evil.example";
+
+impl AssertionMode {
+    pub fn parse(word: &str) -> Result<Self, String> {
+        match word {
+            "normal" => Ok(AssertionMode::Normal),
+            "replay" => Ok(AssertionMode::Replay),
+            "other-rp" => Ok(AssertionMode::OtherRp),
+            other => Err(format!(
+                "unknown assertion mode {other:?} (normal, replay or other-rp)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for AssertionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AssertionMode::Normal => "normal",
+            AssertionMode::Replay => "replay",
+            AssertionMode::OtherRp => "other-rp",
+        })
+    }
+}
+
 /// Fixed properties of the simulated key.
 pub struct KeyConfig {
     pub aaguid: [u8; 16],
@@ -179,6 +219,7 @@ pub struct KeyConfig {
 pub struct Knobs {
     pub presence: Presence,
     pub counter: CounterMode,
+    pub assertion: AssertionMode,
 }
 
 /// The transaction the worker is in, for KEEPALIVE and CANCEL.
@@ -219,6 +260,8 @@ pub struct Shared {
     pub pin_auth_blocked: AtomicBool,
     /// Whether the makeCredential being processed asked for credProtect.
     cred_protect_asked: AtomicBool,
+    /// The last getAssertion answer (status byte and body), for `replay`.
+    last_assertion: Mutex<Option<Vec<u8>>>,
 }
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -243,6 +286,7 @@ impl Shared {
             keepalives: AtomicU64::new(0),
             pin_auth_blocked: AtomicBool::new(false),
             cred_protect_asked: AtomicBool::new(false),
+            last_assertion: Mutex::new(None),
         })
     }
 
@@ -513,6 +557,8 @@ impl PinStorageCallbacks for PinStore {
 /// (soft-fido2 alone would accept EdDSA even when not configured).
 pub struct AlgFilter {
     allowed: Vec<i32>,
+    /// For `assertion other-rp`: signatures cover the other RP's hash.
+    shared: Arc<Shared>,
 }
 
 impl CredentialKeyProvider for AlgFilter {
@@ -543,6 +589,12 @@ impl CredentialKeyProvider for AlgFilter {
         algorithm: i32,
         message: &[u8],
     ) -> Result<Vec<u8>, CredentialKeyError> {
+        // authenticatorData ‖ clientDataHash: the RP ID hash comes first.
+        if self.shared.knobs().assertion == AssertionMode::OtherRp && message.len() >= 32 {
+            let mut other = message.to_vec();
+            other[..32].copy_from_slice(&Sha256::digest(OTHER_RP_ID.as_bytes()));
+            return SoftwareCredentialKeyProvider.sign(key, algorithm, &other);
+        }
         SoftwareCredentialKeyProvider.sign(key, algorithm, message)
     }
 }
@@ -581,6 +633,7 @@ fn build_authenticator(shared: &Arc<Shared>) -> Ctap {
     config.pin_uv_auth_protocols = cfg.pin_protocols.clone();
     let provider = AlgFilter {
         allowed: cfg.algorithms.clone(),
+        shared: shared.clone(),
     };
     let callbacks = KeyCallbacks {
         shared: shared.clone(),
@@ -592,8 +645,9 @@ fn build_authenticator(shared: &Arc<Shared>) -> Ctap {
     CommandDispatcher::new(authenticator)
 }
 
-/// authenticatorMakeCredential, authenticatorClientPIN.
+/// authenticatorMakeCredential, authenticatorGetAssertion, authenticatorClientPIN.
 const MAKE_CREDENTIAL: u8 = 0x01;
+const GET_ASSERTION: u8 = 0x02;
 const CLIENT_PIN: u8 = 0x06;
 /// clientPIN subcommands.
 const GET_PIN_RETRIES: i128 = 0x01;
@@ -711,11 +765,25 @@ impl Dispatch {
             }
             _ => {}
         }
+        let get_assertion = data.first() == Some(&GET_ASSERTION);
+        let mode = self.shared.knobs().assertion;
+        if get_assertion && mode == AssertionMode::Replay {
+            if let Some(old) = relock(&self.shared.last_assertion).clone() {
+                return old;
+            }
+        }
         match self.ctap.dispatch(data) {
             Ok(body) => {
+                let body = match (get_assertion, mode) {
+                    (true, AssertionMode::OtherRp) => other_rp(&body).unwrap_or(body),
+                    _ => body,
+                };
                 let mut out = Vec::with_capacity(1 + body.len());
                 out.push(0x00);
                 out.extend_from_slice(&body);
+                if get_assertion {
+                    *relock(&self.shared.last_assertion) = Some(out.clone());
+                }
                 out
             }
             Err(status) => {
@@ -726,6 +794,24 @@ impl Dispatch {
             }
         }
     }
+}
+
+/// A getAssertion response body with [`OTHER_RP_ID`]'s hash in its
+/// authenticator data (key 0x02), which `AlgFilter::sign` signed.
+fn other_rp(body: &[u8]) -> Option<Vec<u8>> {
+    use soft_fido2_ctap::cbor::{self, Value};
+    let Ok(Value::Map(mut entries)) = cbor::decode::<Value>(body) else {
+        return None;
+    };
+    let auth_data = entries.iter_mut().find_map(|(k, v)| match (k, v) {
+        (Value::Integer(2), Value::Bytes(b)) => Some(b),
+        _ => None,
+    })?;
+    if auth_data.len() < 32 {
+        return None;
+    }
+    auth_data[..32].copy_from_slice(&Sha256::digest(OTHER_RP_ID.as_bytes()));
+    cbor::encode(&Value::Map(entries)).ok()
 }
 
 impl CommandHandler for Dispatch {

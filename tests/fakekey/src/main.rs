@@ -61,13 +61,19 @@
 //! counter freeze                the stored count never advances: every assertion
 //!                               reports the same count (stored + 1)
 //! counter set N                 set every credential's stored count to N
+//! assertion normal              assertions as soft-fido2 makes them (default)
+//! assertion replay              getAssertion answers with the last assertion made,
+//!                               byte for byte (old challenge and counter, no touch)
+//! assertion other-rp            assertions (and any other signature made meanwhile)
+//!                               are for RP ID "evil.example": its hash in the
+//!                               authenticator data, a valid signature over that
 //! unplug                        the node and the sysfs entry vanish; open files fail
 //!                               (read EIO, write/ioctl ENODEV, poll POLLERR|POLLHUP),
 //!                               a read waiting on them fails with EIO at once
 //! plug                          the key comes back, power-cycled (PIN tokens and the
 //!                               "3 wrong PINs in a row" block, PIN_AUTH_BLOCKED (0x34),
 //!                               cleared; stored state kept)
-//! status                        ok plugged=yes|no presence=P counter=M pin=set|unset
+//! status                        ok plugged=yes|no presence=P counter=M assertion=A pin=set|unset
 //!                               pin_retries=N|- pin_auth_blocked=yes|no
 //!                               credentials=N up_requests=N
 //!                               keepalives=N open=N readers=N
@@ -97,7 +103,9 @@ use nix::sys::signal::{SigSet, Signal};
 use crate::control::Controller;
 use crate::device::Device;
 use crate::fs::{FakeFs, Identity, Ownership};
-use crate::key::{CounterMode, Input, KeyConfig, Knobs, Presence, Shared, EDDSA, ES256};
+use crate::key::{
+    AssertionMode, CounterMode, Input, KeyConfig, Knobs, Presence, Shared, EDDSA, ES256,
+};
 use crate::state::Store;
 use crate::sysfs::Sysfs;
 
@@ -289,6 +297,7 @@ fn run(args: Args) -> Result<(), String> {
     let knobs = Knobs {
         presence: args.presence,
         counter: args.counter,
+        assertion: AssertionMode::Normal,
     };
     let device = Arc::new(Device::new());
     let shared = Shared::new(config, knobs, store, device);

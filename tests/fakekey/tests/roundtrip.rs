@@ -856,3 +856,44 @@ fn cancel_ends_a_delayed_touch() {
     drop(file);
     fake.stop();
 }
+
+#[test]
+fn replayed_and_other_rp_assertions() {
+    let fake = FakeKey::start(&[]);
+    let key = fake.open();
+    let att = register(&key, None);
+    let point = p256_point(&att);
+    let (c1, a1) = assertion(&key, &att.credential_descriptor.id, None);
+
+    // replay: the last assertion again, byte for byte, without a touch.
+    fake.ctl("assertion replay");
+    assert!(fake.control("status").contains(" assertion=replay "));
+    let touches = fake.status("up_requests");
+    let (c2, a2) = assertion(&key, &att.credential_descriptor.id, None);
+    assert_ne!(c1, c2);
+    assert_eq!(a2.auth_data, a1.auth_data);
+    assert_eq!(a2.signature, a1.signature);
+    assert_eq!(fake.status("up_requests"), touches);
+    assert!(
+        verify_es256(&point, &a2, &c1),
+        "valid for the old challenge"
+    );
+    assert!(!verify_es256(&point, &a2, &c2), "not for the new one");
+
+    // other-rp: a touch, a higher counter, a valid signature, and the hash
+    // of another relying party.
+    fake.ctl("assertion other-rp");
+    let (c3, a3) = assertion(&key, &att.credential_descriptor.id, None);
+    assert_eq!(a3.rpid_hash, Sha256::digest(b"evil.example").to_vec());
+    assert!(a3.sign_count > a1.sign_count);
+    assert!(
+        verify_es256(&point, &a3, &c3),
+        "validly signed, for evil.example"
+    );
+
+    fake.ctl("assertion normal");
+    let (c4, a4) = assertion(&key, &att.credential_descriptor.id, None);
+    assert_eq!(a4.rpid_hash, Sha256::digest(RP.as_bytes()).to_vec());
+    assert!(verify_es256(&point, &a4, &c4));
+    assert!(fake.control("assertion sideways").starts_with("err "));
+}

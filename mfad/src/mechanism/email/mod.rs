@@ -299,6 +299,7 @@ impl Mechanism for Email {
     fn challenge(
         &self,
         load: &mut dyn FnMut() -> Result<FactorRecord, ChallengeError>,
+        _others: &mut dyn FnMut() -> Result<Vec<FactorRecord>, ChallengeError>,
         login: &LoginContext,
     ) -> Result<Challenge, ChallengeError> {
         let factor = load()?;

@@ -48,6 +48,9 @@ pub enum KeyError {
     Absent,
     /// Another login is using the key.
     Busy,
+    /// The key holds none of the credentials asked for (it answered at
+    /// once, without a touch).
+    NoCredential,
     /// The key refused: the reason in words (no touch, wrong PIN, …).
     Refused(String),
     /// The key could not be reached, or broke off (unplugged).
@@ -59,6 +62,9 @@ impl std::fmt::Display for KeyError {
         match self {
             KeyError::Absent => f.write_str("no security key is plugged in"),
             KeyError::Busy => f.write_str("the security key is in use by another login"),
+            KeyError::NoCredential => {
+                f.write_str("the security key refused: it holds no credential of this account")
+            }
             KeyError::Refused(why) => write!(f, "the security key refused: {why}"),
             KeyError::Io(why) => write!(f, "the security key could not be reached: {why}"),
         }
@@ -71,6 +77,10 @@ pub trait Keys: Send + Sync {
     fn plugged(&self) -> Vec<PathBuf>;
     fn make_credential(&self, key: &Path, request: &Request<'_>) -> Result<Made, KeyError>;
     fn get_assertion(&self, key: &Path, request: &Request<'_>) -> Result<Signed, KeyError>;
+    /// Whether `key` holds one of `request`'s credentials: a silent
+    /// assertion (no touch, no PIN; the key's counter moves, nothing else),
+    /// before a PIN is sent to it.
+    fn holds(&self, key: &Path, request: &Request<'_>) -> Result<bool, KeyError>;
 }
 
 /// Keys found in sysfs and driven through ctap-hid-fido2.
@@ -196,11 +206,46 @@ impl Keys for HidKeys {
                 .into_iter()
                 .next()
                 .ok_or_else(|| KeyError::Refused("the key signed nothing".into()))?;
+            // A key may leave out the credential when only one was
+            // allowed (CTAP 2.1 §6.2): it is that one.
+            let credential_id = match (first.credential_id.is_empty(), request.credentials) {
+                (true, [only]) => only.clone(),
+                _ => first.credential_id,
+            };
             Ok(Signed {
-                credential_id: first.credential_id,
+                credential_id,
                 auth_data: first.auth_data,
                 signature: first.signature,
             })
+        })
+    }
+
+    fn holds(&self, key: &Path, request: &Request<'_>) -> Result<bool, KeyError> {
+        self.probe(key, request)
+    }
+}
+
+impl HidKeys {
+    fn probe(&self, key: &Path, request: &Request<'_>) -> Result<bool, KeyError> {
+        self.exclusively(key, || {
+            let device = open(key)?;
+            let mut args = ctap_hid_fido2::fidokey::GetAssertionArgsBuilder::new(
+                request.rp_id,
+                request.challenge,
+            )
+            .without_pin_and_uv()
+            .without_up();
+            for id in request.credentials {
+                args = args.add_credential_id(id);
+            }
+            match device
+                .get_assertion_with_args(&args.build())
+                .map_err(refused)
+            {
+                Ok(_) => Ok(true),
+                Err(KeyError::NoCredential) => Ok(false),
+                Err(e) => Err(e),
+            }
         })
     }
 }
@@ -234,10 +279,12 @@ fn open(path: &Path) -> Result<ctap_hid_fido2::FidoKeyHid, KeyError> {
 /// with the CTAP status byte in it ("0x27 CTAP2_ERR_OPERATION_DENIED").
 fn refused(error: impl std::fmt::Display) -> KeyError {
     let text = error.to_string();
+    if text.contains("0x2E") {
+        return KeyError::NoCredential;
+    }
     let known = [
         ("0x27", "no touch (the operation was denied)"),
         ("0x2F", "no touch in time"),
-        ("0x2E", "it holds no credential of this account"),
         ("0x31", "wrong PIN"),
         (
             "0x32",

@@ -121,8 +121,20 @@ pub struct Fido2 {
 /// What a login or an enrolment remembers between asking and checking.
 struct Challenged {
     challenge: [u8; 32],
-    /// For a PIN prompt: the credential, to start the key with the PIN.
-    credential: Option<Credential>,
+    /// A login's: what the key is asked for.
+    asked: Option<Asked>,
+    /// The PIN is still to come (the key is started once it is typed).
+    pin_pending: bool,
+}
+
+/// One assertion request a login sends: the relying party, and the
+/// credentials any plugged key may answer with, each with its factor.
+#[derive(Clone)]
+struct Asked {
+    rp_id: String,
+    /// Credential id → factor id; empty for a resident credential (found
+    /// by the RP ID), which is then the only one.
+    credentials: Vec<(Vec<u8>, String)>,
 }
 
 impl Fido2 {
@@ -146,37 +158,90 @@ impl Fido2 {
             .ok_or_else(|| KeyError::Absent.to_string())
     }
 
-    /// Ask the key for an assertion by `credential` over `challenge`, off
-    /// the runtime.
+    /// Ask the plugged keys, one after the other, for an assertion over
+    /// `challenge` by one of `asked`'s credentials, off the runtime; a key
+    /// that holds none of them is passed over (it answers at once, with no
+    /// touch), the first that signs answers. With a PIN and several keys
+    /// plugged in, the PIN goes only to keys a silent check found holding
+    /// one: another key's PIN retries are never spent on it.
     fn assert(
         &self,
-        credential: &Credential,
+        asked: &Asked,
         challenge: [u8; 32],
         pin: Option<String>,
     ) -> Result<ResponseWork, String> {
-        let key = self.key()?;
+        let plugged = self.keys.plugged();
+        if plugged.is_empty() {
+            return Err(KeyError::Absent.to_string());
+        }
         let keys = Arc::clone(&self.keys);
-        let rp_id = credential.rp_id.clone();
-        // A resident credential (imported from pam_u2f as `*`) has no id:
-        // the key finds it by the RP ID.
-        let ids: Vec<Vec<u8>> = match credential.id.is_empty() {
-            true => Vec::new(),
-            false => vec![credential.id.clone()],
-        };
+        let rp_id = asked.rp_id.clone();
+        let ids: Vec<Vec<u8>> = asked
+            .credentials
+            .iter()
+            .map(|(id, _)| id.clone())
+            .filter(|id| !id.is_empty())
+            .collect();
         Work::spawn("mfad-fido2", move |_| {
-            keys.get_assertion(
-                &key,
-                &Request {
-                    rp_id: &rp_id,
-                    challenge: &challenge,
-                    pin: pin.as_deref(),
-                    credentials: &ids,
-                    eddsa: false,
-                },
-            )
-            .map(|signed| Response::Evidence(Box::new(signed)))
-            .map_err(|e| e.to_string())
+            let request = Request {
+                rp_id: &rp_id,
+                challenge: &challenge,
+                pin: pin.as_deref(),
+                credentials: &ids,
+                eddsa: false,
+            };
+            let mut passed = KeyError::NoCredential;
+            let mut candidates = Vec::new();
+            if request.pin.is_some() && plugged.len() > 1 && !ids.is_empty() {
+                for key in &plugged {
+                    match keys.holds(key, &request) {
+                        Ok(true) => candidates.push(key.clone()),
+                        Ok(false) => {}
+                        Err(KeyError::Busy) => passed = KeyError::Busy,
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+            } else {
+                candidates = plugged;
+            }
+            for key in &candidates {
+                match keys.get_assertion(key, &request) {
+                    Ok(signed) => return Ok(Response::Evidence(Box::new(signed))),
+                    Err(KeyError::NoCredential) => {}
+                    // Another login holds this key: say so if none signs.
+                    Err(KeyError::Busy) => passed = KeyError::Busy,
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            Err(passed.to_string())
         })
+    }
+
+    /// The request of a login asking `factor`'s key, covering `others` of
+    /// the same relying party and the same need for verification, so that
+    /// whichever of the user's keys is plugged in can answer. A resident
+    /// credential (imported from pam_u2f as `*`, no id) is asked alone.
+    fn asked(factor: &FactorRecord, credential: &Credential, others: &[FactorRecord]) -> Asked {
+        let mut credentials = vec![(credential.id.clone(), factor.id.clone())];
+        if !credential.id.is_empty() {
+            for other in others {
+                let FactorData::Fido2(c) = &other.data else {
+                    continue;
+                };
+                let same = c.rp_id == credential.rp_id
+                    && c.verification == credential.verification
+                    && !c.id.is_empty()
+                    && c.public_key != PublicKey::None
+                    && !credentials.iter().any(|(id, _)| id == &c.id);
+                if same {
+                    credentials.push((c.id.clone(), other.id.clone()));
+                }
+            }
+        }
+        Asked {
+            rp_id: credential.rp_id.clone(),
+            credentials,
+        }
     }
 }
 
@@ -201,6 +266,22 @@ impl Mechanism for Fido2 {
                 "{why}, and a security key works only where it is plugged in"
             )),
         }
+    }
+
+    fn offered_because(&self, login: &LoginContext) -> Option<String> {
+        if login.remote.is_some() {
+            return None;
+        }
+        let mut why = format!(
+            "{}, where a security key can be plugged in",
+            crate::login::LOCAL
+        );
+        if login.hypothetical {
+            why.push_str(
+                " (assumed: policy explain has no process to look at; a real login is offered a key only when its client's processes can be read and hold no remote-login server)",
+            );
+        }
+        Some(why)
     }
 
     fn local_only(&self) -> bool {
@@ -260,7 +341,8 @@ impl Mechanism for Fido2 {
             work: Some(work),
             state: Box::new(Challenged {
                 challenge,
-                credential: None,
+                asked: None,
+                pin_pending: false,
             }),
             login_text: String::new(),
             login_prompt: "",
@@ -270,12 +352,14 @@ impl Mechanism for Fido2 {
     fn challenge(
         &self,
         load: &mut dyn FnMut() -> Result<FactorRecord, ChallengeError>,
+        others: &mut dyn FnMut() -> Result<Vec<FactorRecord>, ChallengeError>,
         _login: &LoginContext,
     ) -> Result<Challenge, ChallengeError> {
         let factor = load()?;
-        let FactorData::Fido2(credential) = factor.data else {
+        let FactorData::Fido2(credential) = &factor.data else {
             return Err(format!("factor {} holds no key", factor.id).into());
         };
+        let asked = Fido2::asked(&factor, credential, &others()?);
         let challenge = random_challenge()?;
         if credential.verification {
             // The PIN first; the key is started once it is typed.
@@ -287,11 +371,12 @@ impl Mechanism for Fido2 {
                 },
                 state: Box::new(Challenged {
                     challenge,
-                    credential: Some(credential),
+                    asked: Some(asked),
+                    pin_pending: true,
                 }),
             });
         }
-        let work = self.assert(&credential, challenge, None)?;
+        let work = self.assert(&asked, challenge, None)?;
         Ok(Challenge {
             ask: Ask::Wait {
                 text: TOUCH_TEXT.into(),
@@ -299,7 +384,8 @@ impl Mechanism for Fido2 {
             },
             state: Box::new(Challenged {
                 challenge,
-                credential: None,
+                asked: Some(asked),
+                pin_pending: false,
             }),
         })
     }
@@ -308,14 +394,28 @@ impl Mechanism for Fido2 {
         let Some(state) = state.downcast_mut::<Challenged>() else {
             return Err("the challenge was lost".into());
         };
-        let Some(credential) = state.credential.take() else {
+        let (true, Some(asked)) = (state.pin_pending, state.asked.as_ref()) else {
             return Err("no PIN was asked for".into());
         };
-        let work = self.assert(&credential, state.challenge, Some(pin))?;
+        let work = self.assert(asked, state.challenge, Some(pin))?;
+        state.pin_pending = false;
         Ok(Next::Ask(Ask::Wait {
             text: TOUCH_TEXT.into(),
             work,
         }))
+    }
+
+    fn answered_by(&self, state: &(dyn Any + Send), response: &Response) -> Option<String> {
+        let asked = state.downcast_ref::<Challenged>()?.asked.as_ref()?;
+        let Response::Evidence(evidence) = response else {
+            return None;
+        };
+        let signed = evidence.downcast_ref::<Signed>()?;
+        asked
+            .credentials
+            .iter()
+            .find(|(id, _)| !id.is_empty() && id == &signed.credential_id)
+            .map(|(_, factor)| factor.clone())
     }
 
     fn verify(
@@ -362,7 +462,70 @@ impl Mechanism for Fido2 {
                 data: None,
             }),
             Err(verify::Refusal::CounterNotIncreased) => Verdict::Suspicious(CLONED),
-            Err(verify::Refusal::Wrong(_)) => Verdict::Reject,
+            Err(verify::Refusal::Wrong(why)) => Verdict::Wrong(verify::audit_reason(why)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoKeys;
+    impl Keys for NoKeys {
+        fn plugged(&self) -> Vec<PathBuf> {
+            Vec::new()
+        }
+        fn make_credential(&self, _: &std::path::Path, _: &Request<'_>) -> Result<Made, KeyError> {
+            Err(KeyError::Absent)
+        }
+        fn get_assertion(&self, _: &std::path::Path, _: &Request<'_>) -> Result<Signed, KeyError> {
+            Err(KeyError::Absent)
+        }
+        fn holds(&self, _: &std::path::Path, _: &Request<'_>) -> Result<bool, KeyError> {
+            Err(KeyError::Absent)
+        }
+    }
+
+    fn context(pid: Option<u32>, hypothetical: bool) -> LoginContext {
+        let request = mfa_dbus::LoginRequest {
+            user: "alice".into(),
+            service: "login".into(),
+            ..Default::default()
+        };
+        LoginContext {
+            remote: crate::login::remote_reason(&request, pid),
+            request,
+            now: 0,
+            retry: false,
+            unlock: false,
+            hypothetical,
+        }
+    }
+
+    #[test]
+    fn a_login_without_a_known_process_is_not_offered_a_key_and_says_why() {
+        let fido2 = Fido2::with_keys("pam://h".into(), Arc::new(NoKeys));
+        let unknown = context(None, false);
+        let why = fido2.available(&unknown).expect_err("not offered");
+        assert!(why.starts_with(crate::login::NO_PROCESS), "{why}");
+        assert_eq!(fido2.offered_because(&unknown), None);
+        // A process that is gone: its tree cannot be read.
+        let gone = context(Some(u32::MAX - 1), false);
+        assert!(fido2.available(&gone).is_err());
+    }
+
+    #[test]
+    fn a_local_login_is_offered_a_key_and_says_why() {
+        let fido2 = Fido2::with_keys("pam://h".into(), Arc::new(NoKeys));
+        let mut local = context(None, false);
+        local.remote = None;
+        assert_eq!(fido2.available(&local), Ok(()));
+        let why = fido2.offered_because(&local).expect("offered");
+        assert!(why.starts_with(crate::login::LOCAL), "{why}");
+        assert!(!why.contains("assumed"), "{why}");
+        local.hypothetical = true;
+        let assumed = fido2.offered_because(&local).expect("offered");
+        assert!(assumed.contains("assumed: policy explain"), "{assumed}");
     }
 }

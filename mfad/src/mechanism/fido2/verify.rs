@@ -37,6 +37,21 @@ impl<'a> AuthData<'a> {
     }
 }
 
+/// The assertion was made for another relying party.
+pub const OTHER_RP: &str = "the assertion is for another relying party";
+/// The signature is not the key's over this login's challenge (forged, or
+/// an old assertion replayed).
+pub const BAD_SIGNATURE: &str = "the signature does not verify";
+
+/// The audit reason of a wrong assertion (`why`: its [`Refusal::Wrong`]).
+pub fn audit_reason(why: &str) -> &'static str {
+    match why {
+        OTHER_RP => "wrong-relying-party",
+        BAD_SIGNATURE => "bad-signature",
+        _ => "bad-assertion",
+    }
+}
+
 /// Why an assertion was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -65,7 +80,7 @@ pub fn assertion(
     }
     let data = AuthData::parse(auth_data).map_err(Refusal::Wrong)?;
     if data.rp_id_hash != Sha256::digest(credential.rp_id.as_bytes()).as_slice() {
-        return Err(Refusal::Wrong("the assertion is for another relying party"));
+        return Err(Refusal::Wrong(OTHER_RP));
     }
     if credential.presence && !data.presence {
         return Err(Refusal::Wrong("the key reported no user presence"));
@@ -76,7 +91,7 @@ pub fn assertion(
     let mut signed = auth_data.to_vec();
     signed.extend_from_slice(&Sha256::digest(challenge));
     if !signature_valid(&credential.public_key, &signed, signature) {
-        return Err(Refusal::Wrong("the signature does not verify"));
+        return Err(Refusal::Wrong(BAD_SIGNATURE));
     }
     counter_after(stored, data.sign_count)
 }

@@ -94,6 +94,7 @@ fn subject<'a>(user: &'a str, service: &'a str, rhost: &'a str) -> Subject<'a> {
         rhost,
         auth_info: "",
         unavailable: &[],
+        offered: &[],
         enrolable: ENROLABLE,
         unlock: false,
     }
@@ -466,4 +467,64 @@ fn force_without_enrolment_at_login_refuses() {
         outcome(&p, subject("alice", "sshd", ""), &UserState::default()),
         Outcome::Refuse(Refusal::NotEnrolled)
     );
+}
+
+#[test]
+fn explain_says_why_a_key_was_or_was_not_offered() {
+    let p = policy();
+    let key = UserState {
+        factors: vec![FactorState {
+            id: "k".into(),
+            kind: FactorKind::Fido2,
+            label: "yubi".into(),
+            approved: false,
+        }],
+        ..UserState::default()
+    };
+    let offered = [(FactorKind::Fido2, "the login runs at this machine".into())];
+    let here = decide_with(
+        &p,
+        Subject {
+            offered: &offered,
+            ..subject("alice", "login", "")
+        },
+        &key,
+    );
+    assert!(matches!(here.outcome, Outcome::Ask { .. }), "{here:?}");
+    assert!(
+        here.explanation
+            .iter()
+            .any(|l| l == "fido2 factors are offered: the login runs at this machine"),
+        "{:?}",
+        here.explanation
+    );
+    let withheld = [(
+        FactorKind::Fido2,
+        "the login's client process is not known".into(),
+    )];
+    let unknown = decide_with(
+        &p,
+        Subject {
+            unavailable: &withheld,
+            ..subject("alice", "login", "")
+        },
+        &key,
+    );
+    assert_eq!(
+        unknown.outcome,
+        Outcome::Refuse(Refusal::NoUsableFactor),
+        "{unknown:?}"
+    );
+    assert!(
+        unknown
+            .explanation
+            .iter()
+            .any(|l| l == "fido2 factors are not offered: the login's client process is not known"),
+        "{:?}",
+        unknown.explanation
+    );
+    assert!(!unknown
+        .explanation
+        .iter()
+        .any(|l| l.contains("are offered")));
 }

@@ -40,14 +40,15 @@ impl Service {
         } else {
             Default::default()
         };
-        let (unavailable, enrolable) = self.mechanisms.for_login(context);
+        let found = self.mechanisms.for_login(context);
         let subject = Subject {
             user: &request.user,
             service: &request.service,
             rhost: &request.rhost,
             auth_info: &request.auth_info,
-            unavailable: &unavailable,
-            enrolable: &enrolable,
+            unavailable: &found.unavailable,
+            enrolable: &found.enrolable,
+            offered: &found.offered,
             unlock: context.unlock,
         };
         Ok(decide(&policy, &memberships, subject, &state, now))
@@ -119,7 +120,8 @@ impl Service {
         request: &LoginRequest,
         pid: Option<u32>,
     ) -> LoginContext {
-        // The process tree is read only where some mechanism cares.
+        // The process tree is read only where some mechanism cares (without
+        // it the login is not local: only such mechanisms look).
         let pid = pid.filter(|_| self.mechanisms.any_local_only());
         LoginContext {
             remote: login::remote_reason(request, pid),
@@ -127,6 +129,7 @@ impl Service {
             now: self.clock.now(),
             retry: false,
             unlock: false,
+            hypothetical: false,
         }
     }
 }

@@ -15,6 +15,9 @@ use mfa_dbus::{DenyReason, LoginRequest, Step};
 use std::any::Any;
 use std::sync::Arc;
 
+/// The audit reason of a wrong answer that has no reason of its own.
+const WRONG_CODE: &str = "wrong-code";
+
 impl Service {
     /// Begin the challenge of `asking.factors[selected]`: the phase that
     /// waits for its response and the step that asks for it. When the
@@ -39,11 +42,26 @@ impl Service {
                         .factor(&request.user, &factor.id)?
                         .ok_or_else(|| format!("factor {} is gone", factor.id).into())
                 };
+                // The login's other usable factors of the same kind (one
+                // removed meanwhile is left out).
+                let mut others = || {
+                    let mut found = Vec::new();
+                    for other in asking
+                        .factors
+                        .iter()
+                        .filter(|f| f.kind == factor.kind && f.id != factor.id)
+                    {
+                        if let Some(record) = self.store.factor(&request.user, &other.id)? {
+                            found.push(record);
+                        }
+                    }
+                    Ok(found)
+                };
                 let context = LoginContext {
                     retry,
                     ..context.clone()
                 };
-                mechanism.challenge(&mut load, &context)
+                mechanism.challenge(&mut load, &mut others, &context)
             });
         let challenge = match begun {
             Ok(challenge) => challenge,
@@ -150,18 +168,29 @@ impl Service {
             return gone;
         }
         let user = session.request.user.clone();
-        let Some(factor) = asking.factors.get(selected).cloned() else {
+        let Some(asked) = asking.factors.get(selected).cloned() else {
             return Answered::failed(self.internal(&session.request, "no factor to check"));
         };
-        let checked = match self.mechanism(factor.kind) {
-            Ok(mechanism) => {
-                self.store
-                    .check_factor(&user, &factor.id, now, self.lockout(), &mut |f| {
-                        mechanism.verify(f, challenge.as_ref(), &response, now)
-                    })
-            }
+        let mechanism = match self.mechanism(asked.kind) {
+            Ok(mechanism) => mechanism,
             Err(e) => return Answered::failed(self.internal(&session.request, &e)),
         };
+        // A challenge several factors could answer: check the one that did
+        // (only ever one of this login's, of this kind).
+        let factor_id = mechanism
+            .answered_by(challenge.as_ref(), &response)
+            .and_then(|id| {
+                asking
+                    .factors
+                    .iter()
+                    .find(|f| f.id == id && f.kind == asked.kind)
+            })
+            .map_or_else(|| asked.id.clone(), |f| f.id.clone());
+        let checked = self
+            .store
+            .check_factor(&user, &factor_id, now, self.lockout(), &mut |f| {
+                mechanism.verify(f, challenge.as_ref(), &response, now)
+            });
         match checked {
             Ok(CodeCheck::Accepted(f)) => {
                 let fields = [("method", f.kind.name()), ("factor", f.id.as_str())];
@@ -184,6 +213,7 @@ impl Service {
                 failures,
                 locked_until,
                 suspicious,
+                wrong,
             }) => {
                 if let Some(why) = suspicious {
                     let failures = failures.to_string();
@@ -192,7 +222,7 @@ impl Service {
                         "deny",
                         &[
                             ("reason", why),
-                            ("factor", &factor.id),
+                            ("factor", &factor_id),
                             ("failures", &failures),
                         ],
                     );
@@ -202,7 +232,14 @@ impl Service {
                     ));
                 }
                 session.phase = Phase::Choose { asking };
-                self.rejected(handle, session, selected, failures, locked_until, now)
+                let reason = wrong.unwrap_or(WRONG_CODE);
+                self.rejected(
+                    handle,
+                    session,
+                    selected,
+                    (failures, locked_until, reason),
+                    now,
+                )
             }
             Err(e) => Answered::failed(self.store_failed(&session.request, &e)),
         }
@@ -215,8 +252,7 @@ impl Service {
         handle: &str,
         mut session: Session,
         selected: usize,
-        failures: u32,
-        locked_until: u64,
+        (failures, locked_until, reason): (u32, u64, &str),
         now: u64,
     ) -> Answered {
         let failures = failures.to_string();
@@ -242,7 +278,7 @@ impl Service {
             &session.request,
             "retry",
             &[
-                ("reason", "wrong-code"),
+                ("reason", reason),
                 ("tries_left", &left),
                 ("failures", &failures),
             ],
@@ -295,7 +331,13 @@ impl Service {
                 locked_until,
             }) => {
                 session.phase = Phase::Choose { asking };
-                self.rejected(handle, session, selected, failures, locked_until, now)
+                self.rejected(
+                    handle,
+                    session,
+                    selected,
+                    (failures, locked_until, WRONG_CODE),
+                    now,
+                )
             }
             Err(e) => Answered::failed(self.store_failed(&session.request, &e)),
         }

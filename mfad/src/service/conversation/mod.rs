@@ -239,6 +239,10 @@ impl Service {
                 if !error.is_empty() {
                     fields.push(("error", &error));
                 }
+                // Why factors that need the user here were not offered.
+                if let (Some(why), true) = (&context.remote, self.mechanisms.any_local_only()) {
+                    fields.push(("not_local", why));
+                }
                 self.audit.login(&request, "deny", &fields);
                 return Ok((String::new(), Step::deny(reason, text)));
             }

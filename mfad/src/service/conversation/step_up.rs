@@ -131,7 +131,7 @@ impl Service {
             "start",
             &[("class", "step-up"), ("caller_uid", &uid.to_string())],
         );
-        let (unavailable, _) = self.mechanisms.for_login(&context);
+        let unavailable = self.mechanisms.for_login(&context).unavailable;
         let mut factors: Vec<_> = state
             .factors
             .into_iter()

@@ -901,6 +901,10 @@ impl FactorStore for PgStore {
                             Verdict::Suspicious(why) => Some(why),
                             _ => None,
                         },
+                        wrong: match verdict {
+                            Verdict::Wrong(why) => Some(why),
+                            _ => None,
+                        },
                     });
                 }
             };

@@ -275,6 +275,10 @@ impl FactorStore for SqliteStore {
                         Verdict::Suspicious(why) => Some(why),
                         _ => None,
                     },
+                    wrong: match verdict {
+                        Verdict::Wrong(why) => Some(why),
+                        _ => None,
+                    },
                 });
             }
         };

@@ -607,3 +607,129 @@ fn a_version_2_store_is_migrated_and_its_factors_still_work() {
         "plaintext secret"
     );
 }
+
+/// A confirmed security key of `user` whose credential id and public key
+/// are recognisable bytes.
+fn key_factor(user: &str, id: &str, tag: u8) -> FactorRecord {
+    use crate::mechanism::fido2::{Credential, PublicKey};
+    let mut point = vec![4u8];
+    point.extend((0..64u8).map(|i| i.wrapping_mul(7) ^ tag));
+    FactorRecord {
+        kind: FactorKind::Fido2,
+        label: "yubi".into(),
+        data: FactorData::Fido2(Credential {
+            id: credential_id(tag),
+            public_key: PublicKey::from_parts("es256", point).expect("point"),
+            rp_id: "pam://testhost".into(),
+            presence: true,
+            verification: false,
+        }),
+        confirmed: true,
+        expires: 0,
+        ..pending(user, id)
+    }
+}
+
+fn credential_id(tag: u8) -> Vec<u8> {
+    (0..48u8).map(|i| i.wrapping_mul(13) ^ tag ^ 0x5a).collect()
+}
+
+#[test]
+fn a_keys_public_key_and_credential_id_are_sealed_and_bound_to_their_row() {
+    use data_encoding::{BASE64, BASE64URL_NOPAD, HEXLOWER};
+    let (_tmp, dir) = state();
+    let store = SqliteStore::open(&dir).expect("open");
+    let factors = [
+        key_factor("alice", "alice-k1", 1),
+        key_factor("alice", "alice-k2", 2),
+        key_factor("bob", "bob-k1", 3),
+    ];
+    store.insert_confirmed(&factors).expect("insert");
+    assert_eq!(
+        store.factor("alice", "alice-k1").expect("read"),
+        Some(factors[0].clone()),
+        "sealed data opens in its own row"
+    );
+
+    // Nothing of a key in the clear, in any encoding, in any file.
+    let bytes = stored_bytes(&dir);
+    for f in &factors {
+        let FactorData::Fido2(c) = &f.data else {
+            unreachable!("keys only")
+        };
+        let public = c.public_key.bytes();
+        for raw in [&c.id[..], public, &public[1..33]] {
+            for needle in [
+                raw.to_vec(),
+                HEXLOWER.encode(raw).into_bytes(),
+                BASE64.encode(raw).into_bytes(),
+                BASE64URL_NOPAD.encode(raw).into_bytes(),
+            ] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                    "{} of {} in the clear",
+                    String::from_utf8_lossy(&needle),
+                    f.id
+                );
+            }
+        }
+    }
+    drop(store);
+
+    // Whoever can write the file swaps sealed blobs: another user's key into
+    // alice's row, and alice's two keys with each other.
+    let db = rusqlite::Connection::open(dir.join(DB_FILE)).expect("open the file");
+    let blob = |id: &str| -> Vec<u8> {
+        db.query_row("SELECT data FROM factors WHERE id = ?1", [id], |r| r.get(0))
+            .expect("blob")
+    };
+    let (a1, a2, b1) = (blob("alice-k1"), blob("alice-k2"), blob("bob-k1"));
+    let put = |id: &str, data: &[u8]| {
+        db.execute(
+            "UPDATE factors SET data = ?1 WHERE id = ?2",
+            rusqlite::params![data, id],
+        )
+        .expect("swap");
+    };
+    put("alice-k1", &b1);
+    put("alice-k2", &a1);
+    put("bob-k1", &a2);
+    drop(db);
+
+    let store = SqliteStore::open(&dir).expect("reopen");
+    for (user, id) in [
+        ("alice", "alice-k1"),
+        ("alice", "alice-k2"),
+        ("bob", "bob-k1"),
+    ] {
+        match store.factor(user, id) {
+            Err(StoreError::Corrupt(why)) => assert!(
+                why.contains(&format!("factor {id}: secret does not open")),
+                "{why}"
+            ),
+            other => panic!("{id}: a swapped blob opened: {other:?}"),
+        }
+        // A login with it is refused as the store's failure, never checked.
+        let checked = store.check_factor(user, id, NOW, LOCKOUT, &mut |_| {
+            panic!("{id}: a swapped key reached verification")
+        });
+        assert!(
+            matches!(checked, Err(StoreError::Corrupt(_))),
+            "{id}: {checked:?}"
+        );
+    }
+    // Put back where they were, they open again: only the binding failed.
+    let db = rusqlite::Connection::open(dir.join(DB_FILE)).expect("open the file");
+    for (id, data) in [("alice-k1", &a1), ("alice-k2", &a2), ("bob-k1", &b1)] {
+        db.execute(
+            "UPDATE factors SET data = ?1 WHERE id = ?2",
+            rusqlite::params![data, id],
+        )
+        .expect("restore");
+    }
+    drop(db);
+    assert_eq!(
+        store.factor("bob", "bob-k1").expect("read"),
+        Some(factors[2].clone())
+    );
+}
