@@ -7,7 +7,10 @@
 
 use mfa_tests::postgres::Postgres;
 use mfad::config::{PgConfig, PgTls};
-use mfad::mechanism::{Advance, Algorithm, FactorData, FactorKind, OtpParams, Verdict};
+use mfad::mechanism::otp::hotp;
+use mfad::mechanism::{
+    Advance, Algorithm, FactorData, FactorKind, Mechanism, OtpParams, Response, Totp, Verdict,
+};
 use mfad::store::{
     CodeCheck, Confirmation, FactorLimits, FactorRecord, FactorStore, Inserted, Lockout, PgStore,
     RecoveryUse, SqliteStore, Store,
@@ -657,4 +660,338 @@ fn a_store_on_the_local_socket_opens_with_the_session_limits() {
         .insert_confirmed(&[factor("ivan", "i1")])
         .expect("insert");
     assert!(store.has_confirmed_factor("ivan").expect("read"));
+}
+
+/// A backend that can be opened again on what it holds, as a restarted
+/// mfad would: the SQLite store in its state directory, or a PostgreSQL
+/// database with the state directory holding the key.
+struct Reopenable {
+    name: &'static str,
+    dir: tempfile::TempDir,
+    /// The PostgreSQL database; `None` for SQLite.
+    database: Option<String>,
+}
+
+impl Reopenable {
+    fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn open(&self) -> Arc<dyn Store> {
+        match &self.database {
+            None => Arc::new(SqliteStore::open(&self.state()).expect("sqlite")),
+            Some(database) => Arc::new(open_pg(&self.state(), database)),
+        }
+    }
+
+    /// Everything the store keeps, as bytes: SQLite's files in the state
+    /// directory (the key file aside), or every row of every PostgreSQL
+    /// table as psql prints it (bytea in hex).
+    fn stored_bytes(&self) -> Vec<u8> {
+        match &self.database {
+            None => {
+                let mut all = Vec::new();
+                for entry in std::fs::read_dir(self.state()).expect("state").flatten() {
+                    if entry.file_name() != mfad::store::KEY_FILE {
+                        all.extend(std::fs::read(entry.path()).expect("read"));
+                    }
+                }
+                all
+            }
+            Some(database) => {
+                let pg = Postgres::shared();
+                let tables = pg.psql(
+                    database,
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+                );
+                let mut all = String::new();
+                for table in tables.lines().filter(|t| !t.is_empty()) {
+                    all.push_str(&pg.psql(database, &format!("SELECT t::text FROM {table} t")));
+                }
+                all.into_bytes()
+            }
+        }
+    }
+}
+
+fn reopenables() -> Vec<Reopenable> {
+    vec![
+        Reopenable {
+            name: "sqlite",
+            dir: tempfile::tempdir().expect("tmp"),
+            database: None,
+        },
+        Reopenable {
+            name: "postgresql",
+            dir: tempfile::tempdir().expect("tmp"),
+            database: Some(fresh_database()),
+        },
+    ]
+}
+
+const TOTP_KEY: &[u8] = b"12345678901234567890";
+const TOTP_NOW: u64 = 1_700_000_010;
+const TOTP_LIMITS: FactorLimits = FactorLimits {
+    max_pending: 3,
+    max_factors: 20,
+};
+const TOTP_LOCKOUT: Lockout = Lockout {
+    max_failures: 10,
+    unlock_after: 900,
+};
+
+fn totp() -> Totp {
+    Totp {
+        skew: 1,
+        max_drift: 10,
+        defaults: Default::default(),
+    }
+}
+
+fn pending_totp(user: &str, id: &str) -> FactorRecord {
+    FactorRecord {
+        id: id.into(),
+        user: user.into(),
+        kind: FactorKind::Totp,
+        label: "phone".into(),
+        counter: 0,
+        data: FactorData::Otp(OtpParams {
+            secret: TOTP_KEY.to_vec(),
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+            drift: 0,
+        }),
+        confirmed: false,
+        approved: false,
+        created: TOTP_NOW,
+        last_used: 0,
+        expires: TOTP_NOW + 600,
+    }
+}
+
+/// The TOTP code `step_offset` steps from TOTP_NOW.
+fn totp_code(step_offset: i64) -> String {
+    hotp(
+        TOTP_KEY,
+        ((TOTP_NOW / 30) as i64 + step_offset) as u64,
+        6,
+        Algorithm::Sha1,
+    )
+}
+
+fn otp(factor: &FactorRecord, code: &str, now: u64) -> Verdict {
+    totp().verify(factor, &(), &Response::Text(code.to_string()), now)
+}
+
+/// Whether the store accepts the code `step_offset` steps from TOTP_NOW
+/// for `user`'s factor `<user>-f1`.
+fn accepts(store: &dyn Store, user: &str, step_offset: i64) -> bool {
+    let code = totp_code(step_offset);
+    matches!(
+        store
+            .check_factor(
+                user,
+                &format!("{user}-f1"),
+                TOTP_NOW,
+                TOTP_LOCKOUT,
+                &mut |f| otp(f, &code, TOTP_NOW)
+            )
+            .expect("check"),
+        CodeCheck::Accepted(_)
+    )
+}
+
+/// Enrol and confirm `<user>-f1` (a TOTP factor) for each user.
+fn confirm_totp(store: &dyn Store, users: &[&str]) {
+    for user in users {
+        let id = format!("{user}-f1");
+        store
+            .insert_pending(&pending_totp(user, &id), TOTP_LIMITS)
+            .expect("insert");
+        let confirmed = store
+            .confirm(user, &id, TOTP_NOW, TOTP_LIMITS, &mut |f| {
+                otp(f, &totp_code(-1), TOTP_NOW)
+            })
+            .expect("confirm");
+        assert!(
+            matches!(confirmed, Confirmation::Confirmed(_)),
+            "{confirmed:?}"
+        );
+    }
+}
+
+#[test]
+fn a_code_is_used_once_and_the_counter_survives_a_reopen() {
+    for backend in reopenables() {
+        let name = backend.name;
+        {
+            let store = backend.open();
+            confirm_totp(store.as_ref(), &["alice"]);
+            assert!(accepts(store.as_ref(), "alice", 0), "{name}");
+            assert!(!accepts(store.as_ref(), "alice", 0), "{name}: used twice");
+        }
+        let store = backend.open();
+        assert!(
+            !accepts(store.as_ref(), "alice", 0),
+            "{name}: used again after a reopen"
+        );
+        assert!(accepts(store.as_ref(), "alice", 1), "{name}: next step");
+    }
+}
+
+#[test]
+fn a_lockout_survives_a_reopen() {
+    let strict = Lockout {
+        max_failures: 3,
+        unlock_after: 60,
+    };
+    for backend in reopenables() {
+        let name = backend.name;
+        {
+            let store = backend.open();
+            confirm_totp(store.as_ref(), &["alice"]);
+            for _ in 0..3 {
+                store
+                    .check_factor("alice", "alice-f1", TOTP_NOW, strict, &mut |_| {
+                        Verdict::Reject
+                    })
+                    .expect("check");
+            }
+        }
+        let store = backend.open();
+        let mut checked = false;
+        let locked = store
+            .check_factor("alice", "alice-f1", TOTP_NOW + 59, strict, &mut |_| {
+                checked = true;
+                accept(u64::MAX / 4)
+            })
+            .expect("check");
+        assert!(
+            matches!(locked, CodeCheck::Locked { until } if until == TOTP_NOW + 60),
+            "{name}: {locked:?}"
+        );
+        assert!(!checked, "{name}: a locked user's code was checked");
+        assert!(
+            matches!(
+                store
+                    .check_factor("alice", "alice-f1", TOTP_NOW + 60, strict, &mut |_| {
+                        accept(u64::MAX / 4)
+                    })
+                    .expect("check"),
+                CodeCheck::Accepted(_)
+            ),
+            "{name}: the lockout ends"
+        );
+        assert!(
+            matches!(
+                store
+                    .check_factor("alice", "alice-f1", TOTP_NOW + 60, strict, &mut |_| {
+                        Verdict::Reject
+                    })
+                    .expect("check"),
+                CodeCheck::Rejected { failures: 1, .. }
+            ),
+            "{name}: success reset the count"
+        );
+    }
+}
+
+#[test]
+fn pending_factors_are_not_usable_and_expire() {
+    for (name, store, _dir) in backends() {
+        store
+            .insert_pending(&pending_totp("bob", "bob-f1"), TOTP_LIMITS)
+            .expect("insert");
+        assert!(!accepts(store.as_ref(), "bob", 0), "{name}: pending used");
+        assert_eq!(
+            store.factors("bob", TOTP_NOW).expect("list").len(),
+            1,
+            "{name}"
+        );
+        assert!(
+            store
+                .factors("bob", TOTP_NOW + 601)
+                .expect("list")
+                .is_empty(),
+            "{name}: not expired"
+        );
+        let late = store
+            .confirm("bob", "bob-f1", TOTP_NOW + 601, TOTP_LIMITS, &mut |f| {
+                otp(f, &totp_code(0), TOTP_NOW)
+            })
+            .expect("confirm");
+        assert!(matches!(late, Confirmation::NotFound), "{name}: {late:?}");
+        let wrong = store
+            .confirm("bob", "bob-f1", TOTP_NOW, TOTP_LIMITS, &mut |_| {
+                Verdict::Reject
+            })
+            .expect("confirm");
+        assert!(
+            matches!(wrong, Confirmation::WrongCode),
+            "{name}: {wrong:?}"
+        );
+        assert!(
+            !store.factors("bob", TOTP_NOW).expect("list")[0].confirmed,
+            "{name}: confirmed by a wrong code"
+        );
+    }
+}
+
+#[test]
+fn a_confirmed_import_is_all_or_nothing() {
+    for (name, store, _dir) in backends() {
+        let mut a = pending_totp("alice", "a1");
+        a.confirmed = true;
+        let b = FactorRecord {
+            id: "a1".into(),
+            user: "bob".into(),
+            ..a.clone()
+        };
+        assert!(
+            store.insert_confirmed(&[a.clone(), b]).is_err(),
+            "{name}: duplicate id accepted"
+        );
+        assert!(
+            store.users(TOTP_NOW).expect("users").is_empty(),
+            "{name}: half an import kept"
+        );
+        store.insert_confirmed(&[a]).expect("import");
+        let factors = store.factors("alice", TOTP_NOW).expect("list");
+        assert_eq!(factors.len(), 1, "{name}");
+        assert!(factors[0].confirmed, "{name}");
+    }
+}
+
+#[test]
+fn the_store_holds_no_plaintext_secret() {
+    for backend in reopenables() {
+        let name = backend.name;
+        let store = backend.open();
+        confirm_totp(store.as_ref(), &["alice"]);
+        assert!(
+            accepts(store.as_ref(), "alice", 0),
+            "{name}: sealed secrets still verify"
+        );
+        drop(store);
+        let bytes = backend.stored_bytes();
+        assert!(
+            bytes.windows(b"alice-f1".len()).any(|w| w == b"alice-f1"),
+            "{name}: the dump holds no factor row"
+        );
+        let base32 = mfad::mechanism::otpauth::encode_base32(TOTP_KEY);
+        let hex: String = TOTP_KEY.iter().map(|b| format!("{b:02x}")).collect();
+        for needle in [
+            TOTP_KEY,
+            base32.as_bytes(),
+            b"GEZDGNBVGY3TQOJQ",
+            hex.as_bytes(),
+        ] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{name}: found {:?}",
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
 }
