@@ -294,6 +294,12 @@ impl Postgres {
 
     /// Run SQL in `database` through psql on the socket.
     pub fn psql(&self, database: &str, sql: &str) -> String {
+        self.psql_input(database, sql, "")
+    }
+
+    /// [`Postgres::psql`] with `input` on its standard input (for
+    /// `COPY … FROM STDIN`).
+    pub fn psql_input(&self, database: &str, sql: &str, input: &str) -> String {
         let out = run(
             "psql",
             Command::new("psql")
@@ -312,7 +318,7 @@ impl Postgres {
                     "-c",
                     sql,
                 ]),
-            "",
+            input,
             crate::QUICK,
         );
         out.assert_success("psql");

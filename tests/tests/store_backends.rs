@@ -13,7 +13,7 @@ use mfad::mechanism::{
 };
 use mfad::store::{
     CodeCheck, Confirmation, FactorLimits, FactorRecord, FactorStore, Inserted, Lockout, PgStore,
-    RecoveryUse, SqliteStore, Store,
+    RecoveryUse, SettingStore, SqliteStore, Store,
 };
 use std::path::Path;
 use std::sync::{Arc, Barrier};
@@ -993,5 +993,135 @@ fn the_store_holds_no_plaintext_secret() {
                 String::from_utf8_lossy(needle)
             );
         }
+    }
+}
+
+/// A database left by an older mfad — only the schema steps up to version
+/// 1 or 2, holding rows — is brought to the current version when mfad
+/// opens it: every row kept and still working, the new tables usable, and
+/// a second start changes nothing.
+#[test]
+fn an_old_postgresql_schema_is_migrated_keeping_its_rows() {
+    use mfad::store::postgres::schema;
+    let pg = Postgres::shared();
+    let scalar = |database: &str, sql: &str| pg.psql(database, sql).trim().to_string();
+    for old in [1i64, 2] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let state = dir.path().join("state");
+        // The rows, written by this mfad (with its key) into a scratch
+        // database: the tables of versions 1 and 2 are as they were made.
+        let scratch = fresh_database();
+        let source = open_pg(&state, &scratch);
+        fill(&source);
+        let mut expected = source.export().expect("export");
+        drop(source);
+        expected.invitations.clear(); // a version 3 table
+
+        let database = fresh_database();
+        let steps: String = schema::STEPS
+            .iter()
+            .filter(|(v, _)| *v <= old)
+            .map(|(_, sql)| *sql)
+            .collect();
+        pg.psql(&database, &steps);
+        for table in [
+            "factors",
+            "recovery_codes",
+            "lockout",
+            "user_settings",
+            "trusted_devices",
+        ] {
+            let rows = pg.psql(&scratch, &format!("COPY {table} TO STDOUT"));
+            assert!(!rows.trim().is_empty(), "version {old}: no {table} rows");
+            pg.psql_input(&database, &format!("COPY {table} FROM STDIN"), &rows);
+        }
+        let meta = pg.psql(
+            &scratch,
+            "COPY (SELECT * FROM mfa_meta WHERE key <> 'schema_version') TO STDOUT",
+        );
+        assert!(meta.contains("key_fingerprint"), "{meta}");
+        pg.psql_input(&database, "COPY mfa_meta FROM STDIN", &meta);
+        pg.psql(
+            &database,
+            &format!(
+                "INSERT INTO mfa_meta VALUES ('schema_version', '{old}');
+                 SELECT setval(pg_get_serial_sequence('factors', 'seq'), max(seq)) FROM factors;
+                 SELECT setval(pg_get_serial_sequence('recovery_codes', 'id'), max(id)) FROM recovery_codes;
+                 SELECT setval(pg_get_serial_sequence('trusted_devices', 'seq'), max(seq)) FROM trusted_devices;"
+            ),
+        );
+        if old >= 2 {
+            pg.psql(
+                &database,
+                &format!(
+                    "INSERT INTO audit_log (host, time, event, user_name, service, rhost, outcome, reason, detail)
+                     VALUES ('old-host', {NOW}, 'login', 'gina', 'sshd', '', 'allow', '', '')"
+                ),
+            );
+        }
+        // It really is the old schema.
+        assert_eq!(
+            scalar(&database, "SELECT to_regclass('invitations') IS NULL"),
+            "t",
+            "version {old}"
+        );
+        assert_eq!(
+            scalar(&database, "SELECT to_regclass('audit_log') IS NULL"),
+            if old < 2 { "t" } else { "f" },
+            "version {old}"
+        );
+
+        let store = open_pg(&state, &database);
+        let version_sql = "SELECT value FROM mfa_meta WHERE key = 'schema_version'";
+        assert_eq!(
+            scalar(&database, version_sql),
+            schema::VERSION.to_string(),
+            "version {old}: not migrated"
+        );
+        assert_eq!(
+            store.export().expect("export"),
+            expected,
+            "version {old}: rows changed"
+        );
+        if old >= 2 {
+            assert_eq!(
+                scalar(
+                    &database,
+                    "SELECT count(*) FROM audit_log WHERE host = 'old-host'"
+                ),
+                "1",
+                "version {old}: audit row lost"
+            );
+        }
+        // What it held still works: the counter goes on, the used
+        // recovery code stays used, the new table takes an invitation.
+        let check = store
+            .check_factor("gina", "g1", NOW, LENIENT, &mut |f| accept(f.counter + 1))
+            .expect("check");
+        assert!(
+            matches!(check, CodeCheck::Accepted(ref f) if f.counter == 8),
+            "version {old}: {check:?}"
+        );
+        assert_eq!(
+            store.unused_recovery_codes("gina").expect("codes").len(),
+            1,
+            "version {old}"
+        );
+        store
+            .put_invitation("gina", "g2", 2100, NOW)
+            .expect("invite");
+        assert!(
+            store
+                .invitation("gina", NOW)
+                .expect("invitation")
+                .is_some_and(|i| i.factor == "g2"),
+            "version {old}"
+        );
+        let after = store.export().expect("export");
+        drop(store);
+        // Another host starting on it: nothing to do, nothing changed.
+        let again = open_pg(&state, &database);
+        assert_eq!(again.export().expect("export"), after, "version {old}");
+        assert_eq!(scalar(&database, version_sql), schema::VERSION.to_string());
     }
 }

@@ -16,7 +16,7 @@
 //! and the next call connects again.
 
 mod history;
-mod schema;
+pub mod schema;
 mod snapshot;
 
 use super::history::History;
