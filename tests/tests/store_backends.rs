@@ -1125,3 +1125,83 @@ fn an_old_postgresql_schema_is_migrated_keeping_its_rows() {
         assert_eq!(scalar(&database, version_sql), schema::VERSION.to_string());
     }
 }
+
+/// A server that offers no TLS (it answers PostgreSQL's SSLRequest with
+/// "N") is refused when TLS is required, with an error that says so, and
+/// mfad sends it nothing in plaintext: no startup message, no user name.
+#[test]
+fn a_server_that_offers_no_tls_is_refused() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (told, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            let mut request = [0u8; 8];
+            let asked = conn.read_exact(&mut request).is_ok();
+            let _ = conn.write_all(b"N");
+            // Whatever the client sends next, until it hangs up.
+            let mut after = Vec::new();
+            let _ = conn.read_to_end(&mut after);
+            let _ = told.send((asked.then_some(request), after));
+        }
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = PgConfig {
+        host: "127.0.0.1".into(),
+        port,
+        ..pg_config("mfa")
+    };
+    let err = PgStore::open(&config, &dir.path().join("state"))
+        .err()
+        .expect("a server without TLS refused");
+    assert!(
+        err.to_string().contains("server does not support TLS"),
+        "{err}"
+    );
+    let (request, after) = heard
+        .recv_timeout(Duration::from_secs(10))
+        .expect("mfad connected");
+    // SSLRequest: length 8, code 80877103.
+    assert_eq!(
+        request,
+        Some([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]),
+        "mfad did not ask for TLS first"
+    );
+    assert!(
+        !after.windows(4).any(|w| w == b"user") && !after.windows(3).any(|w| w == b"mfa"),
+        "sent in plaintext: {:?}",
+        String::from_utf8_lossy(&after)
+    );
+}
+
+/// A certificate from the right CA for another host name is refused: the
+/// same server is accepted while its certificate names `localhost`, and
+/// refused once it names another host.
+#[test]
+fn a_certificate_for_another_host_name_is_refused() {
+    let pg = Postgres::start();
+    let config = |database: &str| PgConfig {
+        port: pg.port(),
+        tls: PgTls::VerifyFull {
+            ca_file: pg.ca_file(),
+        },
+        ..pg_config(database)
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    PgStore::open(&config(&pg.database()), &dir.path().join("state"))
+        .unwrap_or_else(|e| panic!("the certificate for localhost: {e}"));
+    pg.reissue_certificate("DNS:db.example.org", "db.example.org");
+    let other = tempfile::tempdir().expect("tmp");
+    let err = PgStore::open(&config(&pg.database()), &other.path().join("state"))
+        .err()
+        .expect("a certificate for another name refused");
+    let said = err.to_string();
+    assert!(
+        said.contains("certificate not valid for name \"localhost\""),
+        "{said}"
+    );
+}
