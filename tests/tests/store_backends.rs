@@ -1205,3 +1205,80 @@ fn a_certificate_for_another_host_name_is_refused() {
         "{said}"
     );
 }
+
+#[test]
+fn the_users_table_and_a_reset() {
+    for (name, store, _dir) in backends() {
+        confirm_totp(store.as_ref(), &["alice", "bob"]);
+        store
+            .insert_pending(&pending_totp("carol", "c1"), TOTP_LIMITS)
+            .expect("insert");
+        let users = store.users(TOTP_NOW).expect("users");
+        let names: Vec<_> = users.iter().map(|u| u.user.as_str()).collect();
+        assert_eq!(names, ["alice", "bob", "carol"], "{name}");
+        assert_eq!(users[0].methods, [FactorKind::Totp], "{name}");
+        assert_eq!((users[2].factors, users[2].pending), (0, 1), "{name}");
+        assert!(
+            store.has_confirmed_factor("alice").expect("lookup"),
+            "{name}"
+        );
+        assert!(
+            !store.has_confirmed_factor("carol").expect("lookup"),
+            "{name}: pending only"
+        );
+        assert_eq!(store.remove_user("alice").expect("reset"), 1, "{name}");
+        assert!(
+            !store.has_confirmed_factor("alice").expect("lookup"),
+            "{name}"
+        );
+        assert!(
+            !store.remove_factor("bob", "alice-f1").expect("remove"),
+            "{name}: not bob's factor"
+        );
+        assert!(
+            store.remove_factor("bob", "bob-f1").expect("remove"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn an_admin_unlock_clears_the_lockout() {
+    let forever = Lockout {
+        max_failures: 1,
+        unlock_after: 0,
+    };
+    for (name, store, _dir) in backends() {
+        confirm_totp(store.as_ref(), &["alice"]);
+        store
+            .check_factor("alice", "alice-f1", TOTP_NOW, forever, &mut |_| {
+                Verdict::Reject
+            })
+            .expect("check");
+        assert!(
+            store.users(TOTP_NOW + 1_000_000).expect("users")[0].locked,
+            "{name}"
+        );
+        assert!(
+            matches!(
+                store
+                    .check_factor(
+                        "alice",
+                        "alice-f1",
+                        TOTP_NOW + 1_000_000,
+                        forever,
+                        &mut |_| { accept(1) }
+                    )
+                    .expect("check"),
+                CodeCheck::Locked { .. }
+            ),
+            "{name}: unlock_after 0 locks until an admin unlocks"
+        );
+        assert!(store.unlock("alice", TOTP_NOW).expect("unlock"), "{name}");
+        assert!(
+            !store.unlock("alice", TOTP_NOW).expect("unlock"),
+            "{name}: no longer locked"
+        );
+        assert!(!store.users(TOTP_NOW).expect("users")[0].locked, "{name}");
+    }
+}

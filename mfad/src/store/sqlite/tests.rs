@@ -164,33 +164,6 @@ fn twenty_racing_checks_of_one_code_accept_exactly_one() {
 }
 
 #[test]
-fn users_table_and_reset() {
-    let (_tmp, dir) = state();
-    let store = confirmed_store(&dir, &["alice", "bob"]);
-    store
-        .insert_pending(&pending("carol", "c1"), LIMITS)
-        .expect("insert");
-    let users = store.users(NOW).expect("users");
-    let names: Vec<_> = users.iter().map(|u| u.user.as_str()).collect();
-    assert_eq!(names, ["alice", "bob", "carol"]);
-    assert_eq!(users[0].methods, [FactorKind::Totp]);
-    assert_eq!((users[2].factors, users[2].pending), (0, 1));
-    assert!(store.has_confirmed_factor("alice").expect("lookup"));
-    assert!(
-        !store.has_confirmed_factor("carol").expect("lookup"),
-        "pending only"
-    );
-    assert_eq!(store.remove_user("alice").expect("reset"), 1);
-    assert!(!store.has_confirmed_factor("alice").expect("lookup"));
-    assert!(!store.has_confirmed_factor("alice").expect("lookup"));
-    assert!(
-        !store.remove_factor("bob", "alice-f1").expect("remove"),
-        "not bob's factor"
-    );
-    assert!(store.remove_factor("bob", "bob-f1").expect("remove"));
-}
-
-#[test]
 fn parallel_wrong_codes_are_each_counted() {
     let (_tmp, dir) = state();
     let store = Arc::new(confirmed_store(&dir, &["alice"]));
@@ -283,34 +256,6 @@ fn lockout_refuses_without_checking_then_ends() {
         ),
         "success reset the count"
     );
-}
-
-#[test]
-fn admin_unlock_clears_the_lockout() {
-    let (_tmp, dir) = state();
-    let store = confirmed_store(&dir, &["alice"]);
-    let forever = Lockout {
-        max_failures: 1,
-        unlock_after: 0,
-    };
-    store
-        .check_factor("alice", "alice-f1", NOW, forever, &mut |_| Verdict::Reject)
-        .expect("check");
-    assert!(store.users(NOW + 1_000_000).expect("users")[0].locked);
-    assert!(matches!(
-        store
-            .check_factor("alice", "alice-f1", NOW + 1_000_000, forever, &mut |_| {
-                accept(1)
-            })
-            .expect("check"),
-        CodeCheck::Locked { .. }
-    ));
-    assert!(store.unlock("alice", NOW).expect("unlock"));
-    assert!(
-        !store.unlock("alice", NOW).expect("unlock"),
-        "no longer locked"
-    );
-    assert!(!store.users(NOW).expect("users")[0].locked);
 }
 
 /// Every byte mfad keeps in the state directory, key file aside.
