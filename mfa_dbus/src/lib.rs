@@ -3,6 +3,11 @@
 //! `mfad` serves it, `pam_mfa.so`, `mfactl` and the tests consume it. Nothing
 //! here depends on the daemon, so the PAM module stays small.
 
+/// Seconds pam_mfa allows, unless its `timeout=` option says otherwise,
+/// for connecting to the bus and for each call to mfad: whatever mfad must
+/// decide within one call (a store deadline) has to fit below it.
+pub const DEFAULT_CALL_TIMEOUT_SECS: u64 = 10;
+
 pub mod client;
 pub mod error;
 pub mod names;

@@ -47,6 +47,11 @@ fn main() -> ExitCode {
         if let Err(e) = mfad::mechanism::email::check_files(&config.email) {
             check.errors.push(e);
         }
+        if let mfad::config::StoreConfig::Postgres(pg) = &config.store {
+            let (warnings, errors) = mfad::store::postgres::check_config(pg);
+            check.warnings.extend(warnings);
+            check.errors.extend(errors);
+        }
         for warning in &check.warnings {
             eprintln!("mfad: {}: warning: {warning}", args.config.display());
         }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// Seconds allowed for connecting to the bus and for each call to mfad.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_TIMEOUT_SECS: u64 = mfa_dbus::DEFAULT_CALL_TIMEOUT_SECS;
 pub const MAX_TIMEOUT_SECS: u64 = 300;
 
 /// What to do when mfad cannot be reached at all.

@@ -37,9 +37,21 @@ pub fn make_test_certificates(dir: &Path) {
             &format!("/CN=pam_mfa test {ca}"),
         ]);
     }
+    make_server_certificate(dir, "DNS:localhost,IP:127.0.0.1");
+}
+
+/// (Re)make `server.pem`/`server.key` in `dir`: a P-256 certificate for
+/// the names `san` lists (`DNS:…,IP:…`), for server authentication,
+/// signed by the test CA there (`ca.pem`/`ca.key`), valid for two days.
+pub fn make_server_certificate(dir: &Path, san: &str) {
+    let ssl = |args: &[&str]| {
+        let mut cmd = Command::new("openssl");
+        cmd.current_dir(dir).args(args);
+        run("openssl", &mut cmd, "", crate::QUICK).assert_success("openssl");
+    };
     std::fs::write(
         dir.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        format!("subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
     )
     .expect("san.ext");
     ssl(&[

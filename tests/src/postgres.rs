@@ -294,6 +294,12 @@ impl Postgres {
 
     /// Run SQL in `database` through psql on the socket.
     pub fn psql(&self, database: &str, sql: &str) -> String {
+        self.psql_input(database, sql, "")
+    }
+
+    /// [`Postgres::psql`] with `input` on its standard input (for
+    /// `COPY … FROM STDIN`).
+    pub fn psql_input(&self, database: &str, sql: &str, input: &str) -> String {
         let out = run(
             "psql",
             Command::new("psql")
@@ -312,7 +318,7 @@ impl Postgres {
                     "-c",
                     sql,
                 ]),
-            "",
+            input,
             crate::QUICK,
         );
         out.assert_success("psql");
@@ -377,14 +383,50 @@ impl Postgres {
         )
     }
 
+    /// Serve, from now on, a certificate for the names `san` lists
+    /// (`DNS:…`) signed by the same test CA: the server reloads it, and this
+    /// returns once a verifying client connecting to `localhost` sees it.
+    pub fn reissue_certificate(&self, san: &str, names: &str) {
+        crate::certs::make_server_certificate(self.dir.path(), san);
+        self.own_server_files();
+        self.psql("postgres", "SELECT pg_reload_conf()");
+        let deadline = std::time::Instant::now() + crate::QUICK;
+        loop {
+            let out = run(
+                "psql",
+                Command::new("psql").arg(format!(
+                    "host=localhost port={} user=mfa dbname=postgres sslmode=verify-full sslrootcert={}",
+                    self.port,
+                    self.ca_file().display()
+                )).args(["-At", "-c", "SELECT 1"]),
+                "",
+                crate::QUICK,
+            );
+            if out.stderr.contains(names) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never served the certificate for {names}: {}",
+                out.describe()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// A test CA and a server certificate for `localhost` and 127.0.0.1,
     /// and a second CA that signed nothing.
     fn make_certificates(&self) {
         let d = self.dir.path();
         crate::certs::make_test_certificates(d);
+        self.own_server_files();
+    }
+
+    /// The server's key and certificate: the server's own, private.
+    fn own_server_files(&self) {
         let postgres = nix_user("postgres");
         for file in ["server.key", "server.pem"] {
-            let path = d.join(file);
+            let path = self.dir.path().join(file);
             std::os::unix::fs::chown(&path, Some(postgres), None).expect("chown");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         }

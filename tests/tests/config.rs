@@ -404,3 +404,46 @@ fn policy_unlock_is_ask_or_never() {
     let (t, line) = insert_after(&text, "[policy]", "unlock = \"sometimes\"");
     assert_refused(dir.path(), "sometimes", &t, "policy.unlock", Some(line));
 }
+
+/// The database password file must be private to mfad (0600): a 0644 one
+/// is refused by --check-config, which names the file; a `[store] timeout`
+/// not below pam_mfa's default per-call timeout is warned about (issue 10).
+#[test]
+fn check_config_refuses_a_readable_password_file_and_warns_of_a_long_store_timeout() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = valid(dir.path());
+    let password = dir.path().join("db-password");
+    std::fs::write(&password, "secret\n").expect("write");
+    let store = |timeout: u64| {
+        format!(
+            "{base}[store]\nbackend = \"postgresql\"\nhost = \"db.example.org\"\n\
+             ca_file = \"/etc/mfa/db-ca.pem\"\npassword_file = \"{}\"\ntimeout = {timeout}\n",
+            password.display()
+        )
+    };
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert_refused(
+        dir.path(),
+        "readable-password",
+        &store(3),
+        &password.display().to_string(),
+        None,
+    );
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let path = dir.path().join("private-password.toml");
+    std::fs::write(&path, store(3)).expect("write");
+    let quiet = check(&path);
+    quiet.assert_success("0600 password file");
+    assert!(!quiet.stderr.contains("warning"), "{}", quiet.stderr);
+
+    let module = mfa_dbus::DEFAULT_CALL_TIMEOUT_SECS;
+    std::fs::write(&path, store(module)).expect("write");
+    let long = check(&path);
+    long.assert_success("a long timeout is a warning");
+    assert!(
+        long.stderr.contains("warning: store.timeout") && long.stderr.contains("per-call timeout"),
+        "{}",
+        long.stderr
+    );
+}

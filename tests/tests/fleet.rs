@@ -647,3 +647,57 @@ fn mfad_started_while_the_database_is_down_waits_for_it_and_serves() {
         .assert_rc(PAM_SUCCESS);
     assert_eq!(host.daemon.pid(), pid, "the same mfad, never restarted");
 }
+
+/// PostgreSQL stopped at once (`pg_ctl stop -m immediate`) while a login
+/// is in flight, after its Start and before its Answer: that login is
+/// denied (store-unavailable) within the deadline, nothing of it is
+/// written (no failure counted, the counter where it was), and once the
+/// database is back the same code logs in, on either host.
+#[test]
+fn the_database_stopped_between_start_and_answer_denies_that_login_and_nothing_is_half_written() {
+    let pg = Postgres::start();
+    let fleet = fleet_on(&pg, DaemonConfig::default());
+    let dave = users::named("dave");
+    let token = fleet.a.enrol_hotp(&dave, 6);
+    let next = token.next_counter();
+    let counter_sql = format!("SELECT counter FROM factors WHERE id = '{}'", token.id);
+    let before = pg.psql(&fleet.database, &counter_sql);
+    assert!(!before.trim().is_empty(), "no factor row");
+
+    let mut login = fleet.a.prepare(&dave, &[&token.hotp_code(next)]);
+    login.sync = true;
+    let mut pending = login.spawn(&fleet.a.pam);
+    assert!(pending.wait_at_prompt(mfa_tests::QUICK), "no prompt");
+    pg.crash();
+    let started = Instant::now();
+    pending.release();
+    let denied = pending.finish();
+    let took = started.elapsed();
+    denied.assert_rc(PAM_AUTH_ERR);
+    assert!(took < Duration::from_secs(9), "took {took:?}");
+    assert!(
+        fleet.a.daemon.log().contains("reason=store-unavailable"),
+        "{}",
+        fleet.a.daemon.log()
+    );
+
+    pg.restart();
+    assert_eq!(
+        failures(&pg, &fleet.database, "dave"),
+        0,
+        "a failure counted"
+    );
+    assert_eq!(
+        pg.psql(&fleet.database, &counter_sql),
+        before,
+        "the counter moved"
+    );
+    fleet
+        .b
+        .login(&dave, &[&token.hotp_code(next)])
+        .assert_rc(PAM_SUCCESS);
+    fleet
+        .a
+        .login(&dave, &[&token.hotp_code(next + 1)])
+        .assert_rc(PAM_SUCCESS);
+}

@@ -7,10 +7,13 @@
 
 use mfa_tests::postgres::Postgres;
 use mfad::config::{PgConfig, PgTls};
-use mfad::mechanism::{Advance, Algorithm, FactorData, FactorKind, OtpParams, Verdict};
+use mfad::mechanism::otp::hotp;
+use mfad::mechanism::{
+    Advance, Algorithm, FactorData, FactorKind, Mechanism, OtpParams, Response, Totp, Verdict,
+};
 use mfad::store::{
     CodeCheck, Confirmation, FactorLimits, FactorRecord, FactorStore, Inserted, Lockout, PgStore,
-    RecoveryUse, SqliteStore, Store,
+    RecoveryUse, SettingStore, SqliteStore, Store,
 };
 use std::path::Path;
 use std::sync::{Arc, Barrier};
@@ -657,4 +660,625 @@ fn a_store_on_the_local_socket_opens_with_the_session_limits() {
         .insert_confirmed(&[factor("ivan", "i1")])
         .expect("insert");
     assert!(store.has_confirmed_factor("ivan").expect("read"));
+}
+
+/// A backend that can be opened again on what it holds, as a restarted
+/// mfad would: the SQLite store in its state directory, or a PostgreSQL
+/// database with the state directory holding the key.
+struct Reopenable {
+    name: &'static str,
+    dir: tempfile::TempDir,
+    /// The PostgreSQL database; `None` for SQLite.
+    database: Option<String>,
+}
+
+impl Reopenable {
+    fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn open(&self) -> Arc<dyn Store> {
+        match &self.database {
+            None => Arc::new(SqliteStore::open(&self.state()).expect("sqlite")),
+            Some(database) => Arc::new(open_pg(&self.state(), database)),
+        }
+    }
+
+    /// Everything the store keeps, as bytes: SQLite's files in the state
+    /// directory (the key file aside), or every row of every PostgreSQL
+    /// table as psql prints it (bytea in hex).
+    fn stored_bytes(&self) -> Vec<u8> {
+        match &self.database {
+            None => {
+                let mut all = Vec::new();
+                for entry in std::fs::read_dir(self.state()).expect("state").flatten() {
+                    if entry.file_name() != mfad::store::KEY_FILE {
+                        all.extend(std::fs::read(entry.path()).expect("read"));
+                    }
+                }
+                all
+            }
+            Some(database) => {
+                let pg = Postgres::shared();
+                let tables = pg.psql(
+                    database,
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+                );
+                let mut all = String::new();
+                for table in tables.lines().filter(|t| !t.is_empty()) {
+                    all.push_str(&pg.psql(database, &format!("SELECT t::text FROM {table} t")));
+                }
+                all.into_bytes()
+            }
+        }
+    }
+}
+
+fn reopenables() -> Vec<Reopenable> {
+    vec![
+        Reopenable {
+            name: "sqlite",
+            dir: tempfile::tempdir().expect("tmp"),
+            database: None,
+        },
+        Reopenable {
+            name: "postgresql",
+            dir: tempfile::tempdir().expect("tmp"),
+            database: Some(fresh_database()),
+        },
+    ]
+}
+
+const TOTP_KEY: &[u8] = b"12345678901234567890";
+const TOTP_NOW: u64 = 1_700_000_010;
+const TOTP_LIMITS: FactorLimits = FactorLimits {
+    max_pending: 3,
+    max_factors: 20,
+};
+const TOTP_LOCKOUT: Lockout = Lockout {
+    max_failures: 10,
+    unlock_after: 900,
+};
+
+fn totp() -> Totp {
+    Totp {
+        skew: 1,
+        max_drift: 10,
+        defaults: Default::default(),
+    }
+}
+
+fn pending_totp(user: &str, id: &str) -> FactorRecord {
+    FactorRecord {
+        id: id.into(),
+        user: user.into(),
+        kind: FactorKind::Totp,
+        label: "phone".into(),
+        counter: 0,
+        data: FactorData::Otp(OtpParams {
+            secret: TOTP_KEY.to_vec(),
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+            drift: 0,
+        }),
+        confirmed: false,
+        approved: false,
+        created: TOTP_NOW,
+        last_used: 0,
+        expires: TOTP_NOW + 600,
+    }
+}
+
+/// The TOTP code `step_offset` steps from TOTP_NOW.
+fn totp_code(step_offset: i64) -> String {
+    hotp(
+        TOTP_KEY,
+        ((TOTP_NOW / 30) as i64 + step_offset) as u64,
+        6,
+        Algorithm::Sha1,
+    )
+}
+
+fn otp(factor: &FactorRecord, code: &str, now: u64) -> Verdict {
+    totp().verify(factor, &(), &Response::Text(code.to_string()), now)
+}
+
+/// Whether the store accepts the code `step_offset` steps from TOTP_NOW
+/// for `user`'s factor `<user>-f1`.
+fn accepts(store: &dyn Store, user: &str, step_offset: i64) -> bool {
+    let code = totp_code(step_offset);
+    matches!(
+        store
+            .check_factor(
+                user,
+                &format!("{user}-f1"),
+                TOTP_NOW,
+                TOTP_LOCKOUT,
+                &mut |f| otp(f, &code, TOTP_NOW)
+            )
+            .expect("check"),
+        CodeCheck::Accepted(_)
+    )
+}
+
+/// Enrol and confirm `<user>-f1` (a TOTP factor) for each user.
+fn confirm_totp(store: &dyn Store, users: &[&str]) {
+    for user in users {
+        let id = format!("{user}-f1");
+        store
+            .insert_pending(&pending_totp(user, &id), TOTP_LIMITS)
+            .expect("insert");
+        let confirmed = store
+            .confirm(user, &id, TOTP_NOW, TOTP_LIMITS, &mut |f| {
+                otp(f, &totp_code(-1), TOTP_NOW)
+            })
+            .expect("confirm");
+        assert!(
+            matches!(confirmed, Confirmation::Confirmed(_)),
+            "{confirmed:?}"
+        );
+    }
+}
+
+#[test]
+fn a_code_is_used_once_and_the_counter_survives_a_reopen() {
+    for backend in reopenables() {
+        let name = backend.name;
+        {
+            let store = backend.open();
+            confirm_totp(store.as_ref(), &["alice"]);
+            assert!(accepts(store.as_ref(), "alice", 0), "{name}");
+            assert!(!accepts(store.as_ref(), "alice", 0), "{name}: used twice");
+        }
+        let store = backend.open();
+        assert!(
+            !accepts(store.as_ref(), "alice", 0),
+            "{name}: used again after a reopen"
+        );
+        assert!(accepts(store.as_ref(), "alice", 1), "{name}: next step");
+    }
+}
+
+#[test]
+fn a_lockout_survives_a_reopen() {
+    let strict = Lockout {
+        max_failures: 3,
+        unlock_after: 60,
+    };
+    for backend in reopenables() {
+        let name = backend.name;
+        {
+            let store = backend.open();
+            confirm_totp(store.as_ref(), &["alice"]);
+            for _ in 0..3 {
+                store
+                    .check_factor("alice", "alice-f1", TOTP_NOW, strict, &mut |_| {
+                        Verdict::Reject
+                    })
+                    .expect("check");
+            }
+        }
+        let store = backend.open();
+        let mut checked = false;
+        let locked = store
+            .check_factor("alice", "alice-f1", TOTP_NOW + 59, strict, &mut |_| {
+                checked = true;
+                accept(u64::MAX / 4)
+            })
+            .expect("check");
+        assert!(
+            matches!(locked, CodeCheck::Locked { until } if until == TOTP_NOW + 60),
+            "{name}: {locked:?}"
+        );
+        assert!(!checked, "{name}: a locked user's code was checked");
+        assert!(
+            matches!(
+                store
+                    .check_factor("alice", "alice-f1", TOTP_NOW + 60, strict, &mut |_| {
+                        accept(u64::MAX / 4)
+                    })
+                    .expect("check"),
+                CodeCheck::Accepted(_)
+            ),
+            "{name}: the lockout ends"
+        );
+        assert!(
+            matches!(
+                store
+                    .check_factor("alice", "alice-f1", TOTP_NOW + 60, strict, &mut |_| {
+                        Verdict::Reject
+                    })
+                    .expect("check"),
+                CodeCheck::Rejected { failures: 1, .. }
+            ),
+            "{name}: success reset the count"
+        );
+    }
+}
+
+#[test]
+fn pending_factors_are_not_usable_and_expire() {
+    for (name, store, _dir) in backends() {
+        store
+            .insert_pending(&pending_totp("bob", "bob-f1"), TOTP_LIMITS)
+            .expect("insert");
+        assert!(!accepts(store.as_ref(), "bob", 0), "{name}: pending used");
+        assert_eq!(
+            store.factors("bob", TOTP_NOW).expect("list").len(),
+            1,
+            "{name}"
+        );
+        assert!(
+            store
+                .factors("bob", TOTP_NOW + 601)
+                .expect("list")
+                .is_empty(),
+            "{name}: not expired"
+        );
+        let late = store
+            .confirm("bob", "bob-f1", TOTP_NOW + 601, TOTP_LIMITS, &mut |f| {
+                otp(f, &totp_code(0), TOTP_NOW)
+            })
+            .expect("confirm");
+        assert!(matches!(late, Confirmation::NotFound), "{name}: {late:?}");
+        let wrong = store
+            .confirm("bob", "bob-f1", TOTP_NOW, TOTP_LIMITS, &mut |_| {
+                Verdict::Reject
+            })
+            .expect("confirm");
+        assert!(
+            matches!(wrong, Confirmation::WrongCode),
+            "{name}: {wrong:?}"
+        );
+        assert!(
+            !store.factors("bob", TOTP_NOW).expect("list")[0].confirmed,
+            "{name}: confirmed by a wrong code"
+        );
+    }
+}
+
+#[test]
+fn a_confirmed_import_is_all_or_nothing() {
+    for (name, store, _dir) in backends() {
+        let mut a = pending_totp("alice", "a1");
+        a.confirmed = true;
+        let b = FactorRecord {
+            id: "a1".into(),
+            user: "bob".into(),
+            ..a.clone()
+        };
+        assert!(
+            store.insert_confirmed(&[a.clone(), b]).is_err(),
+            "{name}: duplicate id accepted"
+        );
+        assert!(
+            store.users(TOTP_NOW).expect("users").is_empty(),
+            "{name}: half an import kept"
+        );
+        store.insert_confirmed(&[a]).expect("import");
+        let factors = store.factors("alice", TOTP_NOW).expect("list");
+        assert_eq!(factors.len(), 1, "{name}");
+        assert!(factors[0].confirmed, "{name}");
+    }
+}
+
+#[test]
+fn the_store_holds_no_plaintext_secret() {
+    for backend in reopenables() {
+        let name = backend.name;
+        let store = backend.open();
+        confirm_totp(store.as_ref(), &["alice"]);
+        assert!(
+            accepts(store.as_ref(), "alice", 0),
+            "{name}: sealed secrets still verify"
+        );
+        drop(store);
+        let bytes = backend.stored_bytes();
+        assert!(
+            bytes.windows(b"alice-f1".len()).any(|w| w == b"alice-f1"),
+            "{name}: the dump holds no factor row"
+        );
+        let base32 = mfad::mechanism::otpauth::encode_base32(TOTP_KEY);
+        let hex: String = TOTP_KEY.iter().map(|b| format!("{b:02x}")).collect();
+        for needle in [
+            TOTP_KEY,
+            base32.as_bytes(),
+            b"GEZDGNBVGY3TQOJQ",
+            hex.as_bytes(),
+        ] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{name}: found {:?}",
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+}
+
+/// A database left by an older mfad — only the schema steps up to version
+/// 1 or 2, holding rows — is brought to the current version when mfad
+/// opens it: every row kept and still working, the new tables usable, and
+/// a second start changes nothing.
+#[test]
+fn an_old_postgresql_schema_is_migrated_keeping_its_rows() {
+    use mfad::store::postgres::schema;
+    let pg = Postgres::shared();
+    let scalar = |database: &str, sql: &str| pg.psql(database, sql).trim().to_string();
+    for old in [1i64, 2] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let state = dir.path().join("state");
+        // The rows, written by this mfad (with its key) into a scratch
+        // database: the tables of versions 1 and 2 are as they were made.
+        let scratch = fresh_database();
+        let source = open_pg(&state, &scratch);
+        fill(&source);
+        let mut expected = source.export().expect("export");
+        drop(source);
+        expected.invitations.clear(); // a version 3 table
+
+        let database = fresh_database();
+        let steps: String = schema::STEPS
+            .iter()
+            .filter(|(v, _)| *v <= old)
+            .map(|(_, sql)| *sql)
+            .collect();
+        pg.psql(&database, &steps);
+        for table in [
+            "factors",
+            "recovery_codes",
+            "lockout",
+            "user_settings",
+            "trusted_devices",
+        ] {
+            let rows = pg.psql(&scratch, &format!("COPY {table} TO STDOUT"));
+            assert!(!rows.trim().is_empty(), "version {old}: no {table} rows");
+            pg.psql_input(&database, &format!("COPY {table} FROM STDIN"), &rows);
+        }
+        let meta = pg.psql(
+            &scratch,
+            "COPY (SELECT * FROM mfa_meta WHERE key <> 'schema_version') TO STDOUT",
+        );
+        assert!(meta.contains("key_fingerprint"), "{meta}");
+        pg.psql_input(&database, "COPY mfa_meta FROM STDIN", &meta);
+        pg.psql(
+            &database,
+            &format!(
+                "INSERT INTO mfa_meta VALUES ('schema_version', '{old}');
+                 SELECT setval(pg_get_serial_sequence('factors', 'seq'), max(seq)) FROM factors;
+                 SELECT setval(pg_get_serial_sequence('recovery_codes', 'id'), max(id)) FROM recovery_codes;
+                 SELECT setval(pg_get_serial_sequence('trusted_devices', 'seq'), max(seq)) FROM trusted_devices;"
+            ),
+        );
+        if old >= 2 {
+            pg.psql(
+                &database,
+                &format!(
+                    "INSERT INTO audit_log (host, time, event, user_name, service, rhost, outcome, reason, detail)
+                     VALUES ('old-host', {NOW}, 'login', 'gina', 'sshd', '', 'allow', '', '')"
+                ),
+            );
+        }
+        // It really is the old schema.
+        assert_eq!(
+            scalar(&database, "SELECT to_regclass('invitations') IS NULL"),
+            "t",
+            "version {old}"
+        );
+        assert_eq!(
+            scalar(&database, "SELECT to_regclass('audit_log') IS NULL"),
+            if old < 2 { "t" } else { "f" },
+            "version {old}"
+        );
+
+        let store = open_pg(&state, &database);
+        let version_sql = "SELECT value FROM mfa_meta WHERE key = 'schema_version'";
+        assert_eq!(
+            scalar(&database, version_sql),
+            schema::VERSION.to_string(),
+            "version {old}: not migrated"
+        );
+        assert_eq!(
+            store.export().expect("export"),
+            expected,
+            "version {old}: rows changed"
+        );
+        if old >= 2 {
+            assert_eq!(
+                scalar(
+                    &database,
+                    "SELECT count(*) FROM audit_log WHERE host = 'old-host'"
+                ),
+                "1",
+                "version {old}: audit row lost"
+            );
+        }
+        // What it held still works: the counter goes on, the used
+        // recovery code stays used, the new table takes an invitation.
+        let check = store
+            .check_factor("gina", "g1", NOW, LENIENT, &mut |f| accept(f.counter + 1))
+            .expect("check");
+        assert!(
+            matches!(check, CodeCheck::Accepted(ref f) if f.counter == 8),
+            "version {old}: {check:?}"
+        );
+        assert_eq!(
+            store.unused_recovery_codes("gina").expect("codes").len(),
+            1,
+            "version {old}"
+        );
+        store
+            .put_invitation("gina", "g2", 2100, NOW)
+            .expect("invite");
+        assert!(
+            store
+                .invitation("gina", NOW)
+                .expect("invitation")
+                .is_some_and(|i| i.factor == "g2"),
+            "version {old}"
+        );
+        let after = store.export().expect("export");
+        drop(store);
+        // Another host starting on it: nothing to do, nothing changed.
+        let again = open_pg(&state, &database);
+        assert_eq!(again.export().expect("export"), after, "version {old}");
+        assert_eq!(scalar(&database, version_sql), schema::VERSION.to_string());
+    }
+}
+
+/// A server that offers no TLS (it answers PostgreSQL's SSLRequest with
+/// "N") is refused when TLS is required, with an error that says so, and
+/// mfad sends it nothing in plaintext: no startup message, no user name.
+#[test]
+fn a_server_that_offers_no_tls_is_refused() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (told, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            let mut request = [0u8; 8];
+            let asked = conn.read_exact(&mut request).is_ok();
+            let _ = conn.write_all(b"N");
+            // Whatever the client sends next, until it hangs up.
+            let mut after = Vec::new();
+            let _ = conn.read_to_end(&mut after);
+            let _ = told.send((asked.then_some(request), after));
+        }
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = PgConfig {
+        host: "127.0.0.1".into(),
+        port,
+        ..pg_config("mfa")
+    };
+    let err = PgStore::open(&config, &dir.path().join("state"))
+        .err()
+        .expect("a server without TLS refused");
+    assert!(
+        err.to_string().contains("server does not support TLS"),
+        "{err}"
+    );
+    let (request, after) = heard
+        .recv_timeout(Duration::from_secs(10))
+        .expect("mfad connected");
+    // SSLRequest: length 8, code 80877103.
+    assert_eq!(
+        request,
+        Some([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]),
+        "mfad did not ask for TLS first"
+    );
+    assert!(
+        !after.windows(4).any(|w| w == b"user") && !after.windows(3).any(|w| w == b"mfa"),
+        "sent in plaintext: {:?}",
+        String::from_utf8_lossy(&after)
+    );
+}
+
+/// A certificate from the right CA for another host name is refused: the
+/// same server is accepted while its certificate names `localhost`, and
+/// refused once it names another host.
+#[test]
+fn a_certificate_for_another_host_name_is_refused() {
+    let pg = Postgres::start();
+    let config = |database: &str| PgConfig {
+        port: pg.port(),
+        tls: PgTls::VerifyFull {
+            ca_file: pg.ca_file(),
+        },
+        ..pg_config(database)
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    PgStore::open(&config(&pg.database()), &dir.path().join("state"))
+        .unwrap_or_else(|e| panic!("the certificate for localhost: {e}"));
+    pg.reissue_certificate("DNS:db.example.org", "db.example.org");
+    let other = tempfile::tempdir().expect("tmp");
+    let err = PgStore::open(&config(&pg.database()), &other.path().join("state"))
+        .err()
+        .expect("a certificate for another name refused");
+    let said = err.to_string();
+    assert!(
+        said.contains("certificate not valid for name \"localhost\""),
+        "{said}"
+    );
+}
+
+#[test]
+fn the_users_table_and_a_reset() {
+    for (name, store, _dir) in backends() {
+        confirm_totp(store.as_ref(), &["alice", "bob"]);
+        store
+            .insert_pending(&pending_totp("carol", "c1"), TOTP_LIMITS)
+            .expect("insert");
+        let users = store.users(TOTP_NOW).expect("users");
+        let names: Vec<_> = users.iter().map(|u| u.user.as_str()).collect();
+        assert_eq!(names, ["alice", "bob", "carol"], "{name}");
+        assert_eq!(users[0].methods, [FactorKind::Totp], "{name}");
+        assert_eq!((users[2].factors, users[2].pending), (0, 1), "{name}");
+        assert!(
+            store.has_confirmed_factor("alice").expect("lookup"),
+            "{name}"
+        );
+        assert!(
+            !store.has_confirmed_factor("carol").expect("lookup"),
+            "{name}: pending only"
+        );
+        assert_eq!(store.remove_user("alice").expect("reset"), 1, "{name}");
+        assert!(
+            !store.has_confirmed_factor("alice").expect("lookup"),
+            "{name}"
+        );
+        assert!(
+            !store.remove_factor("bob", "alice-f1").expect("remove"),
+            "{name}: not bob's factor"
+        );
+        assert!(
+            store.remove_factor("bob", "bob-f1").expect("remove"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn an_admin_unlock_clears_the_lockout() {
+    let forever = Lockout {
+        max_failures: 1,
+        unlock_after: 0,
+    };
+    for (name, store, _dir) in backends() {
+        confirm_totp(store.as_ref(), &["alice"]);
+        store
+            .check_factor("alice", "alice-f1", TOTP_NOW, forever, &mut |_| {
+                Verdict::Reject
+            })
+            .expect("check");
+        assert!(
+            store.users(TOTP_NOW + 1_000_000).expect("users")[0].locked,
+            "{name}"
+        );
+        assert!(
+            matches!(
+                store
+                    .check_factor(
+                        "alice",
+                        "alice-f1",
+                        TOTP_NOW + 1_000_000,
+                        forever,
+                        &mut |_| { accept(1) }
+                    )
+                    .expect("check"),
+                CodeCheck::Locked { .. }
+            ),
+            "{name}: unlock_after 0 locks until an admin unlocks"
+        );
+        assert!(store.unlock("alice", TOTP_NOW).expect("unlock"), "{name}");
+        assert!(
+            !store.unlock("alice", TOTP_NOW).expect("unlock"),
+            "{name}: no longer locked"
+        );
+        assert!(!store.users(TOTP_NOW).expect("users")[0].locked, "{name}");
+    }
 }

@@ -16,7 +16,7 @@
 //! and the next call connects again.
 
 mod history;
-mod schema;
+pub mod schema;
 mod snapshot;
 
 use super::history::History;
@@ -756,6 +756,40 @@ async fn confirmed_count(
         .await?
         .get(0);
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// What `mfad --check-config` finds in a PostgreSQL `[store]` beyond its
+/// syntax, as (warnings, errors): a password file that group or others
+/// can read is refused (mfad would refuse to start with it); a `timeout`
+/// that is not below pam_mfa's default per-call timeout is warned about,
+/// since a login waiting on the database would then be cut off by the
+/// module instead of denied by mfad (`store-unavailable`).
+pub fn check_config(config: &PgConfig) -> (Vec<String>, Vec<String>) {
+    let (mut warnings, mut errors) = (Vec::new(), Vec::new());
+    let module = std::time::Duration::from_secs(mfa_dbus::DEFAULT_CALL_TIMEOUT_SECS);
+    if config.timeout >= module {
+        warnings.push(format!(
+            "store.timeout = {} is not below pam_mfa's default per-call timeout ({} s): \
+             a login waiting on the database would be cut off by the module before mfad \
+             denies it; set it lower, or raise the module's timeout= above it",
+            config.timeout.as_secs(),
+            module.as_secs()
+        ));
+    }
+    if let Some(file) = &config.password_file {
+        match std::fs::metadata(file) {
+            Err(e) => warnings.push(format!(
+                "store.password_file {}: {e}; mfad cannot connect without it",
+                file.display()
+            )),
+            Ok(_) => {
+                if let Err(e) = read_password(file) {
+                    errors.push(format!("store.password_file: {e}"));
+                }
+            }
+        }
+    }
+    (warnings, errors)
 }
 
 fn read_password(path: &Path) -> Result<String, String> {
@@ -1602,6 +1636,66 @@ mod tests {
         ] {
             assert!(!unreachable(Some(code)), "{code}");
         }
+    }
+
+    fn config(timeout: u64, password_file: Option<PathBuf>) -> PgConfig {
+        PgConfig {
+            host: "db.example.org".into(),
+            port: 5432,
+            dbname: "mfa".into(),
+            user: "mfa".into(),
+            password_file,
+            tls: PgTls::VerifyFull {
+                ca_file: "/etc/mfa/db-ca.pem".into(),
+            },
+            timeout: std::time::Duration::from_secs(timeout),
+        }
+    }
+
+    #[test]
+    fn check_config_warns_of_a_timeout_not_below_the_modules() {
+        let module = mfa_dbus::DEFAULT_CALL_TIMEOUT_SECS;
+        for timeout in [1, 3, module - 1] {
+            assert_eq!(
+                check_config(&config(timeout, None)),
+                (vec![], vec![]),
+                "{timeout}"
+            );
+        }
+        for timeout in [module, module + 5] {
+            let (warnings, errors) = check_config(&config(timeout, None));
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!(warnings.len(), 1, "{timeout}: {warnings:?}");
+            assert!(
+                warnings[0].contains(&format!("store.timeout = {timeout} "))
+                    && warnings[0].contains(&format!("({module} s)")),
+                "{warnings:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn check_config_refuses_a_password_file_others_can_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("db-password");
+        std::fs::write(&file, "secret\n").expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let (warnings, errors) = check_config(&config(3, Some(file.clone())));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains(&file.display().to_string()) && errors[0].contains("0644"),
+            "{errors:?}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(check_config(&config(3, Some(file))), (vec![], vec![]));
+        let (warnings, errors) = check_config(&config(3, Some(dir.path().join("missing"))));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("missing"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

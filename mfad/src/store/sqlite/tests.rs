@@ -146,19 +146,6 @@ fn corrupt_or_truncated_store_is_refused_and_left_alone() {
 }
 
 #[test]
-fn code_used_once_and_counter_survives_reopen() {
-    let (_tmp, dir) = state();
-    {
-        let store = confirmed_store(&dir, &["alice"]);
-        assert!(accepts(&store, "alice", 0));
-        assert!(!accepts(&store, "alice", 0));
-    }
-    let store = SqliteStore::open(&dir).expect("reopen");
-    assert!(!accepts(&store, "alice", 0));
-    assert!(accepts(&store, "alice", 1));
-}
-
-#[test]
 fn twenty_racing_checks_of_one_code_accept_exactly_one() {
     let (_tmp, dir) = state();
     let store = Arc::new(confirmed_store(&dir, &["alice"]));
@@ -174,89 +161,6 @@ fn twenty_racing_checks_of_one_code_accept_exactly_one() {
         .filter(|ok| *ok)
         .count();
     assert_eq!(accepted, 1);
-}
-
-#[test]
-fn pending_factors_are_not_usable_and_expire() {
-    let (_tmp, dir) = state();
-    let store = SqliteStore::open(&dir).expect("open");
-    store
-        .insert_pending(&pending("bob", "b1"), LIMITS)
-        .expect("insert");
-    let totp = Totp {
-        skew: 1,
-        max_drift: 10,
-        defaults: Default::default(),
-    };
-    assert!(!accepts(&store, "bob", 0));
-    assert_eq!(store.factors("bob", NOW).expect("list").len(), 1);
-    assert!(store.factors("bob", NOW + 601).expect("list").is_empty());
-    let late = store
-        .confirm("bob", "b1", NOW + 601, LIMITS, &mut |f| {
-            otp(&totp, f, &code(0), NOW)
-        })
-        .expect("confirm");
-    assert!(matches!(late, Confirmation::NotFound));
-    let wrong = store
-        .confirm("bob", "b1", NOW, LIMITS, &mut |_| Verdict::Reject)
-        .expect("confirm");
-    assert!(matches!(wrong, Confirmation::WrongCode));
-    assert!(
-        !store.factors("bob", NOW).expect("list")[0].confirmed,
-        "still pending after a wrong code"
-    );
-}
-
-#[test]
-fn users_table_and_reset() {
-    let (_tmp, dir) = state();
-    let store = confirmed_store(&dir, &["alice", "bob"]);
-    store
-        .insert_pending(&pending("carol", "c1"), LIMITS)
-        .expect("insert");
-    let users = store.users(NOW).expect("users");
-    let names: Vec<_> = users.iter().map(|u| u.user.as_str()).collect();
-    assert_eq!(names, ["alice", "bob", "carol"]);
-    assert_eq!(users[0].methods, [FactorKind::Totp]);
-    assert_eq!((users[2].factors, users[2].pending), (0, 1));
-    assert!(store.has_confirmed_factor("alice").expect("lookup"));
-    assert!(
-        !store.has_confirmed_factor("carol").expect("lookup"),
-        "pending only"
-    );
-    assert_eq!(store.remove_user("alice").expect("reset"), 1);
-    assert!(!store.has_confirmed_factor("alice").expect("lookup"));
-    assert!(!store.has_confirmed_factor("alice").expect("lookup"));
-    assert!(
-        !store.remove_factor("bob", "alice-f1").expect("remove"),
-        "not bob's factor"
-    );
-    assert!(store.remove_factor("bob", "bob-f1").expect("remove"));
-}
-
-#[test]
-fn confirmed_import_is_all_or_nothing() {
-    let (_tmp, dir) = state();
-    let store = SqliteStore::open(&dir).expect("open");
-    let mut a = pending("alice", "a1");
-    a.confirmed = true;
-    let b = FactorRecord {
-        id: "a1".into(),
-        user: "bob".into(),
-        ..a.clone()
-    };
-    assert!(
-        store.insert_confirmed(&[a.clone(), b]).is_err(),
-        "duplicate id"
-    );
-    assert!(
-        store.users(NOW).expect("users").is_empty(),
-        "nothing imported"
-    );
-    store.insert_confirmed(&[a]).expect("import");
-    let factors = store.factors("alice", NOW).expect("list");
-    assert_eq!(factors.len(), 1);
-    assert!(factors[0].confirmed);
 }
 
 #[test]
@@ -354,34 +258,6 @@ fn lockout_refuses_without_checking_then_ends() {
     );
 }
 
-#[test]
-fn admin_unlock_clears_the_lockout() {
-    let (_tmp, dir) = state();
-    let store = confirmed_store(&dir, &["alice"]);
-    let forever = Lockout {
-        max_failures: 1,
-        unlock_after: 0,
-    };
-    store
-        .check_factor("alice", "alice-f1", NOW, forever, &mut |_| Verdict::Reject)
-        .expect("check");
-    assert!(store.users(NOW + 1_000_000).expect("users")[0].locked);
-    assert!(matches!(
-        store
-            .check_factor("alice", "alice-f1", NOW + 1_000_000, forever, &mut |_| {
-                accept(1)
-            })
-            .expect("check"),
-        CodeCheck::Locked { .. }
-    ));
-    assert!(store.unlock("alice", NOW).expect("unlock"));
-    assert!(
-        !store.unlock("alice", NOW).expect("unlock"),
-        "no longer locked"
-    );
-    assert!(!store.users(NOW).expect("users")[0].locked);
-}
-
 /// Every byte mfad keeps in the state directory, key file aside.
 fn stored_bytes(dir: &Path) -> Vec<u8> {
     let mut all = Vec::new();
@@ -391,22 +267,6 @@ fn stored_bytes(dir: &Path) -> Vec<u8> {
         }
     }
     all
-}
-
-#[test]
-fn the_store_holds_no_plaintext_secret() {
-    let (_tmp, dir) = state();
-    let store = confirmed_store(&dir, &["alice"]);
-    assert!(accepts(&store, "alice", 0), "sealed secrets still verify");
-    let bytes = stored_bytes(&dir);
-    assert!(!bytes.is_empty());
-    let base32 = crate::mechanism::otpauth::encode_base32(KEY);
-    for needle in [KEY, base32.as_bytes(), b"GEZDGNBVGY3TQOJQ"] {
-        assert!(
-            !bytes.windows(needle.len()).any(|w| w == needle),
-            "found {needle:?}"
-        );
-    }
 }
 
 #[test]
