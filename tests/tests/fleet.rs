@@ -2,10 +2,11 @@
 //! directories with the same key, two buses — on one real database, logins
 //! through real libpam on each. A code works once fleet-wide, also when 50
 //! logins race with it across both; a counter never goes back; a lockout
-//! earned on one host holds on the other; a recovery code is used once; a
-//! database that is down or frozen refuses within the deadline, and mfad
-//! recovers by itself when it is back; a host killed mid-transaction leaves
-//! nothing behind; audit shows every host; a host's SQLite store moves in.
+//! earned on one host holds on the other; a TOTP step and a recovery code
+//! are used once; a database that is down or frozen refuses within the
+//! deadline, and mfad recovers by itself when it is back; a host killed
+//! mid-transaction leaves nothing behind; audit shows every host; a host's
+//! SQLite store moves in.
 //! Codes from oathtool.
 
 use mfa_tests::daemon::DaemonConfig;
@@ -214,6 +215,25 @@ fn mfactl_audit_on_any_host_shows_every_hosts_decisions_with_its_name() {
         "{}",
         table.describe()
     );
+}
+
+/// A TOTP time step, once used on one host, is used on every host: the
+/// same code and an older one are refused on the other.
+#[test]
+fn a_totp_code_used_on_one_host_is_refused_on_the_other() {
+    let fleet = fleet();
+    let dave = users::named("dave");
+    let totp = mfa_tests::otp::Totp::default_params();
+    let enrolled = fleet.a.enrol_totp(&dave, &totp);
+    // One step ahead of the confirmation: inside the skew window even if
+    // the step changes while the logins run.
+    let code = totp.code(1);
+    fleet.a.login(&dave, &[&code]).assert_rc(PAM_SUCCESS);
+    fleet.b.login(&dave, &[&code]).assert_rc(PAM_MAXTRIES);
+    fleet
+        .b
+        .login(&dave, &[&enrolled.confirm_code])
+        .assert_rc(PAM_MAXTRIES);
 }
 
 #[test]
@@ -468,24 +488,8 @@ fn kill_9_of_one_host_mid_transaction_loses_nothing_on_the_other() {
     let next = token.next_counter();
     // Another session shares alice's factor row: A's check takes her lock,
     // accepts the code, and waits to move the counter.
-    let holder = pg.session(
-        &fleet.database,
-        &format!(
-            "BEGIN; SELECT id FROM factors WHERE id = '{}' FOR SHARE;",
-            token.id
-        ),
-    );
-    let login = fleet
-        .a
-        .prepare(&alice, &[&token.hotp_code(next)])
-        .spawn(&fleet.a.pam);
-    let waiting = "SELECT count(*) FROM pg_stat_activity
-                   WHERE application_name = 'mfad' AND wait_event_type = 'Lock'";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pg.psql(&fleet.database, waiting).trim() != "1" {
-        assert!(Instant::now() < deadline, "A's check never reached the row");
-        std::thread::yield_now();
-    }
+    let (holder, login) =
+        login_waiting_for_its_factor_row(pg, &fleet, &alice, &token, &token.hotp_code(next));
     fleet.a.daemon.kill9();
     holder.end();
     assert_ne!(login.finish().rc, PAM_SUCCESS, "A died before its commit");
@@ -514,6 +518,31 @@ fn kill_9_of_one_host_mid_transaction_loses_nothing_on_the_other() {
 
 /// One count from `pg_stat_activity`: mfad's sessions in `database` that
 /// match `condition`.
+/// A login on host A with `code` whose check, holding `user`'s lock, waits
+/// for the factor row a psql session (returned with it) holds FOR SHARE.
+fn login_waiting_for_its_factor_row(
+    pg: &Postgres,
+    fleet: &Fleet,
+    user: &mfa_tests::TestUser,
+    token: &mfa_tests::probe::Enrolled,
+    code: &str,
+) -> (mfa_tests::postgres::Session, mfa_tests::pam::PendingLogin) {
+    let holder = pg.session(
+        &fleet.database,
+        &format!(
+            "BEGIN; SELECT id FROM factors WHERE id = '{}' FOR SHARE;",
+            token.id
+        ),
+    );
+    let login = fleet.a.prepare(user, &[code]).spawn(&fleet.a.pam);
+    wait_until(
+        "A's check waits for the factor row",
+        Duration::from_secs(10),
+        || mfad_sessions(pg, &fleet.database, "wait_event_type = 'Lock'") == 1,
+    );
+    (holder, login)
+}
+
 fn mfad_sessions(pg: &Postgres, database: &str, condition: &str) -> u32 {
     pg.psql(
         database,
@@ -551,22 +580,8 @@ fn a_host_frozen_mid_transaction_does_not_lock_the_user_out_elsewhere() {
     let next = token.next_counter();
     // A's check takes alice's lockout row, accepts the code, and waits for
     // the factor row a psql session shares ...
-    let holder = pg.session(
-        &fleet.database,
-        &format!(
-            "BEGIN; SELECT id FROM factors WHERE id = '{}' FOR SHARE;",
-            token.id
-        ),
-    );
-    let frozen = fleet
-        .a
-        .prepare(&alice, &[&token.hotp_code(next)])
-        .spawn(&fleet.a.pam);
-    wait_until(
-        "A's check waits for the factor row",
-        Duration::from_secs(5),
-        || mfad_sessions(pg, &fleet.database, "wait_event_type = 'Lock'") == 1,
-    );
+    let (holder, frozen) =
+        login_waiting_for_its_factor_row(pg, &fleet, &alice, &token, &token.hotp_code(next));
     // ... and is stopped there: once the row is free, its database session
     // moves the counter and idles in the transaction, alice's lock held,
     // the commit never sent.
