@@ -174,6 +174,48 @@ fn two_logins_within_the_resend_delay_share_one_mail() {
     assert_eq!(smtp.mail_count(&to), 1);
 }
 
+/// A fleet (issue 10): two hosts on one PostgreSQL share a user's code and
+/// its resend delay. A login on B within the delay sends no second mail and
+/// takes the code A sent; A's login then finds it spent.
+#[test]
+fn two_hosts_on_one_database_share_the_resend_delay_and_spend_a_code_once() {
+    let pg = mfa_tests::postgres::Postgres::shared();
+    let store = pg.store_table(&pg.database());
+    let email = Smtp::shared().email_table(Mode::Starttls, "resend_delay = 300");
+    let host = |seed_key, name: &str| {
+        World::with_config(&DaemonConfig {
+            policy_tables: format!("{store}\n{email}"),
+            max_tries: 1,
+            seed_key,
+            hostname: Some(name.into()),
+            ..DaemonConfig::default()
+        })
+    };
+    let a = host(None, "host-a");
+    let b = host(
+        Some(a.daemon.state_dir().join(mfad::store::KEY_FILE)),
+        "host-b",
+    );
+    let smtp = Smtp::shared();
+    let carol = users::named("carol");
+    let to = address(&carol);
+    set_email(&a, &carol, &to);
+    let mut on_a = login(&a, &carol);
+    prompt(&a, &mut on_a);
+    let code = code_in(&smtp.wait_for_mail(&to, MAIL), 6);
+    let mut on_b = login(&b, &carol);
+    let asked = prompt(&b, &mut on_b);
+    assert!(
+        asked.contains("a moment ago") && asked.contains("can be sent in"),
+        "{asked:?}"
+    );
+    on_b.answer(&code);
+    on_b.finish().assert_rc(PAM_SUCCESS);
+    on_a.answer(&code);
+    assert_ne!(on_a.finish().rc, PAM_SUCCESS, "spent on the other host");
+    assert_eq!(smtp.mail_count(&to), 1, "one mail for the fleet");
+}
+
 #[test]
 fn a_new_code_replaces_the_old_and_a_typo_sends_none() {
     let world = world_with(
