@@ -59,3 +59,65 @@ impl MfaError {
         }
     }
 }
+
+impl MfaError {
+    /// The error mfad sent as `name` (a D-Bus error name) with `message`;
+    /// `None` for a name that is not one of mfad's.
+    pub fn from_wire(name: &str, message: String) -> Option<MfaError> {
+        let variant = name
+            .strip_prefix(crate::names::ERROR_PREFIX)?
+            .strip_prefix('.')?;
+        Some(match variant {
+            "AccessDenied" => MfaError::AccessDenied(message),
+            "InvalidArgument" => MfaError::InvalidArgument(message),
+            "NotFound" => MfaError::NotFound(message),
+            "UnknownHandle" => MfaError::UnknownHandle(message),
+            "WrongCode" => MfaError::WrongCode(message),
+            "PolicyDenied" => MfaError::PolicyDenied(message),
+            "LimitReached" => MfaError::LimitReached(message),
+            "DeviceFailed" => MfaError::DeviceFailed(message),
+            "Pending" => MfaError::Pending(message),
+            "StepUpRequired" => MfaError::StepUpRequired(message),
+            "Store" => MfaError::Store(message),
+            "Internal" => MfaError::Internal(message),
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zbus::DBusError;
+
+    /// Every error mfad can send reads back as itself: the names zbus
+    /// gives the variants are the ones the synchronous client knows.
+    #[test]
+    fn every_variant_reads_back_from_its_wire_name() {
+        let m = || "why".to_string();
+        let all = [
+            MfaError::AccessDenied(m()),
+            MfaError::InvalidArgument(m()),
+            MfaError::NotFound(m()),
+            MfaError::UnknownHandle(m()),
+            MfaError::WrongCode(m()),
+            MfaError::PolicyDenied(m()),
+            MfaError::LimitReached(m()),
+            MfaError::DeviceFailed(m()),
+            MfaError::Pending(m()),
+            MfaError::StepUpRequired(m()),
+            MfaError::Store(m()),
+            MfaError::Internal(m()),
+        ];
+        for error in all {
+            let name = error.name().to_string();
+            assert_eq!(MfaError::from_wire(&name, m()), Some(error), "{name}");
+        }
+        assert_eq!(MfaError::from_wire("org.pam_mfa.Error.Nope", m()), None);
+        assert_eq!(
+            MfaError::from_wire("org.freedesktop.DBus.Error.AccessDenied", m()),
+            None
+        );
+        assert_eq!(MfaError::from_wire("org.pam_mfa.ErrorX.Store", m()), None);
+    }
+}

@@ -9,16 +9,16 @@
 pub const DEFAULT_CALL_TIMEOUT_SECS: u64 = 10;
 
 pub mod client;
+pub mod conversation;
 pub mod error;
 pub mod names;
 pub mod proxy;
 pub mod socket;
 pub mod types;
+pub mod wire;
 
-pub use client::{
-    connect, run_login, run_step_up, Answer, ClientError, Conversation, ConversationAborted,
-    LoginConnection, Outcome,
-};
+pub use client::{connect, run_step_up, ConnectError};
+pub use conversation::{Answer, ClientError, Conversation, ConversationAborted, Outcome};
 pub use error::MfaError;
 pub use names::*;
 pub use proxy::{AdminProxy, FactorsProxy, LoginProxy};

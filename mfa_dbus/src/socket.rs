@@ -1,4 +1,4 @@
-//! The client end of the login socket: root PAM clients reach mfad peer to
+//! The checks the client makes on the login socket: root PAM clients reach mfad peer to
 //! peer, with trust from the kernel alone.
 //!
 //! Before a byte is sent: the socket's directory and the socket itself must
@@ -8,46 +8,11 @@
 //! reaches anything else. The path comes from the PAM line or
 //! [`crate::LOGIN_SOCKET`], never from the environment.
 
-use crate::client::{within, ClientError, TRUSTED_UID};
+use crate::conversation::{ClientError, TRUSTED_UID};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
-use std::time::Duration;
-use zbus::Connection;
 
-/// A peer-to-peer connection to mfad on the socket at `path`.
-pub async fn connect(path: &Path, timeout: Duration) -> Result<Connection, ClientError> {
-    check_path(path).map_err(|e| *e)?;
-    let unreachable = |source| ClientError::Unreachable {
-        address: path.display().to_string(),
-        source,
-    };
-    let connected = async {
-        let stream = tokio::net::UnixStream::connect(path)
-            .await
-            .map_err(|e| unreachable(zbus::Error::InputOutput(e.into())))?;
-        let server = stream
-            .peer_cred()
-            .map_err(|e| untrusted(path, format!("cannot read the server's credentials: {e}")))?
-            .uid();
-        if server != TRUSTED_UID {
-            return Err(untrusted(
-                path,
-                format!("the server runs as uid {server}, not root"),
-            ));
-        }
-        // No SASL exchange: the kernel has vouched for the server, and mfad
-        // for this end (see mfad's bus/socket.rs).
-        zbus::connection::Builder::authenticated_socket(stream, zbus::Guid::generate())
-            .map_err(unreachable)?
-            .p2p()
-            .build()
-            .await
-            .map_err(unreachable)
-    };
-    within(timeout, connected).await?
-}
-
-fn untrusted(path: &Path, problem: String) -> ClientError {
+pub(crate) fn untrusted(path: &Path, problem: String) -> ClientError {
     ClientError::UntrustedSocket {
         path: path.display().to_string(),
         problem,
@@ -56,7 +21,7 @@ fn untrusted(path: &Path, problem: String) -> ClientError {
 
 /// The directory and the socket: root's, and writable by no one else.
 /// (Boxed: the error is large and this is the rare path.)
-fn check_path(path: &Path) -> Result<(), Box<ClientError>> {
+pub(crate) fn check_path(path: &Path) -> Result<(), Box<ClientError>> {
     let refuse = |problem: String| Box::new(untrusted(path, problem));
     if !path.is_absolute() {
         return Err(refuse("not an absolute path".into()));
@@ -67,9 +32,10 @@ fn check_path(path: &Path) -> Result<(), Box<ClientError>> {
     let missing = |what: &Path, e: std::io::Error| {
         Box::new(ClientError::Unreachable {
             address: path.display().to_string(),
-            source: zbus::Error::InputOutput(
-                std::io::Error::new(e.kind(), format!("{}: {e}", what.display())).into(),
-            ),
+            source: Box::new(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", what.display()),
+            )),
         })
     };
     let dir_meta = std::fs::symlink_metadata(dir).map_err(|e| missing(dir, e))?;

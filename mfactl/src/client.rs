@@ -4,9 +4,9 @@
 use crate::error::Error;
 use crate::prompt;
 use mfa_dbus::{
-    AdminProxy, AuditEntry, ClientError, DeviceInfo, EnrolOptions, EnrolmentOffer, Explanation,
-    FactorInfo, FactorsProxy, ImportOptions, ImportReport, MfaError, Outcome, PolicyCheck,
-    UserSettings, UserSummary,
+    AdminProxy, AuditEntry, ClientError, ConnectError, DeviceInfo, EnrolOptions, EnrolmentOffer,
+    Explanation, FactorInfo, FactorsProxy, ImportOptions, ImportReport, MfaError, Outcome,
+    PolicyCheck, UserSettings, UserSummary,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -29,12 +29,8 @@ impl Client {
             mfa_dbus::connect(address, CONNECT_TIMEOUT)
                 .await
                 .map_err(|e| match e {
-                    ClientError::Unreachable { source, .. } => Error::from_bus(&source, address),
-                    ClientError::Timeout(limit) => Error::timeout(address, limit),
-                    other => Error::Unreachable {
-                        address: address.to_string(),
-                        detail: other.to_string(),
-                    },
+                    ConnectError::Bus(source) => Error::from_bus(&source, address),
+                    ConnectError::Timeout(limit) => Error::timeout(address, limit),
                 })?;
         Ok(Client {
             connection,

@@ -4,18 +4,14 @@
 
 use mfa_dbus::{ClientError, Conversation, LoginRequest, Outcome};
 
-/// Why mfad gave no decision.
+/// Why mfad gave no decision. (Boxed: `ClientError` is large and this is
+/// the rare path.)
 #[derive(Debug)]
-pub enum LoginError {
-    /// The module could not set up its event loop.
-    Runtime(std::io::Error),
-    /// Boxed: `ClientError` is large and this is the rare path.
-    Client(Box<ClientError>),
-}
+pub struct LoginError(pub Box<ClientError>);
 
 impl From<ClientError> for LoginError {
     fn from(error: ClientError) -> Self {
-        LoginError::Client(Box::new(error))
+        LoginError(Box::new(error))
     }
 }
 

@@ -14,7 +14,7 @@ use crate::sys::{
     PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_CONV_ERR, PAM_IGNORE, PAM_MAXTRIES, PAM_SERVICE_ERR,
     PAM_SUCCESS, PAM_SYSTEM_ERR, PAM_USER_UNKNOWN,
 };
-use mfa_dbus::{ClientError, DenyReason, MfaError, Outcome};
+use mfa_dbus::{ClientError, DenyReason, Outcome};
 use std::fmt::Write as _;
 use std::os::raw::c_int;
 
@@ -51,8 +51,7 @@ pub enum End {
     BadItem,
     /// A module argument on the PAM line is unknown or malformed.
     BadOptions,
-    /// libpam passed no handle, or the module could not set up its event
-    /// loop.
+    /// libpam passed no handle.
     SystemError,
     /// The module panicked (a bug); the panic did not reach the application.
     Panicked,
@@ -111,9 +110,12 @@ impl End {
             End::Unreachable
         };
         match error {
-            ClientError::Unreachable { .. } | ClientError::Timeout(_) => lost,
-            ClientError::Daemon(MfaError::ZBus(e)) if mfad_is_gone(e) => lost,
-            ClientError::Daemon(_) => End::DaemonError,
+            ClientError::Unreachable { .. } | ClientError::Lost(_) | ClientError::Timeout(_) => {
+                lost
+            }
+            ClientError::Daemon(_) | ClientError::Refused { .. } | ClientError::Protocol(_) => {
+                End::DaemonError
+            }
             ClientError::ConversationAborted => End::ConversationFailed,
             ClientError::TooManySteps => End::TooManySteps,
             ClientError::Untrusted { .. } | ClientError::UntrustedSocket { .. } => End::Untrusted,
@@ -179,34 +181,11 @@ impl End {
             End::NoUser => "no usable user name",
             End::BadItem => "a PAM item is unreadable or not UTF-8",
             End::BadOptions => "unknown or malformed module option",
-            End::SystemError => "the module could not set up its I/O",
+            End::SystemError => "libpam passed no PAM handle",
             End::Panicked => "internal error in the module",
             End::SetCred => "pam_setcred (no credentials to set)",
             End::NotAuthStack => "used in an account, session or password stack",
         }
-    }
-}
-
-/// Bus-level failures that mean mfad is not there to answer, as opposed to
-/// an answer that refuses. A refusal by the bus policy (AccessDenied) is not
-/// among them: that is a configuration error and fails closed.
-fn mfad_is_gone(error: &zbus::Error) -> bool {
-    match error {
-        zbus::Error::InputOutput(_) => true,
-        zbus::Error::MethodError(name, _, _) => {
-            let name = name.as_str();
-            matches!(
-                name,
-                "org.freedesktop.DBus.Error.ServiceUnknown"
-                    | "org.freedesktop.DBus.Error.NameHasNoOwner"
-                    | "org.freedesktop.DBus.Error.NoReply"
-                    | "org.freedesktop.DBus.Error.Timeout"
-                    | "org.freedesktop.DBus.Error.TimedOut"
-                    | "org.freedesktop.DBus.Error.Disconnected"
-                    | "org.freedesktop.DBus.Error.NoServer"
-            ) || name.starts_with("org.freedesktop.DBus.Error.Spawn.")
-        }
-        _ => false,
     }
 }
 
@@ -275,9 +254,8 @@ pub fn table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mfa_dbus::MfaError;
     use std::time::Duration;
-    use zbus::message::Message;
-    use zbus::names::OwnedErrorName;
 
     fn both(end: End) -> (c_int, c_int) {
         (end.pam_code(FailMode::Closed), end.pam_code(FailMode::Open))
@@ -447,19 +425,13 @@ mod tests {
     }
 
     fn method_error(name: &str) -> ClientError {
-        let reply = Message::method_call("/org/pam_mfa/Mfad1", "Start")
-            .and_then(|b| b.build(&()))
-            .expect("a message");
-        let name = OwnedErrorName::try_from(name).expect("an error name");
-        ClientError::Daemon(MfaError::ZBus(zbus::Error::MethodError(name, None, reply)))
+        ClientError::from_error_reply(name, "why".into())
     }
 
     fn unreachable() -> ClientError {
         ClientError::Unreachable {
             address: "unix:path=/nonexistent".into(),
-            source: zbus::Error::InputOutput(std::sync::Arc::new(std::io::Error::from(
-                std::io::ErrorKind::NotFound,
-            ))),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::NotFound)),
         }
     }
 
@@ -515,6 +487,15 @@ mod tests {
                 ClientError::Daemon(MfaError::Internal("bug".into())),
                 End::DaemonError,
             ),
+            (method_error("org.pam_mfa.Error.Store"), End::DaemonError),
+            (
+                ClientError::Lost("the connection was closed".into()),
+                End::Unreachable,
+            ),
+            (
+                ClientError::Protocol("a reply of signature \"s\"".into()),
+                End::DaemonError,
+            ),
             (ClientError::ConversationAborted, End::ConversationFailed),
             (ClientError::TooManySteps, End::TooManySteps),
         ];
@@ -529,6 +510,7 @@ mod tests {
             unreachable(),
             ClientError::Timeout(Duration::from_secs(1)),
             method_error("org.freedesktop.DBus.Error.ServiceUnknown"),
+            ClientError::Lost("the connection was closed".into()),
         ] {
             let end = End::from_client_error(&error, true);
             assert_eq!(end, End::LostMidLogin, "{error:?}");

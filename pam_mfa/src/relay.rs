@@ -53,14 +53,7 @@ pub fn authenticate_with<H: PamHandle>(
             }
             End::from_outcome(outcome, options.skip)
         }
-        Err(LoginError::Runtime(e)) => {
-            pam.syslog(
-                Priority::Error,
-                &format!("cannot set up the event loop: {e}"),
-            );
-            End::SystemError
-        }
-        Err(LoginError::Client(e)) => {
+        Err(LoginError(e)) => {
             let end = End::from_client_error(&e, started);
             let priority = match end {
                 End::ConversationFailed => Priority::Notice,
@@ -623,22 +616,6 @@ mod tests {
             PAM_AUTH_ERR
         );
         assert!(!pam.log_text().contains("8f3a1c"), "{}", pam.log_text());
-    }
-
-    #[test]
-    fn runtime_failure_is_system_err() {
-        let mut pam = FakePam::sshd();
-        let mfad = FakeMfad::new(vec![]).failing_at(0, || {
-            LoginError::Runtime(std::io::Error::from_raw_os_error(libc::EMFILE))
-        });
-        let open = Options {
-            failmode: FailMode::Open,
-            ..Options::default()
-        };
-        assert_eq!(
-            run(&mut pam, &open, false, &mfad),
-            crate::sys::PAM_SYSTEM_ERR
-        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! A login leaves the host process (sshd, sudo, su) with the threads and file
-//! descriptors it had: the per-call runtime and its helper threads are gone
+//! descriptors it had: the client starts no thread, and its socket is closed
 //! when the call returns. One test in this binary, so no other test's
 //! threads are counted.
 
@@ -75,11 +75,11 @@ fn login(socket: &Path, transport: Transport) -> Result<mfa_dbus::Outcome, Login
 fn timed_out_and_unreachable(silent: &Path, missing: &Path) {
     for transport in [Transport::Bus, Transport::Socket] {
         match login(silent, transport) {
-            Err(LoginError::Client(e)) if matches!(*e, ClientError::Timeout(_)) => {}
+            Err(LoginError(e)) if matches!(*e, ClientError::Timeout(_)) => {}
             other => panic!("{transport:?}: expected a timeout, got {other:?}"),
         }
         match login(missing, transport) {
-            Err(LoginError::Client(e)) if matches!(*e, ClientError::Unreachable { .. }) => {}
+            Err(LoginError(e)) if matches!(*e, ClientError::Unreachable { .. }) => {}
             other => panic!("{transport:?}: expected an unreachable mfad, got {other:?}"),
         }
     }
@@ -89,7 +89,7 @@ fn timed_out_and_unreachable(silent: &Path, missing: &Path) {
 fn no_thread_or_descriptor_left_after_failed_logins() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     // A socket that accepts connections (into its backlog) but never
-    // answers: zbus connects, starts the handshake and times out.
+    // answers: the module connects, sends Start and times out.
     let silent = dir.path().join("silent.sock");
     let _listener = UnixListener::bind(&silent).expect("bind a unix socket");
     // Root's alone, so the module takes it for a login socket too (it

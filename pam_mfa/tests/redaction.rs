@@ -92,7 +92,7 @@ fn no_ending_logs_or_shows_the_code_or_the_handle() {
         || Err(ClientError::ConversationAborted.into()),
         || daemon_error(MfaError::UnknownHandle(format!("no login {HANDLE}"))),
         || daemon_error(MfaError::Internal("internal error; see mfad's log".into())),
-        || Err(LoginError::Runtime(std::io::Error::other("no event loop"))),
+        || Err(ClientError::Lost("the connection was closed".into()).into()),
     ];
     let options = Options {
         debug: true,

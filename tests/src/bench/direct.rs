@@ -1,19 +1,18 @@
 //! Where a pam_mfa login's time goes: the calls `pam_mfa.so` makes
-//! (`src/transport.rs` there: a current-thread runtime per login, a fresh
-//! connection to mfad's login socket, Login1.Start, Login1.Answer,
-//! disconnect), made directly from
-//! the benchmark with mfa_dbus and timed one by one. The difference to a
+//! (mfa_dbus's synchronous client: a fresh connection to mfad's login
+//! socket, Login1.Start, Login1.Answer, disconnect), made directly from
+//! the benchmark with the same client and timed one by one. The difference to a
 //! PAM login is libpam plus the module's own work.
 
-use mfa_dbus::{LoginProxy, LoginRequest, StepKind, BUS_NAME, OBJECT_PATH};
+use mfa_dbus::wire::login::{step_from, LoginLink, StepFields};
+use mfa_dbus::{LoginRequest, Step, StepKind};
 use std::time::{Duration, Instant};
 
 const CALL_LIMIT: Duration = Duration::from_secs(5);
 
 /// Stage names, in order.
-pub const STAGES: [(&str, &str); 7] = [
+pub const STAGES: [(&str, &str); 6] = [
     ("total", "the same calls as pam_mfa.so, without libpam"),
-    ("runtime", "build the current-thread tokio runtime"),
     (
         "connect",
         "connect to the login socket, check it and its server (SO_PEERCRED)",
@@ -23,7 +22,7 @@ pub const STAGES: [(&str, &str); 7] = [
         "answer",
         "Login1.Answer (mfad: verify, store write + fsync)",
     ),
-    ("teardown", "drop the connection, shut the runtime down"),
+    ("teardown", "close the connection"),
     (
         "ping",
         "for scale: Peer.Ping to mfad on the open connection",
@@ -51,69 +50,34 @@ impl Direct {
         };
         let mut stages = Vec::with_capacity(STAGES.len());
         let started = Instant::now();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| format!("runtime: {e}"))?;
         let mut mark = Instant::now();
-        stages.push(("runtime", lap(&mut mark)));
-        let (result, ping) = runtime
-            .block_on(async {
-                let conn = mfa_dbus::socket::connect(&self.socket, CALL_LIMIT)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                stages.push(("connect", lap(&mut mark)));
-                let proxy = LoginProxy::builder(&conn)
-                    .cache_properties(zbus::proxy::CacheProperties::No)
-                    .build()
-                    .await
-                    .map_err(|e| format!("proxy: {e}"))?;
-                let (handle, step) = proxy
-                    .start(&request)
-                    .await
-                    .map_err(|e| format!("Start: {e}"))?;
-                stages.push(("start", lap(&mut mark)));
-                if step.kind != StepKind::PromptEchoOff {
-                    return Err(format!("Start returned {step:?}"));
-                }
-                let step = proxy
-                    .answer(&handle, code, 0)
-                    .await
-                    .map_err(|e| format!("Answer: {e}"))?;
-                stages.push(("answer", lap(&mut mark)));
-                let allowed = step.kind == StepKind::Allow;
-                let ping_started = Instant::now();
-                conn.call_method(
-                    Some(BUS_NAME),
-                    OBJECT_PATH,
-                    Some("org.freedesktop.DBus.Peer"),
-                    "Ping",
-                    &(),
-                )
-                .await
-                .map_err(|e| format!("Ping: {e}"))?;
-                let ping = elapsed(ping_started);
-                mark = Instant::now();
-                drop(conn);
-                Ok::<_, String>((allowed, ping))
-            })
-            .map(|(allowed, ping)| {
-                (
-                    if allowed {
-                        Ok(())
-                    } else {
-                        Err("denied".to_string())
-                    },
-                    ping,
-                )
-            })?;
-        runtime.shutdown_timeout(Duration::from_secs(1));
+        let mut link = LoginLink::socket(&self.socket, CALL_LIMIT).map_err(|e| e.to_string())?;
+        stages.push(("connect", lap(&mut mark)));
+        let (handle, step): (String, Step) = link
+            .call("Start", &(&request,))
+            .map_err(|e| format!("Start: {e}"))?;
+        stages.push(("start", lap(&mut mark)));
+        if step.kind != StepKind::PromptEchoOff {
+            return Err(format!("Start returned {step:?}"));
+        }
+        let fields: StepFields = link
+            .call("Answer", &(handle.as_str(), code, 0u64))
+            .map_err(|e| format!("Answer: {e}"))?;
+        let step = step_from(fields);
+        stages.push(("answer", lap(&mut mark)));
+        let ping_started = Instant::now();
+        link.ping().map_err(|e| format!("Ping: {e}"))?;
+        let ping = elapsed(ping_started);
+        mark = Instant::now();
+        drop(link);
         stages.push(("teardown", lap(&mut mark)));
         // The ping is not part of a login.
         stages.push(("total", elapsed(started).saturating_sub(ping)));
         stages.push(("ping", ping));
-        result.map(|()| stages)
+        if step.kind != StepKind::Allow {
+            return Err("denied".to_string());
+        }
+        Ok(stages)
     }
 }
 
