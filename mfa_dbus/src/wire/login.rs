@@ -196,29 +196,19 @@ impl LoginLink {
 
     /// `org.freedesktop.DBus.Peer.Ping`: one round trip, for scale.
     pub fn ping(&mut self) -> Result<(), ClientError> {
-        let deadline = Instant::now() + self.timeout;
-        let (bytes, serial) = self
-            .link
-            .call(
-                self.destination.as_deref(),
-                OBJECT_PATH,
-                "org.freedesktop.DBus.Peer",
-                "Ping",
-                &(),
-            )
-            .map_err(protocol)?;
-        self.link
-            .send(&bytes, deadline)
-            .map_err(lost(self.timeout))?;
-        decode(
-            self.link
-                .reply(serial, deadline)
-                .map_err(lost(self.timeout))?,
-        )
+        self.call_on("org.freedesktop.DBus.Peer", "Ping", &())
     }
 
     /// One Login1 call (`member` with `args`), within the timeout.
     pub fn call<A, R>(&mut self, member: &str, args: &A) -> Result<R, ClientError>
+    where
+        A: serde::Serialize + Args,
+        R: DeserializeOwned + Args,
+    {
+        self.call_on(LOGIN_INTERFACE, member, args)
+    }
+
+    fn call_on<A, R>(&mut self, interface: &str, member: &str, args: &A) -> Result<R, ClientError>
     where
         A: serde::Serialize + Args,
         R: DeserializeOwned + Args,
@@ -229,7 +219,7 @@ impl LoginLink {
             .call(
                 self.destination.as_deref(),
                 OBJECT_PATH,
-                LOGIN_INTERFACE,
+                interface,
                 member,
                 args,
             )
